@@ -1,0 +1,1 @@
+"""Public protocol constants of spindlex_tw (mirrors ``spindlex.protocol``)."""

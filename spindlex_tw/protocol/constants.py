@@ -1,0 +1,90 @@
+"""Numbers users of the server API compare against, named as in the RFCs.
+
+Hook return codes and channel-open reasons are the SpindleX public API; the
+SSH message numbers and disconnect reasons are those of RFC 4250-4254, and the
+SFTP status codes those of draft-ietf-secsh-filexfer-02.
+"""
+
+from typing import Final
+
+# --- Authentication hook results (SpindleX API) --------------------------------
+AUTH_SUCCESSFUL: Final = 0
+AUTH_FAILED: Final = 1
+AUTH_PARTIAL: Final = 2
+
+# --- Channel open results (RFC 4254 section 5.1) --------------------------------
+SSH_OPEN_CONNECT_SUCCESS: Final = 0
+SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: Final = 1
+SSH_OPEN_CONNECT_FAILED: Final = 2
+SSH_OPEN_UNKNOWN_CHANNEL_TYPE: Final = 3
+SSH_OPEN_RESOURCE_SHORTAGE: Final = 4
+
+CHANNEL_SESSION: Final = "session"
+CHANNEL_DIRECT_TCPIP: Final = "direct-tcpip"
+CHANNEL_FORWARDED_TCPIP: Final = "forwarded-tcpip"
+CHANNEL_X11: Final = "x11"
+
+# --- Message numbers (RFC 4250 section 4.1) ---------------------------------------
+SSH_MSG_DISCONNECT: Final = 1
+SSH_MSG_IGNORE: Final = 2
+SSH_MSG_UNIMPLEMENTED: Final = 3
+SSH_MSG_DEBUG: Final = 4
+SSH_MSG_SERVICE_REQUEST: Final = 5
+SSH_MSG_SERVICE_ACCEPT: Final = 6
+SSH_MSG_EXT_INFO: Final = 7
+SSH_MSG_KEXINIT: Final = 20
+SSH_MSG_NEWKEYS: Final = 21
+SSH_MSG_KEX_ECDH_INIT: Final = 30
+SSH_MSG_KEX_ECDH_REPLY: Final = 31
+SSH_MSG_USERAUTH_REQUEST: Final = 50
+SSH_MSG_USERAUTH_FAILURE: Final = 51
+SSH_MSG_USERAUTH_SUCCESS: Final = 52
+SSH_MSG_USERAUTH_BANNER: Final = 53
+SSH_MSG_USERAUTH_PK_OK: Final = 60
+SSH_MSG_USERAUTH_PASSWD_CHANGEREQ: Final = 60
+SSH_MSG_USERAUTH_INFO_REQUEST: Final = 60
+SSH_MSG_USERAUTH_INFO_RESPONSE: Final = 61
+SSH_MSG_GLOBAL_REQUEST: Final = 80
+SSH_MSG_REQUEST_SUCCESS: Final = 81
+SSH_MSG_REQUEST_FAILURE: Final = 82
+SSH_MSG_CHANNEL_OPEN: Final = 90
+SSH_MSG_CHANNEL_OPEN_CONFIRMATION: Final = 91
+SSH_MSG_CHANNEL_OPEN_FAILURE: Final = 92
+SSH_MSG_CHANNEL_WINDOW_ADJUST: Final = 93
+SSH_MSG_CHANNEL_DATA: Final = 94
+SSH_MSG_CHANNEL_EXTENDED_DATA: Final = 95
+SSH_MSG_CHANNEL_EOF: Final = 96
+SSH_MSG_CHANNEL_CLOSE: Final = 97
+SSH_MSG_CHANNEL_REQUEST: Final = 98
+SSH_MSG_CHANNEL_SUCCESS: Final = 99
+SSH_MSG_CHANNEL_FAILURE: Final = 100
+
+SSH_EXTENDED_DATA_STDERR: Final = 1
+
+# --- Disconnect reasons (RFC 4250 section 4.2.2) --------------------------------
+SSH_DISCONNECT_HOST_NOT_ALLOWED_TO_CONNECT: Final = 1
+SSH_DISCONNECT_PROTOCOL_ERROR: Final = 2
+SSH_DISCONNECT_KEY_EXCHANGE_FAILED: Final = 3
+SSH_DISCONNECT_RESERVED: Final = 4
+SSH_DISCONNECT_MAC_ERROR: Final = 5
+SSH_DISCONNECT_COMPRESSION_ERROR: Final = 6
+SSH_DISCONNECT_SERVICE_NOT_AVAILABLE: Final = 7
+SSH_DISCONNECT_PROTOCOL_VERSION_NOT_SUPPORTED: Final = 8
+SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE: Final = 9
+SSH_DISCONNECT_CONNECTION_LOST: Final = 10
+SSH_DISCONNECT_BY_APPLICATION: Final = 11
+SSH_DISCONNECT_TOO_MANY_CONNECTIONS: Final = 12
+SSH_DISCONNECT_AUTH_CANCELLED_BY_USER: Final = 13
+SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE: Final = 14
+SSH_DISCONNECT_ILLEGAL_USER_NAME: Final = 15
+
+# --- SFTP status codes (draft-ietf-secsh-filexfer-02 section 7) ------------------
+SSH_FX_OK: Final = 0
+SSH_FX_EOF: Final = 1
+SSH_FX_NO_SUCH_FILE: Final = 2
+SSH_FX_PERMISSION_DENIED: Final = 3
+SSH_FX_FAILURE: Final = 4
+SSH_FX_BAD_MESSAGE: Final = 5
+SSH_FX_NO_CONNECTION: Final = 6
+SSH_FX_CONNECTION_LOST: Final = 7
+SSH_FX_OP_UNSUPPORTED: Final = 8
