@@ -73,6 +73,10 @@ class Reader:
         self._pos = end
         return view
 
+    def raw(self, count: int) -> bytes:
+        """A fixed-size field, such as the KEXINIT cookie."""
+        return bytes(self._take(count))
+
     def byte(self) -> int:
         return int(self._take(1)[0])
 

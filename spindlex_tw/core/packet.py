@@ -1,0 +1,158 @@
+"""The binary packet protocol of RFC 4253 section 6: framing, padding, sequence numbers.
+
+Packet protection (cipher + MAC, or an AEAD) comes from
+:mod:`spindlex_tw.core.algorithms.ciphers` as a sealer/opener pair per direction;
+this module frames packets, checks lengths and padding, counts sequence numbers
+and bytes (for rekeying), and applies compression.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from spindlex_tw.core.algorithms.ciphers import Opener, Sealer, make_opener, make_sealer
+from spindlex_tw.core.algorithms.compression import (
+    Compressor,
+    Decompressor,
+)
+from spindlex_tw.core.errors import ProtocolError
+
+Rng = Callable[[int], bytes]
+
+_U32 = struct.Struct(">I")
+_HEADER = struct.Struct(">IB")
+_MIN_PADDING = 4
+_SEQ_MASK = 0xFFFFFFFF
+
+
+class PacketDecoder:
+    """Turns received bytes into packet payloads, one direction's state."""
+
+    def __init__(self, max_packet_length: int, max_payload: int) -> None:
+        self._max_packet_length = max_packet_length
+        self._max_payload = max_payload
+        self._opener: Opener = make_opener("none", None, b"", b"", b"")
+        self._decompressor: Decompressor | None = None
+        self._buffer = bytearray()
+        self._pos = 0
+        self._length: int | None = None  # packet_length of the packet being read
+        self.sequence = 0
+        self.bytes_since_kex = 0
+        self.packets_since_kex = 0
+
+    def set_protection(self, opener: Opener) -> None:
+        self._opener = opener
+        self.bytes_since_kex = 0
+        self.packets_since_kex = 0
+
+    def set_decompressor(self, decompressor: Decompressor | None) -> None:
+        self._decompressor = decompressor
+
+    def reset_sequence(self) -> None:
+        """Strict KEX: sequence numbers restart at zero after each NEWKEYS."""
+        self.sequence = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buffer):
+            self._buffer.clear()
+            self._pos = 0
+        self._buffer += data
+
+    def buffered(self) -> int:
+        return len(self._buffer) - self._pos
+
+    def next_payload(self) -> bytes | None:
+        """Return the next complete payload, or ``None`` until more bytes arrive.
+
+        Raises :class:`ProtocolError` for lengths, padding or MACs that are wrong.
+        """
+        opener = self._opener
+        view = memoryview(self._buffer)
+        try:
+            if self._length is None:
+                if len(self._buffer) - self._pos < opener.first_size:
+                    return None
+                length = opener.length(
+                    self.sequence, view[self._pos : self._pos + opener.first_size]
+                )
+                self._check_length(length)
+                self._length = length
+            total = 4 + self._length + opener.tag_size
+            if len(self._buffer) - self._pos < total:
+                return None
+            body = opener.open(self.sequence, view[self._pos : self._pos + total])
+        finally:
+            view.release()
+        self._pos += total
+        self._length = None
+        self.sequence = (self.sequence + 1) & _SEQ_MASK
+        self.bytes_since_kex += total
+        self.packets_since_kex += 1
+        if self._pos > 65536:
+            del self._buffer[: self._pos]
+            self._pos = 0
+        padding = body[0]
+        if padding < _MIN_PADDING or padding + 1 >= len(body):
+            raise ProtocolError("bad packet padding")
+        payload = body[1 : len(body) - padding]
+        if self._decompressor is not None:
+            payload = self._decompressor.decompress(payload, self._max_payload)
+        elif len(payload) > self._max_payload:
+            raise ProtocolError("packet payload too long")
+        if not payload:
+            raise ProtocolError("empty packet payload")
+        return payload
+
+    def _check_length(self, length: int) -> None:
+        opener = self._opener
+        # EtM MACs and AEADs authenticate the length in clear (first_size 4 with a
+        # tag); only then is the length field left out of the block alignment.
+        length_excluded = opener.first_size == 4 and opener.tag_size > 0
+        aligned = length if length_excluded else length + 4
+        if length < 5 or length > self._max_packet_length or aligned % opener.block_size:
+            raise ProtocolError(f"bad packet length {length}")
+
+
+class PacketEncoder:
+    """Frames, pads, compresses and seals outgoing payloads."""
+
+    def __init__(self, rng: Rng) -> None:
+        self._rng = rng
+        self._sealer: Sealer = make_sealer("none", None, b"", b"", b"")
+        self._compressor: Compressor | None = None
+        self.sequence = 0
+        self.bytes_since_kex = 0
+        self.packets_since_kex = 0
+
+    def set_protection(self, sealer: Sealer) -> None:
+        self._sealer = sealer
+        self.bytes_since_kex = 0
+        self.packets_since_kex = 0
+
+    def set_compressor(self, compressor: Compressor | None) -> None:
+        self._compressor = compressor
+
+    def reset_sequence(self) -> None:
+        self.sequence = 0
+
+    def encode(self, payload: bytes) -> bytes:
+        if self._compressor is not None:
+            payload = self._compressor.compress(payload)
+        sealer = self._sealer
+        block = sealer.block_size
+        # The aligned part is padding_length || payload || padding, plus the
+        # length field unless the protection keeps that field outside.
+        unpadded = 1 + len(payload) + (0 if sealer.length_excluded else 4)
+        padding = block - unpadded % block
+        if padding < _MIN_PADDING:
+            padding += block
+        packet_length = 1 + len(payload) + padding
+        packet = b"".join(
+            (_HEADER.pack(packet_length, padding), payload, self._rng(padding))
+        )
+        wire = sealer.seal(self.sequence, packet)
+        self.sequence = (self.sequence + 1) & _SEQ_MASK
+        self.bytes_since_kex += len(wire)
+        self.packets_since_kex += 1
+        return wire

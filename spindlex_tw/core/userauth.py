@@ -1,0 +1,263 @@
+"""The ssh-userauth service (RFC 4252, RFC 4256), server side, sans-IO.
+
+Requests become events; the adapter asks the application's hooks and answers
+through :meth:`UserAuthService.accept`, :meth:`reject`, :meth:`accept_key_query`
+or :meth:`ask`. One request is answered at a time: requests that arrive while
+a hook is still deciding wait in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from spindlex_tw.core import wire
+from spindlex_tw.core.errors import ProtocolError
+from spindlex_tw.core.events import (
+    AuthenticationSucceeded,
+    AuthKeyboardInteractiveRequested,
+    AuthKeyboardInteractiveResponse,
+    AuthNoneRequested,
+    AuthPasswordRequested,
+    AuthPublicKeyQueried,
+    AuthPublicKeyRequested,
+    Event,
+    TooManyAuthFailures,
+)
+from spindlex_tw.protocol import constants as c
+
+if TYPE_CHECKING:
+    from spindlex_tw.core.transport import ServerTransport, Service
+
+CONNECTION_SERVICE = "ssh-connection"
+# Signature algorithms accepted for user authentication (ext-info server-sig-algs).
+USER_SIG_ALGS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    max_failures: int = 6  # OpenSSH's MaxAuthTries
+    max_prompts: int = 20  # keyboard-interactive prompts in one round
+    accepted_signature_algorithms: tuple[str, ...] = USER_SIG_ALGS
+
+
+class UserAuthService:
+    """Server side of ssh-userauth for one connection."""
+
+    def __init__(
+        self,
+        transport: ServerTransport,
+        limits: AuthLimits,
+        verify_signature: Callable[[bytes, bytes, bytes, str], bool],
+        methods_for: Callable[[str], Sequence[str]],
+        connection_factory: Callable[[], Service],
+    ) -> None:
+        """``verify_signature(key_blob, data, signature, algorithm)`` checks a
+        publickey signature; ``methods_for(username)`` lists the methods offered."""
+        self._transport = transport
+        self._limits = limits
+        self._verify = verify_signature
+        self._connection_factory = connection_factory
+        self._methods_for = methods_for
+        self._queue: deque[bytes] = deque()
+        self._pending: str | None = None  # method whose answer we wait for
+        self._info_pending = False  # sent INFO_REQUEST, waiting for INFO_RESPONSE
+        self._username: str | None = None
+        self._service: str | None = None
+        self.failures = 0
+        self.banner_sent = False
+        self.done = False
+
+    @property
+    def username(self) -> str | None:
+        return self._username
+
+    # --- input ------------------------------------------------------------------------
+
+    def handle(self, msg: int, payload: bytes) -> list[Event]:
+        if self.done:
+            if msg == c.SSH_MSG_USERAUTH_REQUEST:
+                return []  # RFC 4252 5.1: requests after success are ignored
+            raise ProtocolError(f"unexpected message {msg} after authentication")
+        if msg == c.SSH_MSG_USERAUTH_REQUEST:
+            if self._pending is not None or self._queue:
+                self._queue.append(payload)
+                return []
+            return self._dispatch_request(payload)
+        if msg == c.SSH_MSG_USERAUTH_INFO_RESPONSE and self._info_pending:
+            self._info_pending = False
+            return self._info_response(payload)
+        raise ProtocolError(f"unexpected message {msg} during user authentication")
+
+    def _request(self, payload: bytes) -> list[Event]:
+        reader = wire.Reader(payload, 1)
+        username = reader.text()
+        service = reader.ascii()
+        method = reader.ascii()
+        if self._username is None:
+            self._username, self._service = username, service
+        elif (username, service) != (self._username, self._service):
+            # As OpenSSH: a client may not switch user or service half-way.
+            raise ProtocolError("change of username or service is not allowed")
+        self._info_pending = False
+        self._pending = method
+        parser = _METHODS.get(method)
+        if parser is None or service != CONNECTION_SERVICE:
+            return self.reject(partial=False, methods=None, count=method != "none")
+        if method != "none" and method not in self._methods_for(username):
+            reader.rest()
+            return self.reject(partial=False, methods=None, count=True)
+        return parser(self, username, reader)
+
+    def _none(self, username: str, reader: wire.Reader) -> list[Event]:
+        reader.done()
+        return [AuthNoneRequested(username)]
+
+    def _password(self, username: str, reader: wire.Reader) -> list[Event]:
+        if reader.boolean():
+            # A password change: we never ask for one, so refuse it cleanly.
+            reader.text()
+            reader.text()
+            reader.done()
+            return self.reject(partial=False, methods=None)
+        password = reader.text()
+        reader.done()
+        return [AuthPasswordRequested(username, password)]
+
+    def _publickey(self, username: str, reader: wire.Reader) -> list[Event]:
+        signed = reader.boolean()
+        algorithm = reader.ascii()
+        blob = reader.string()
+        if algorithm not in self._limits.accepted_signature_algorithms:
+            reader.rest()
+            return self.reject(partial=False, methods=None, count=signed)
+        if not signed:
+            reader.done()
+            return [AuthPublicKeyQueried(username, algorithm, blob)]
+        signed_part_end = reader.position
+        signature = reader.string()
+        reader.done()
+        session_id = self._transport.session_id
+        assert session_id is not None
+        # RFC 4252 7: the signature covers the session id and the request up to the key.
+        data = wire.string(session_id) + self._current_request[:signed_part_end]
+        if not self._verify(blob, data, signature, algorithm):
+            return self.reject(partial=False, methods=None)
+        return [AuthPublicKeyRequested(username, algorithm, blob)]
+
+    def _keyboard_interactive(self, username: str, reader: wire.Reader) -> list[Event]:
+        reader.text()  # language tag, deprecated
+        submethods = reader.text()
+        reader.done()
+        return [AuthKeyboardInteractiveRequested(username, submethods)]
+
+    def _info_response(self, payload: bytes) -> list[Event]:
+        reader = wire.Reader(payload, 1)
+        count = reader.uint32()
+        if count != self._prompt_count:
+            raise ProtocolError("keyboard-interactive response count does not match the prompts")
+        responses = [reader.text() for _ in range(count)]
+        reader.done()
+        assert self._username is not None
+        return [AuthKeyboardInteractiveResponse(self._username, responses)]
+
+    # --- answers from the adapter --------------------------------------------------------
+
+    def send_banner(self, text: str) -> None:
+        """SSH_MSG_USERAUTH_BANNER; only before authentication ends (RFC 4252 5.4)."""
+        if not self.done and not self.banner_sent:
+            self.banner_sent = True
+            self._transport.send(
+                wire.byte(c.SSH_MSG_USERAUTH_BANNER) + wire.string(text) + wire.string(b"")
+            )
+
+    def accept(self) -> list[Event]:
+        method, username = self._finish()
+        self.done = True
+        self._queue.clear()
+        self._transport.send(wire.byte(c.SSH_MSG_USERAUTH_SUCCESS))
+        self._transport.start_delayed_compression()
+        self._transport.service = self._connection_factory()
+        return [AuthenticationSucceeded(username, method)]
+
+    def reject(
+        self, partial: bool, methods: Sequence[str] | None, count: bool = True
+    ) -> list[Event]:
+        """USERAUTH_FAILURE listing ``methods``; ``count`` adds to the failure tally."""
+        method, username = self._finish()
+        if count and method != "none":
+            self.failures += 1
+            if self.failures >= self._limits.max_failures:
+                self._transport.disconnect(
+                    c.SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
+                    "Too many authentication failures",
+                )
+                return [TooManyAuthFailures(username)]
+        names = list(methods) if methods is not None else list(self._methods_for(username))
+        self._transport.send(
+            wire.byte(c.SSH_MSG_USERAUTH_FAILURE) + wire.name_list(names) + wire.boolean(partial)
+        )
+        return self._next()
+
+    def accept_key_query(self, algorithm: str, blob: bytes) -> list[Event]:
+        """SSH_MSG_USERAUTH_PK_OK: the key may be used; a signed request follows."""
+        self._finish()
+        self._transport.send(
+            wire.byte(c.SSH_MSG_USERAUTH_PK_OK) + wire.string(algorithm) + wire.string(blob)
+        )
+        return self._next()
+
+    def ask(self, name: str, instruction: str, prompts: Sequence[tuple[str, bool]]) -> list[Event]:
+        """SSH_MSG_USERAUTH_INFO_REQUEST with ``(prompt, echo)`` pairs (RFC 4256 3.2)."""
+        if len(prompts) > self._limits.max_prompts:
+            raise ValueError("too many keyboard-interactive prompts")
+        self._info_pending = True
+        self._prompt_count = len(prompts)
+        parts = [
+            wire.byte(c.SSH_MSG_USERAUTH_INFO_REQUEST),
+            wire.string(name),
+            wire.string(instruction),
+            wire.string(b""),
+            wire.uint32(len(prompts)),
+        ]
+        for prompt, echo in prompts:
+            parts += [wire.string(prompt), wire.boolean(echo)]
+        self._transport.send(b"".join(parts))
+        return []
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _finish(self) -> tuple[str, str]:
+        method = self._pending or "none"
+        self._pending = None
+        self._info_pending = False
+        return method, self._username or ""
+
+    def _next(self) -> list[Event]:
+        if self._queue and not self._transport.closed:
+            return self._dispatch_request(self._queue.popleft())
+        return []
+
+    def _dispatch_request(self, payload: bytes) -> list[Event]:
+        self._current_request = payload
+        return self._request(payload)
+
+    _current_request: bytes = b""
+    _prompt_count = 0
+
+
+_METHODS: dict[str, Callable[[UserAuthService, str, wire.Reader], list[Event]]] = {
+    "none": UserAuthService._none,
+    "password": UserAuthService._password,
+    "publickey": UserAuthService._publickey,
+    "keyboard-interactive": UserAuthService._keyboard_interactive,
+}

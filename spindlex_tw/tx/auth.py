@@ -1,0 +1,245 @@
+"""Drives user authentication: userauth events -> SSHServer hooks -> answers.
+
+Every answer is checked as an exact code: only ``AUTH_SUCCESSFUL`` (an int,
+not ``False``) grants; ``AUTH_PARTIAL`` asks for another method; anything
+else, including exceptions and timeouts, refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from spindlex_tw.core import events as ev
+from spindlex_tw.crypto.pkey import KeyFormatError, PKey
+from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
+from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.tx.hooks import call_hook
+
+if TYPE_CHECKING:
+    from spindlex_tw.core.userauth import UserAuthService
+    from spindlex_tw.tx.protocol import SSHServerProtocol
+
+log = Logger(namespace="spindlex_tw.auth")
+
+KNOWN_METHODS = ("publickey", "password", "keyboard-interactive")
+
+
+class AuthDriver:
+    """The hook side of ssh-userauth for one connection."""
+
+    def __init__(self, connection: SSHServerProtocol) -> None:
+        self._conn = connection
+        self._server = connection.server
+        self._banner_checked = False
+        self._kbd_mode: str | None = None  # "prompts" or "password" once we asked
+
+    # --- used by the core service ---------------------------------------------------------
+
+    def methods_for(self, username: str) -> list[str]:
+        try:
+            offered = self._server.get_allowed_auths(username)
+        except Exception:
+            log.failure("get_allowed_auths raised; offering nothing")
+            return []
+        if not isinstance(offered, list | tuple):
+            return []
+        return [m for m in offered if m in KNOWN_METHODS]
+
+    def verify_signature(self, blob: bytes, data: bytes, signature: bytes, algorithm: str) -> bool:
+        try:
+            key = PKey.from_public_blob(blob)
+        except KeyFormatError:
+            return False
+        return key.verify_ssh(data, signature, [algorithm])
+
+    # --- events -------------------------------------------------------------------------------
+
+    def handle(self, event: ev.Event) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            return
+        if self._banner_checked:
+            handler(self, event)
+            return
+        self._banner_checked = True
+        d = call_hook(self._conn.reactor, self._server.get_banner, denied=None)
+
+        def send_banner(text: object) -> None:
+            service = self._service()
+            if service is not None and isinstance(text, str) and text:
+                service.send_banner(text)
+            handler(self, event)
+
+        d.addCallback(send_banner)
+
+    def _none(self, event: ev.AuthNoneRequested) -> None:
+        self._answer(defer.succeed(AUTH_FAILED), "none", event.username)
+
+    def _password(self, event: ev.AuthPasswordRequested) -> None:
+        self._answer(
+            self._hook(self._server.check_auth_password, event.username, event.password),
+            "password", event.username,
+        )
+
+    def _key_query(self, event: ev.AuthPublicKeyQueried) -> None:
+        try:
+            key = PKey.from_public_blob(event.key_blob)
+        except KeyFormatError:
+            d = defer.succeed(AUTH_FAILED)
+        else:
+            d = self._hook(self._server.check_auth_publickey, event.username, key)
+
+        def decided(code: object) -> None:
+            service = self._service()
+            if service is None:
+                return
+            if _is_code(code, AUTH_SUCCESSFUL) or _is_code(code, AUTH_PARTIAL):
+                self._conn.process(service.accept_key_query(event.algorithm, event.key_blob))
+            else:
+                self._conn.process(service.reject(partial=False, methods=None, count=False))
+            self._conn.flush()
+
+        d.addCallback(decided)
+
+    def _key_signed(self, event: ev.AuthPublicKeyRequested) -> None:
+        key = PKey.from_public_blob(event.key_blob)
+        self._answer(
+            self._hook(self._server.check_auth_publickey, event.username, key),
+            "publickey", event.username,
+        )
+
+    def _kbd_start(self, event: ev.AuthKeyboardInteractiveRequested) -> None:
+        server = self._server
+        d = self._hook(
+            server.get_keyboard_interactive_prompts, event.username, event.submethods, denied=None
+        )
+
+        def asked(prompts: object) -> None:
+            service = self._service()
+            if service is None:
+                return
+            if _valid_prompts(prompts):
+                name, instruction, items = prompts  # type: ignore[misc]
+                self._kbd_mode = "prompts"
+                self._conn.process(service.ask(name, instruction, items))
+                self._conn.flush()
+            elif _overrides(server, "check_auth_keyboard_interactive"):
+                self._answer(
+                    self._hook(
+                        server.check_auth_keyboard_interactive, event.username, event.submethods
+                    ),
+                    "keyboard-interactive", event.username,
+                )
+            elif _overrides(server, "check_auth_password"):
+                # The application only checks passwords: ask for one the plain way.
+                self._kbd_mode = "password"
+                self._conn.process(service.ask("", "", [("Password: ", False)]))
+                self._conn.flush()
+            else:
+                self._answer(defer.succeed(AUTH_FAILED), "keyboard-interactive", event.username)
+
+        d.addCallback(asked)
+
+    def _kbd_response(self, event: ev.AuthKeyboardInteractiveResponse) -> None:
+        mode, self._kbd_mode = self._kbd_mode, None
+        if mode == "password" and len(event.responses) == 1:
+            d = self._hook(self._server.check_auth_password, event.username, event.responses[0])
+        elif mode == "prompts":
+            d = self._hook(
+                self._server.check_auth_keyboard_interactive_response,
+                event.username, list(event.responses),
+            )
+        else:
+            d = defer.succeed(AUTH_FAILED)
+        self._answer(d, "keyboard-interactive", event.username)
+
+    def _too_many(self, event: ev.TooManyAuthFailures) -> None:
+        log.info(
+            "too many authentication failures for {user} from {peer}",
+            user=event.username, peer=self._conn.peer, event="denied",
+        )
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _hook(self, func: Callable[..., Any], *args: Any, denied: Any = AUTH_FAILED) -> Any:
+        return call_hook(
+            self._conn.reactor, func, *args, denied=denied,
+            timeout=self._conn.factory.settings.hook_timeout,
+        )
+
+    def _service(self) -> UserAuthService | None:
+        core = self._conn.core
+        if core is None or core.closed:
+            return None
+        service = core.service
+        from spindlex_tw.core.userauth import UserAuthService
+
+        return service if isinstance(service, UserAuthService) and not service.done else None
+
+    def _answer(self, d: Any, method: str, username: str) -> None:
+        def decided(code: object) -> None:
+            service = self._service()
+            if service is None:
+                return
+            if _is_code(code, AUTH_SUCCESSFUL):
+                events = service.accept()
+                self._conn.authenticated(username, method)
+                call_hook(
+                    self._conn.reactor, self._server.on_authentication_successful,
+                    username, method, denied=None,
+                )
+            elif _is_code(code, AUTH_PARTIAL):
+                events = service.reject(partial=True, methods=self.methods_for(username))
+            else:
+                if method != "none":
+                    log.info(
+                        "denied {method} for {user} from {peer}", method=method, user=username,
+                        peer=self._conn.peer, event="denied",
+                    )
+                    call_hook(
+                        self._conn.reactor, self._server.on_authentication_failed,
+                        username, method, denied=None,
+                    )
+                events = service.reject(partial=False, methods=None)
+            self._conn.process(events)
+            self._conn.flush()
+
+        d.addCallback(decided)
+
+
+def _is_code(value: object, code: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == code
+
+
+def _overrides(server: SSHServer, name: str) -> bool:
+    return getattr(type(server), name, None) is not getattr(SSHServer, name)
+
+
+def _valid_prompts(value: object) -> bool:
+    if not (isinstance(value, tuple | list) and len(value) == 3):
+        return False
+    name, instruction, items = value
+    return (
+        isinstance(name, str)
+        and isinstance(instruction, str)
+        and isinstance(items, list | tuple)
+        and all(
+            isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)
+            for item in items
+        )
+    )
+
+
+_HANDLERS: dict[type, Callable[[AuthDriver, Any], None]] = {
+    ev.AuthNoneRequested: AuthDriver._none,
+    ev.AuthPasswordRequested: AuthDriver._password,
+    ev.AuthPublicKeyQueried: AuthDriver._key_query,
+    ev.AuthPublicKeyRequested: AuthDriver._key_signed,
+    ev.AuthKeyboardInteractiveRequested: AuthDriver._kbd_start,
+    ev.AuthKeyboardInteractiveResponse: AuthDriver._kbd_response,
+    ev.TooManyAuthFailures: AuthDriver._too_many,
+}

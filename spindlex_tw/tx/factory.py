@@ -1,0 +1,99 @@
+"""``SSHServerFactory``: builds a protocol per connection and keeps the connection table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+
+from spindlex_tw.core import wire
+from spindlex_tw.core.packet import PacketEncoder
+from spindlex_tw.core.version import identification_line
+from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx.protocol import SSHServerProtocol
+from spindlex_tw.tx.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from spindlex_tw.core import events as ev
+    from spindlex_tw.crypto.pkey import PKey
+    from spindlex_tw.server.ssh_server import SSHServer
+
+log = Logger(namespace="spindlex_tw.factory")
+
+GlobalHandler = Callable[[SSHServerProtocol, "ev.GlobalRequestReceived"], None]
+ChannelOpener = Callable[[SSHServerProtocol, "ev.ChannelOpenRequested"], None]
+
+
+def _keepalive(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None:
+    # OpenSSH's keepalive expects any reply; FAILURE is what sshd sends.
+    conn.global_reply(event, False)
+
+
+class _Refuser(protocol.Protocol):
+    """Turns away a connection over the limit: identification, DISCONNECT, close."""
+
+    def connectionMade(self) -> None:  # noqa: N802
+        import os
+
+        disconnect = (
+            wire.byte(c.SSH_MSG_DISCONNECT) + wire.uint32(c.SSH_DISCONNECT_TOO_MANY_CONNECTIONS)
+            + wire.string("Too many connections") + wire.string(b"")
+        )
+        self.transport.write(identification_line() + PacketEncoder(os.urandom).encode(disconnect))
+        self.transport.loseConnection()
+
+
+class SSHServerFactory(protocol.ServerFactory):
+    """Serves an :class:`SSHServer` application over any stream endpoint."""
+
+    def __init__(
+        self,
+        server: SSHServer,
+        host_keys: Sequence[PKey],
+        settings: ServerSettings | None = None,
+        reactor: Any = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        if not host_keys:
+            raise ValueError("at least one host key is required")
+        self.server = server
+        self.host_keys = list(host_keys)
+        self.settings = settings or ServerSettings()
+        self.reactor = reactor
+        self.connections: dict[str, SSHServerProtocol] = {}
+        self.total_connections = 0
+        self.refused_connections = 0
+        self.global_handlers: dict[str, GlobalHandler] = {"keepalive@openssh.com": _keepalive}
+        self.channel_openers: dict[str, ChannelOpener] = {}
+        from spindlex_tw.tx import forwarding
+
+        forwarding.install(self)
+
+    def buildProtocol(self, addr: Any) -> protocol.Protocol:  # noqa: N802
+        if len(self.connections) >= self.settings.max_connections:
+            self.refused_connections += 1
+            log.warn("refused {addr}: too many connections", addr=addr, event="refused")
+            refuser = _Refuser()
+            refuser.factory = self
+            return refuser
+        conn = SSHServerProtocol(self)
+        conn.factory = self
+        return conn
+
+    def connection_made(self, conn: SSHServerProtocol) -> None:
+        self.connections[conn.connection_id] = conn
+        self.total_connections += 1
+        self.server._register(conn)
+
+    def connection_lost(self, conn: SSHServerProtocol) -> None:
+        self.connections.pop(conn.connection_id, None)
+        self.server._unregister(conn)
+
+    def close_all(self, description: str = "Server shutting down") -> None:
+        for conn in list(self.connections.values()):
+            conn.disconnect(c.SSH_DISCONNECT_BY_APPLICATION, description)

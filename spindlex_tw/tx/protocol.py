@@ -1,0 +1,361 @@
+"""``SSHServerProtocol``: one connection; the Twisted face of the sans-IO core.
+
+Bytes from TCP go into :class:`~spindlex_tw.core.transport.ServerTransport`;
+the events that come out become hook calls on the application's ``SSHServer``
+(through :func:`~spindlex_tw.tx.hooks.call_hook`, so hooks may be slow or
+async), and the answers go back into the core. Whatever the core has to send is
+written after each step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import interfaces, protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from spindlex_tw.core import events as ev
+from spindlex_tw.core.connection import ConnectionService
+from spindlex_tw.core.errors import ProtocolError
+from spindlex_tw.core.transport import ServerTransport
+from spindlex_tw.core.userauth import UserAuthService
+from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx.auth import AuthDriver
+from spindlex_tw.tx.channel import Channel
+from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.tx.session import handle_channel_request
+
+if TYPE_CHECKING:
+    from spindlex_tw.tx.factory import SSHServerFactory
+
+log = Logger(namespace="spindlex_tw.connection")
+
+_OPEN_FAILURE_TEXT = {
+    c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: "administratively prohibited",
+    c.SSH_OPEN_CONNECT_FAILED: "connect failed",
+    c.SSH_OPEN_UNKNOWN_CHANNEL_TYPE: "unknown channel type",
+    c.SSH_OPEN_RESOURCE_SHORTAGE: "resource shortage",
+}
+
+
+@implementer(interfaces.IPushProducer)
+class SSHServerProtocol(protocol.Protocol):
+    """Server side of one SSH connection."""
+
+    def __init__(self, factory: SSHServerFactory) -> None:
+        self.factory = factory
+        self.server = factory.server
+        self.reactor: Any = factory.reactor
+        self.core: ServerTransport | None = None
+        self.connection: ConnectionService | None = None
+        self.auth: AuthDriver | None = None
+        self.username: str | None = None
+        self._channels: dict[int, Channel] = {}
+        self._grace_timer: Any = None
+        self._rekey_loop: LoopingCall | None = None
+        self.write_paused = False
+        self.peer = "?"
+        self.connection_id = ""
+
+    # --- Twisted protocol ---------------------------------------------------------------
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+        peer = self.transport.getPeer()
+        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.connection_id = f"{self.peer}#{id(self):x}"
+        settings = self.factory.settings
+        core = ServerTransport(settings.transport, self.factory.host_keys, os.urandom)
+        self.core = core
+        self.auth = AuthDriver(self)
+        core.register_service(
+            "ssh-userauth",
+            lambda: UserAuthService(
+                core,
+                settings.auth,
+                self.auth.verify_signature,  # type: ignore[union-attr]
+                self.auth.methods_for,  # type: ignore[union-attr]
+                self._start_connection_service,
+            ),
+        )
+        self.transport.registerProducer(self, True)
+        self._grace_timer = self.reactor.callLater(settings.login_grace, self._grace_expired)
+        if settings.rekey_seconds:
+            self._rekey_loop = LoopingCall(core.request_rekey)
+            self._rekey_loop.clock = self.reactor
+            self._rekey_loop.start(settings.rekey_seconds, now=False)
+        self.factory.connection_made(self)
+        self.flush()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        core = self.core
+        if core is None:
+            return
+        self.process(core.receive_data(data))
+        self.flush()
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+        for timer in (self._grace_timer,):
+            if timer is not None and timer.active():
+                timer.cancel()
+        if self._rekey_loop is not None and self._rekey_loop.running:
+            self._rekey_loop.stop()
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            channel.closed_by_connection("connection lost")
+            call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
+        if self.username is not None:
+            log.info(
+                "logout {user} from {peer}", user=self.username, peer=self.peer,
+                event="logout",
+            )
+        self.factory.connection_lost(self)
+
+    # IPushProducer: the TCP transport tells us when its send buffer is full.
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.write_paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.write_paused = False
+        for channel in list(self._channels.values()):
+            channel.writable()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.write_paused = True
+
+    # --- event handling -------------------------------------------------------------------
+
+    def process(self, events: list[ev.Event]) -> None:
+        for event in events:
+            handler = _EVENT_HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event)
+            elif self.auth is not None:
+                self.auth.handle(event)
+
+    def flush(self) -> None:
+        core = self.core
+        if core is None or self.transport is None:
+            return
+        data = core.data_to_send()
+        if data:
+            self.transport.write(data)
+        if core.closed:
+            self.transport.loseConnection()
+
+    def disconnect(self, reason: int, description: str) -> None:
+        if self.core is not None:
+            self.core.disconnect(reason, description)
+            self.flush()
+
+    def _grace_expired(self) -> None:
+        if self.username is None:
+            log.info("login grace time over for {peer}", peer=self.peer, event="grace")
+            self.disconnect(c.SSH_DISCONNECT_PROTOCOL_ERROR, "Login grace time exceeded")
+
+    def _on_failed(self, event: ev.ConnectionFailed) -> None:
+        log.info(
+            "disconnected {peer}: {reason}", peer=self.peer, reason=event.description,
+            event="protocol_error",
+        )
+
+    def _on_peer_disconnect(self, event: ev.PeerDisconnected) -> None:
+        log.debug("peer {peer} disconnected: {reason}", peer=self.peer, reason=event.description)
+
+    def _on_version(self, event: ev.VersionReceived) -> None:
+        log.debug("peer {peer} is {version}", peer=self.peer, version=event.version)
+
+    def _on_kex(self, event: ev.KeyExchangeCompleted) -> None:
+        log.debug("key exchange with {peer}: {algs}", peer=self.peer, algs=event.negotiated)
+
+    def authenticated(self, username: str, method: str) -> None:
+        self.username = username
+        if self._grace_timer is not None and self._grace_timer.active():
+            self._grace_timer.cancel()
+        log.info(
+            "login {user} from {peer} by {method}", user=username, peer=self.peer,
+            method=method, event="login",
+        )
+
+    def _start_connection_service(self) -> ConnectionService:
+        assert self.core is not None
+        self.connection = ConnectionService(self.core, self.factory.settings.channels)
+        return self.connection
+
+    # --- connection protocol events --------------------------------------------------------
+
+    def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:
+        handler = self.factory.global_handlers.get(event.name)
+        if handler is not None:
+            handler(self, event)
+            return
+        d = call_hook(
+            self.reactor, self.server.check_global_request, event.name, event.data, denied=False
+        )
+        d.addCallback(lambda ok: self.global_reply(event, ok is True))
+
+    def global_reply(self, event: ev.GlobalRequestReceived, success: bool, data: bytes = b"") -> None:
+        if event.want_reply and self.connection is not None:
+            self.connection.global_reply(event.request_id, success, data)
+            self.flush()
+
+    def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
+        d = call_hook(
+            self.reactor, self.server.check_channel_request, event.kind, event.peer_id,
+            denied=c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
+        )
+
+        def decided(code: object) -> None:
+            if self.connection is None or self.core is None or self.core.closed:
+                return
+            if _is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
+                opener = self.factory.channel_openers.get(event.kind)
+                if opener is not None:
+                    opener(self, event)
+                else:
+                    self.accept_channel(event)
+            else:
+                self.reject_channel(event, code)
+
+        d.addCallback(decided)
+
+    def accept_channel(self, event: ev.ChannelOpenRequested) -> Channel | None:
+        """Confirm a channel the peer asked for; returns the new ``Channel``."""
+        if self.connection is None:
+            return None
+        local_id = self.connection.accept_open(event.peer_id)
+        channel = Channel(self, local_id, event.kind)
+        self._channels[local_id] = channel
+        self.flush()
+        call_hook(self.reactor, self.server.on_channel_opened, channel, denied=None)
+        return channel
+
+    def reject_channel(self, event: ev.ChannelOpenRequested, code: object) -> None:
+        if self.connection is None:
+            return
+        reason = (
+            code
+            if isinstance(code, int) and not isinstance(code, bool) and code in _OPEN_FAILURE_TEXT
+            else c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+        )
+        self.connection.reject_open(event.peer_id, reason, _OPEN_FAILURE_TEXT[reason])
+        self.flush()
+
+    def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
+        channel = self._channels.get(event.channel_id)
+        if channel is not None:
+            handle_channel_request(self, channel, event)
+
+    def channel_reply(self, channel: Channel, want_reply: bool, success: bool) -> None:
+        if want_reply and self.connection is not None:
+            self.connection.channel_reply(channel.channel_id, success)
+            self.flush()
+
+    def _on_channel_data(self, event: ev.ChannelDataReceived) -> None:
+        channel = self._channels.get(event.channel_id)
+        if channel is not None:
+            channel.data_received(event.data, event.stream)
+
+    def _on_channel_eof(self, event: ev.ChannelEOFReceived) -> None:
+        channel = self._channels.get(event.channel_id)
+        if channel is not None:
+            channel.eof_received_from_peer()
+
+    def _on_channel_closed(self, event: ev.ChannelClosed) -> None:
+        channel = self._channels.pop(event.channel_id, None)
+        if channel is None:
+            return
+        if event.error:
+            log.info("channel {id} of {peer} dropped: {error}", id=event.channel_id,
+                     peer=self.peer, error=event.error)
+        channel.closed_by_connection(event.error)
+        call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
+
+    def _on_channel_writable(self, event: ev.ChannelWritable) -> None:
+        channel = self._channels.get(event.channel_id)
+        if channel is not None:
+            channel.writable()
+
+    # --- called by Channel objects (reactor thread) --------------------------------------------
+
+    def channels(self) -> list[Channel]:
+        return list(self._channels.values())
+
+    def channel_send(self, channel_id: int, data: bytes, stream: int) -> None:
+        if self.connection is not None:
+            self.connection.send_data(channel_id, data, stream)
+            self.flush()
+
+    def channel_buffered(self, channel_id: int) -> int:
+        if self.connection is None:
+            return 0
+        backlog = self.connection.buffered(channel_id)
+        # A full TCP send buffer counts as a full channel: stop producers too.
+        return backlog + (1 << 30 if self.write_paused else 0)
+
+    def channel_consumed(self, channel_id: int, count: int) -> None:
+        if self.connection is not None:
+            self.connection.consume(channel_id, count)
+            self.flush()
+
+    def channel_request_out(self, channel_id: int, name: str, data: bytes) -> None:
+        if self.connection is not None:
+            self.connection.send_request(channel_id, name, data)
+            self.flush()
+
+    def channel_eof_out(self, channel_id: int) -> None:
+        if self.connection is not None:
+            self.connection.send_eof(channel_id)
+            self.flush()
+
+    def channel_close_out(self, channel_id: int) -> None:
+        if self.connection is not None:
+            self.connection.close_channel(channel_id)
+            self.flush()
+
+    def open_channel(self, kind: str, data: bytes) -> Channel | None:
+        """Open a channel towards the client (forwarded-tcpip)."""
+        if self.connection is None:
+            return None
+        local_id = self.connection.open_channel(kind, data)
+        channel = Channel(self, local_id, kind)
+        self._channels[local_id] = channel
+        self.flush()
+        return channel
+
+    def _on_channel_opened(self, event: ev.ChannelOpened) -> None:
+        channel = self._channels.get(event.channel_id)
+        if channel is not None:
+            channel.opened()
+
+    def _on_channel_open_failed(self, event: ev.ChannelOpenFailed) -> None:
+        channel = self._channels.pop(event.channel_id, None)
+        if channel is not None:
+            channel.closed_by_connection(f"open failed: {event.description}")
+
+
+def _is_code(value: object, code: int) -> bool:
+    """Exact integer comparison: ``False`` is not ``0`` here (fail closed)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value == code
+
+
+_EVENT_HANDLERS: dict[type, Callable[[SSHServerProtocol, Any], None]] = {
+    ev.ConnectionFailed: SSHServerProtocol._on_failed,
+    ev.PeerDisconnected: SSHServerProtocol._on_peer_disconnect,
+    ev.VersionReceived: SSHServerProtocol._on_version,
+    ev.KeyExchangeCompleted: SSHServerProtocol._on_kex,
+    ev.GlobalRequestReceived: SSHServerProtocol._on_global_request,
+    ev.ChannelOpenRequested: SSHServerProtocol._on_channel_open,
+    ev.ChannelOpened: SSHServerProtocol._on_channel_opened,
+    ev.ChannelOpenFailed: SSHServerProtocol._on_channel_open_failed,
+    ev.ChannelRequestReceived: SSHServerProtocol._on_channel_request,
+    ev.ChannelDataReceived: SSHServerProtocol._on_channel_data,
+    ev.ChannelEOFReceived: SSHServerProtocol._on_channel_eof,
+    ev.ChannelClosed: SSHServerProtocol._on_channel_closed,
+    ev.ChannelWritable: SSHServerProtocol._on_channel_writable,
+}
+
+__all__ = ["ProtocolError", "SSHServerProtocol"]

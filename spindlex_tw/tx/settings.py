@@ -1,0 +1,20 @@
+"""Per-server settings: every limit in one place, each with OpenSSH-like defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spindlex_tw.core.connection import ChannelLimits
+from spindlex_tw.core.transport import TransportConfig
+from spindlex_tw.core.userauth import AuthLimits
+
+
+@dataclass
+class ServerSettings:
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    auth: AuthLimits = field(default_factory=AuthLimits)
+    channels: ChannelLimits = field(default_factory=ChannelLimits)
+    login_grace: float = 30.0  # seconds from connect to a finished login
+    rekey_seconds: float = 3600.0  # the server starts a key re-exchange this often
+    hook_timeout: float = 30.0  # an application hook slower than this is a refusal
+    max_connections: int = 100
