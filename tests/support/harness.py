@@ -1,0 +1,124 @@
+"""Start a test server process and drive OpenSSH clients against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServerProcess:
+    """A spindlex_tw server in a child process, listening on 127.0.0.1."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        app: str = "tests.support.apps:TestServer",
+        settings: dict[str, Any] | None = None,
+        host_keys: Sequence[Path] = (),
+        env: dict[str, str] | None = None,
+        listen: str = "tcp:0:interface=127.0.0.1",
+    ) -> None:
+        self.tmp = tmp
+        self.record = tmp / "hooks.jsonl"
+        self.log_path = tmp / f"server-{id(self):x}.log"
+        cmd = [sys.executable, "-m", "tests.support.server_main", "--app", app,
+               "--settings", json.dumps(settings or {}), "--listen", listen]
+        for key in host_keys:
+            cmd += ["--host-key", str(key)]
+        full_env = dict(os.environ)
+        full_env.update({"SPINDLEX_TEST_RECORD": str(self.record), "PYTHONPATH": str(ROOT)})
+        full_env.update(env or {})
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=self._log,
+            stdin=subprocess.DEVNULL,
+        )
+        line = self._read_line(timeout=30)
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
+        self.port = int(line.split()[1])
+
+    def _read_line(self, timeout: float) -> str:
+        result: list[bytes] = []
+        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))
+        reader.daemon = True
+        reader.start()
+        reader.join(timeout)
+        return result[0].decode() if result else ""
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def hooks(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines()]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+class OpenSSH:
+    """Builds OpenSSH client command lines isolated from the user's config."""
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.tmp = tmp
+        self.port = port
+        self.known_hosts = tmp / "known_hosts"
+
+    def options(self, batch: bool = True, extra: Sequence[str] = ()) -> list[str]:
+        # ssh keeps the first value given for an option: the caller's go first.
+        opts = ["-F", "/dev/null"]
+        for option in extra:
+            opts += ["-o", option]
+        opts += [
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "StrictHostKeyChecking=no",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=20",
+            "-o", f"BatchMode={'yes' if batch else 'no'}",
+        ]
+        for option in extra:
+            opts += ["-o", option]
+        return opts
+
+    def ssh(
+        self, user: str, *command: str, password: str | None = None,
+        identity: Path | None = None, extra: Sequence[str] = (), args: Sequence[str] = (),
+        input: bytes | None = None, timeout: float = 60,
+    ) -> subprocess.CompletedProcess[bytes]:
+        cmd = ["ssh", *self.options(batch=password is None, extra=extra), "-p", str(self.port)]
+        if identity is not None:
+            cmd += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
+        elif password is not None:
+            cmd += ["-o", "PubkeyAuthentication=no"]
+        cmd += [*args, f"{user}@127.0.0.1", *command]
+        if password is not None:
+            cmd = ["sshpass", "-p", password, *cmd]
+        return subprocess.run(
+            cmd, input=input, capture_output=True, timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
