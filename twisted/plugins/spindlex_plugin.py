@@ -1,0 +1,14 @@
+"""The ``twistd spindlex`` plugin, found by Twisted's scan of twisted/plugins directories.
+
+Twisted's ``ServiceMaker`` imports ``spindlex_tw.tx.service`` only when the
+plugin is used, so ``twistd --help`` stays fast.
+"""
+
+from twisted.application.service import ServiceMaker
+
+spindlex = ServiceMaker(
+    "spindlex_tw",
+    "spindlex_tw.tx.service",
+    "SSH-2 and SFTP server (spindlex_tw)",
+    "spindlex",
+)
