@@ -39,6 +39,8 @@ class _Nonces:
 
 
 class GcmSealer:
+    """Encrypts everything after the length field, which is authenticated in clear."""
+
     block_size = _BLOCK
     length_excluded = True
 
@@ -53,6 +55,8 @@ class GcmSealer:
 
 
 class GcmOpener:
+    """Reads the length in clear; decryption and tag check are one step."""
+
     block_size = _BLOCK
     first_size = 4
     tag_size = TAG_SIZE

@@ -41,6 +41,8 @@ class CipherSpec:
 
 
 class Sealer(Protocol):
+    """Outgoing protection: ``seal`` returns the encrypted packet followed by its MAC or tag."""
+
     block_size: int
     length_excluded: bool
 
@@ -48,6 +50,11 @@ class Sealer(Protocol):
 
 
 class Opener(Protocol):
+    """Incoming protection, per packet: ``length`` on the first ``first_size`` bytes,
+    then ``open`` on exactly ``4 + length + tag_size`` bytes with the same ``seq``.
+    ``open`` verifies before it returns anything and raises :class:`MacError` on a
+    bad MAC or tag."""
+
     block_size: int
     first_size: int
     tag_size: int
