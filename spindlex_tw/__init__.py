@@ -1,0 +1,1 @@
+"""spindlex_tw: an SSH-2 and SFTP server library on Twisted with the SpindleX server API."""
