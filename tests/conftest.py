@@ -14,8 +14,9 @@ from tests.support.harness import OpenSSH, ServerProcess
 
 for tool in ("ssh", "sshpass", "ssh-keygen"):
     if shutil.which(tool) is None and os.environ.get("CI"):
-        raise RuntimeError(f"{tool} is required for the interop tests (apt-get install "
-                           "openssh-client sshpass)")
+        raise RuntimeError(
+            f"{tool} is required for the interop tests (apt-get install openssh-client sshpass)"
+        )
 
 
 @pytest.fixture

@@ -267,11 +267,14 @@ class ConnectionService:
         self._pump(state)
 
     def send_request(self, channel_id: int, name: str, data: bytes = b"") -> None:
-        """A request without reply (exit-status, exit-signal, eow@openssh.com), after queued data."""
+        """A request without reply (exit-status, exit-signal, eow@openssh.com), queued in order."""
         self._queue_message(
             channel_id,
-            wire.byte(c.SSH_MSG_CHANNEL_REQUEST) + wire.uint32(0) + wire.string(name)
-            + wire.boolean(False) + data,
+            wire.byte(c.SSH_MSG_CHANNEL_REQUEST)
+            + wire.uint32(0)
+            + wire.string(name)
+            + wire.boolean(False)
+            + data,
         )
 
     def send_eof(self, channel_id: int) -> None:
@@ -342,7 +345,7 @@ class ConnectionService:
         return state
 
     def _live(self, local_id: int) -> ChannelState | None:
-        """A channel the peer may still talk on; ``None`` once we sent CLOSE (messages in flight)."""
+        """A channel the peer may still talk on; ``None`` once we sent CLOSE (late messages)."""
         state = self._channel(local_id)
         if not state.confirmed:
             raise ProtocolError(f"message for unconfirmed channel {local_id}")
@@ -376,7 +379,9 @@ class ConnectionService:
             chunk = view[:allowed]
             if stream:
                 send(
-                    wire.byte(c.SSH_MSG_CHANNEL_EXTENDED_DATA) + peer + wire.uint32(stream)
+                    wire.byte(c.SSH_MSG_CHANNEL_EXTENDED_DATA)
+                    + peer
+                    + wire.uint32(stream)
                     + wire.string(chunk)
                 )
             else:

@@ -56,7 +56,18 @@ class KexInit:
         lists = [reader.name_list() for _ in range(10)]
         follows = reader.boolean()
         reader.uint32()  # reserved
-        return cls(cookie, *lists[:8], first_kex_follows=follows)
+        return cls(
+            cookie,
+            kex=lists[0],
+            host_key=lists[1],
+            cipher_c2s=lists[2],
+            cipher_s2c=lists[3],
+            mac_c2s=lists[4],
+            mac_s2c=lists[5],
+            compression_c2s=lists[6],
+            compression_s2c=lists[7],
+            first_kex_follows=follows,
+        )
 
 
 @dataclass(frozen=True)

@@ -148,9 +148,7 @@ class PacketEncoder:
         if padding < _MIN_PADDING:
             padding += block
         packet_length = 1 + len(payload) + padding
-        packet = b"".join(
-            (_HEADER.pack(packet_length, padding), payload, self._rng(padding))
-        )
+        packet = b"".join((_HEADER.pack(packet_length, padding), payload, self._rng(padding)))
         wire = sealer.seal(self.sequence, packet)
         self.sequence = (self.sequence + 1) & _SEQ_MASK
         self.bytes_since_kex += len(wire)

@@ -110,9 +110,7 @@ class ServerTransport:
             raise ValueError("at least one host key is required")
         self.config = config
         self._rng = rng
-        self._host_keys = {
-            alg: key for key in host_keys for alg in key.host_key_algorithms()
-        }
+        self._host_keys = {alg: key for key in host_keys for alg in key.host_key_algorithms()}
         self._host_key_algs = [a for a in HOST_KEY_PREFERENCE if a in self._host_keys]
         self._version = VersionExchange(config.version)
         self._decoder = PacketDecoder(config.max_packet_length, config.max_payload)

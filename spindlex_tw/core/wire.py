@@ -38,9 +38,9 @@ def mpint(value: int) -> bytes:
         return b"\x00\x00\x00\x00"
     length = (value.bit_length() + 8) // 8  # one spare bit keeps positives positive
     raw = value.to_bytes(length, "big", signed=True)
-    if length > 1 and raw[0] == 0 and raw[1] < 0x80:
-        raw = raw[1:]
-    elif length > 1 and raw[0] == 0xFF and raw[1] >= 0x80:
+    if (length > 1 and raw[0] == 0 and raw[1] < 0x80) or (
+        length > 1 and raw[0] == 0xFF and raw[1] >= 0x80
+    ):
         raw = raw[1:]
     return _U32.pack(len(raw)) + raw
 

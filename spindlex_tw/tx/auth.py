@@ -8,7 +8,7 @@ else, including exceptions and timeouts, refuses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -82,7 +82,8 @@ class AuthDriver:
     def _password(self, event: ev.AuthPasswordRequested) -> None:
         self._answer(
             self._hook(self._server.check_auth_password, event.username, event.password),
-            "password", event.username,
+            "password",
+            event.username,
         )
 
     def _key_query(self, event: ev.AuthPublicKeyQueried) -> None:
@@ -109,7 +110,8 @@ class AuthDriver:
         key = PKey.from_public_blob(event.key_blob)
         self._answer(
             self._hook(self._server.check_auth_publickey, event.username, key),
-            "publickey", event.username,
+            "publickey",
+            event.username,
         )
 
     def _kbd_start(self, event: ev.AuthKeyboardInteractiveRequested) -> None:
@@ -123,7 +125,7 @@ class AuthDriver:
             if service is None:
                 return
             if _valid_prompts(prompts):
-                name, instruction, items = prompts  # type: ignore[misc]
+                name, instruction, items = cast(tuple[str, str, list[tuple[str, bool]]], prompts)
                 self._kbd_mode = "prompts"
                 self._conn.process(service.ask(name, instruction, items))
                 self._conn.flush()
@@ -132,7 +134,8 @@ class AuthDriver:
                     self._hook(
                         server.check_auth_keyboard_interactive, event.username, event.submethods
                     ),
-                    "keyboard-interactive", event.username,
+                    "keyboard-interactive",
+                    event.username,
                 )
             elif _overrides(server, "check_auth_password"):
                 # The application only checks passwords: ask for one the plain way.
@@ -151,7 +154,8 @@ class AuthDriver:
         elif mode == "prompts":
             d = self._hook(
                 self._server.check_auth_keyboard_interactive_response,
-                event.username, list(event.responses),
+                event.username,
+                list(event.responses),
             )
         else:
             d = defer.succeed(AUTH_FAILED)
@@ -160,14 +164,19 @@ class AuthDriver:
     def _too_many(self, event: ev.TooManyAuthFailures) -> None:
         log.info(
             "too many authentication failures for {user} from {peer}",
-            user=event.username, peer=self._conn.peer, event="denied",
+            user=event.username,
+            peer=self._conn.peer,
+            event="denied",
         )
 
     # --- helpers ---------------------------------------------------------------------------------
 
     def _hook(self, func: Callable[..., Any], *args: Any, denied: Any = AUTH_FAILED) -> Any:
         return call_hook(
-            self._conn.reactor, func, *args, denied=denied,
+            self._conn.reactor,
+            func,
+            *args,
+            denied=denied,
             timeout=self._conn.factory.settings.hook_timeout,
         )
 
@@ -189,20 +198,29 @@ class AuthDriver:
                 events = service.accept()
                 self._conn.authenticated(username, method)
                 call_hook(
-                    self._conn.reactor, self._server.on_authentication_successful,
-                    username, method, denied=None,
+                    self._conn.reactor,
+                    self._server.on_authentication_successful,
+                    username,
+                    method,
+                    denied=None,
                 )
             elif _is_code(code, AUTH_PARTIAL):
                 events = service.reject(partial=True, methods=self.methods_for(username))
             else:
                 if method != "none":
                     log.info(
-                        "denied {method} for {user} from {peer}", method=method, user=username,
-                        peer=self._conn.peer, event="denied",
+                        "denied {method} for {user} from {peer}",
+                        method=method,
+                        user=username,
+                        peer=self._conn.peer,
+                        event="denied",
                     )
                     call_hook(
-                        self._conn.reactor, self._server.on_authentication_failed,
-                        username, method, denied=None,
+                        self._conn.reactor,
+                        self._server.on_authentication_failed,
+                        username,
+                        method,
+                        denied=None,
                     )
                 events = service.reject(partial=False, methods=None)
             self._conn.process(events)

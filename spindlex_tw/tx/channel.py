@@ -52,10 +52,10 @@ class Channel:
         self._lock = threading.Condition()
         self._stdin: deque[bytes] = deque()
         self._stderr_in: deque[bytes] = deque()
-        self._protocol: interfaces.IProtocol | None = None
+        self._protocol: Any = None  # an IProtocol
         self._held: deque[tuple[bytes, int]] = deque()  # data held while the protocol is paused
         self._paused = False
-        self._producer: interfaces.IPushProducer | None = None
+        self._producer: Any = None  # an IPushProducer
         self._producer_paused = False
         self._timeout: float | None = None
         self._eof_received = False
@@ -151,8 +151,10 @@ class Channel:
     ) -> None:
         """exit-signal (RFC 4254 6.10); ``signal_name`` without "SIG", e.g. "TERM"."""
         data = (
-            wire.string(signal_name) + wire.boolean(core_dumped)
-            + wire.string(message) + wire.string(b"")
+            wire.string(signal_name)
+            + wire.boolean(core_dumped)
+            + wire.string(message)
+            + wire.string(b"")
         )
         self._in_reactor(self._request_out, "exit-signal", data)
 
@@ -241,7 +243,7 @@ class Channel:
 
     # --- ITransport / IConsumer for an attached protocol ----------------------------------------
 
-    def attach_protocol(self, protocol: interfaces.IProtocol) -> None:
+    def attach_protocol(self, protocol: Any) -> None:
         """Make this channel the transport of ``protocol`` and feed it the channel's data."""
         self._protocol = protocol
         protocol.makeConnection(self)
@@ -254,36 +256,36 @@ class Channel:
     def write(self, data: bytes) -> None:
         self._write_out(data, 0)
 
-    def writeSequence(self, data: list[bytes]) -> None:  # noqa: N802 - Twisted's name
+    def writeSequence(self, data: list[bytes]) -> None:
         self._write_out(b"".join(data), 0)
 
-    def loseConnection(self) -> None:  # noqa: N802
+    def loseConnection(self) -> None:
         if not self._exit_status_sent and self.kind == "session":
             self._exit_status(0)
         self._close_out()
 
-    def getPeer(self) -> Any:  # noqa: N802
+    def getPeer(self) -> Any:
         return self._connection.transport.getPeer()
 
-    def getHost(self) -> Any:  # noqa: N802
+    def getHost(self) -> Any:
         return self._connection.transport.getHost()
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
         self._producer = producer
         self._producer_paused = False
         self._check_backlog()
 
-    def unregisterProducer(self) -> None:  # noqa: N802
+    def unregisterProducer(self) -> None:
         self._producer = None
 
-    def pauseProducing(self) -> None:  # noqa: N802
+    def pauseProducing(self) -> None:
         self._paused = True
 
-    def resumeProducing(self) -> None:  # noqa: N802
+    def resumeProducing(self) -> None:
         self._paused = False
         self._deliver_held()
 
-    def stopProducing(self) -> None:  # noqa: N802
+    def stopProducing(self) -> None:
         self.close()
 
     # --- called by the connection (reactor thread) -----------------------------------------------
@@ -346,7 +348,7 @@ class Channel:
         if protocol is None:
             return
         if interfaces.IHalfCloseableProtocol.providedBy(protocol):
-            protocol.readConnectionLost()  # type: ignore[attr-defined]
+            protocol.readConnectionLost()
         else:
             self.loseConnection()
 

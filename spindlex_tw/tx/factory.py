@@ -34,12 +34,16 @@ def _keepalive(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None
 class _Refuser(protocol.Protocol):
     """Turns away a connection over the limit: identification, DISCONNECT, close."""
 
-    def connectionMade(self) -> None:  # noqa: N802
+    transport: Any
+
+    def connectionMade(self) -> None:
         import os
 
         disconnect = (
-            wire.byte(c.SSH_MSG_DISCONNECT) + wire.uint32(c.SSH_DISCONNECT_TOO_MANY_CONNECTIONS)
-            + wire.string("Too many connections") + wire.string(b"")
+            wire.byte(c.SSH_MSG_DISCONNECT)
+            + wire.uint32(c.SSH_DISCONNECT_TOO_MANY_CONNECTIONS)
+            + wire.string("Too many connections")
+            + wire.string(b"")
         )
         self.transport.write(identification_line() + PacketEncoder(os.urandom).encode(disconnect))
         self.transport.loseConnection()
@@ -74,7 +78,7 @@ class SSHServerFactory(protocol.ServerFactory):
 
         forwarding.install(self)
 
-    def buildProtocol(self, addr: Any) -> protocol.Protocol:  # noqa: N802
+    def buildProtocol(self, addr: Any) -> protocol.Protocol:
         if len(self.connections) >= self.settings.max_connections:
             self.refused_connections += 1
             log.warn("refused {addr}: too many connections", addr=addr, event="refused")

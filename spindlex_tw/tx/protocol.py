@@ -46,6 +46,8 @@ _OPEN_FAILURE_TEXT = {
 class SSHServerProtocol(protocol.Protocol):
     """Server side of one SSH connection."""
 
+    transport: Any  # Twisted's ITransport; zope interfaces are opaque to mypy
+
     def __init__(self, factory: SSHServerFactory) -> None:
         self.factory = factory
         self.server = factory.server
@@ -63,7 +65,7 @@ class SSHServerProtocol(protocol.Protocol):
 
     # --- Twisted protocol ---------------------------------------------------------------
 
-    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+    def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.connection_id = f"{self.peer}#{id(self):x}"
@@ -90,14 +92,14 @@ class SSHServerProtocol(protocol.Protocol):
         self.factory.connection_made(self)
         self.flush()
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         core = self.core
         if core is None:
             return
         self.process(core.receive_data(data))
         self.flush()
 
-    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+    def connectionLost(self, reason: Any = None) -> None:
         for timer in (self._grace_timer,):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -109,21 +111,23 @@ class SSHServerProtocol(protocol.Protocol):
             call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
         if self.username is not None:
             log.info(
-                "logout {user} from {peer}", user=self.username, peer=self.peer,
+                "logout {user} from {peer}",
+                user=self.username,
+                peer=self.peer,
                 event="logout",
             )
         self.factory.connection_lost(self)
 
     # IPushProducer: the TCP transport tells us when its send buffer is full.
-    def pauseProducing(self) -> None:  # noqa: N802
+    def pauseProducing(self) -> None:
         self.write_paused = True
 
-    def resumeProducing(self) -> None:  # noqa: N802
+    def resumeProducing(self) -> None:
         self.write_paused = False
         for channel in list(self._channels.values()):
             channel.writable()
 
-    def stopProducing(self) -> None:  # noqa: N802
+    def stopProducing(self) -> None:
         self.write_paused = True
 
     # --- event handling -------------------------------------------------------------------
@@ -158,7 +162,9 @@ class SSHServerProtocol(protocol.Protocol):
 
     def _on_failed(self, event: ev.ConnectionFailed) -> None:
         log.info(
-            "disconnected {peer}: {reason}", peer=self.peer, reason=event.description,
+            "disconnected {peer}: {reason}",
+            peer=self.peer,
+            reason=event.description,
             event="protocol_error",
         )
 
@@ -176,8 +182,11 @@ class SSHServerProtocol(protocol.Protocol):
         if self._grace_timer is not None and self._grace_timer.active():
             self._grace_timer.cancel()
         log.info(
-            "login {user} from {peer} by {method}", user=username, peer=self.peer,
-            method=method, event="login",
+            "login {user} from {peer} by {method}",
+            user=username,
+            peer=self.peer,
+            method=method,
+            event="login",
         )
 
     def _start_connection_service(self) -> ConnectionService:
@@ -197,14 +206,19 @@ class SSHServerProtocol(protocol.Protocol):
         )
         d.addCallback(lambda ok: self.global_reply(event, ok is True))
 
-    def global_reply(self, event: ev.GlobalRequestReceived, success: bool, data: bytes = b"") -> None:
+    def global_reply(
+        self, event: ev.GlobalRequestReceived, success: bool, data: bytes = b""
+    ) -> None:
         if event.want_reply and self.connection is not None:
             self.connection.global_reply(event.request_id, success, data)
             self.flush()
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
         d = call_hook(
-            self.reactor, self.server.check_channel_request, event.kind, event.peer_id,
+            self.reactor,
+            self.server.check_channel_request,
+            event.kind,
+            event.peer_id,
             denied=c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
         )
 
@@ -269,8 +283,12 @@ class SSHServerProtocol(protocol.Protocol):
         if channel is None:
             return
         if event.error:
-            log.info("channel {id} of {peer} dropped: {error}", id=event.channel_id,
-                     peer=self.peer, error=event.error)
+            log.info(
+                "channel {id} of {peer} dropped: {error}",
+                id=event.channel_id,
+                peer=self.peer,
+                error=event.error,
+            )
         channel.closed_by_connection(event.error)
         call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
 

@@ -118,14 +118,19 @@ def handle_channel_request(
         hook, args, on_grant = parser(conn.server, channel, reader)
         reader.done()
     except DecodeError as exc:
-        log.info("malformed {name} request from {peer}: {error}", name=event.name,
-                 peer=conn.peer, error=exc.description)
+        log.info(
+            "malformed {name} request from {peer}: {error}",
+            name=event.name,
+            peer=conn.peer,
+            error=exc.description,
+        )
         conn.channel_reply(channel, event.want_reply, False)
         return
     if event.name in _STARTERS:
         channel.started = True
-    d = call_hook(conn.reactor, hook, *args, denied=False,
-                  timeout=conn.factory.settings.hook_timeout)
+    d = call_hook(
+        conn.reactor, hook, *args, denied=False, timeout=conn.factory.settings.hook_timeout
+    )
 
     def decided(result: object) -> None:
         granted = result is True

@@ -54,9 +54,16 @@ def multi_key_server(
     server.stop()
 
 
-def _login(client: OpenSSH, option: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[bytes]:
-    return client.ssh("alice", "echo", "pinned", password="secret",
-                      extra=[option, *extra, "UserKnownHostsFile=/dev/null"])
+def _login(
+    client: OpenSSH, option: str, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[bytes]:
+    return client.ssh(
+        "alice",
+        "echo",
+        "pinned",
+        password="secret",
+        extra=[option, *extra, "UserKnownHostsFile=/dev/null"],
+    )
 
 
 @pytest.mark.parametrize("kex", KEX)
@@ -88,10 +95,16 @@ def test_mac(multi_key_server: tuple[ServerProcess, OpenSSH], mac: str) -> None:
 
 
 def test_compression(multi_key_server: tuple[ServerProcess, OpenSSH]) -> None:
-    server, client = multi_key_server
+    client = multi_key_server[1]
     payload = b"compressible line\n" * 20000
-    result = client.ssh("alice", "cat", password="secret", input=payload,
-                        extra=["Compression=yes", "UserKnownHostsFile=/dev/null"], args=["-v"])
+    result = client.ssh(
+        "alice",
+        "cat",
+        password="secret",
+        input=payload,
+        extra=["Compression=yes", "UserKnownHostsFile=/dev/null"],
+        args=["-v"],
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == payload
     assert b"compression: zlib@openssh.com" in result.stderr or b"zlib@openssh.com" in result.stderr
@@ -111,7 +124,8 @@ def test_keyscan_returns_every_host_key(
     server, client = multi_key_server
     result = subprocess.run(
         ["ssh-keyscan", "-p", str(server.port), "-t", "ed25519,rsa,ecdsa", "127.0.0.1"],
-        capture_output=True, timeout=60,
+        capture_output=True,
+        timeout=60,
     )
     scanned = {line.split()[2] for line in result.stdout.decode().splitlines() if line.strip()}
     # ssh-keyscan asks for one ECDSA size; the others are verified below by pinning.
@@ -126,8 +140,14 @@ def test_keyscan_returns_every_host_key(
     known_hosts.write_text("".join(lines))
     for algorithm in HOST_KEYS:
         result = client.ssh(
-            "alice", "echo", "verified", password="secret",
-            extra=[f"HostKeyAlgorithms={algorithm}", f"UserKnownHostsFile={known_hosts}",
-                   "StrictHostKeyChecking=yes"],
+            "alice",
+            "echo",
+            "verified",
+            password="secret",
+            extra=[
+                f"HostKeyAlgorithms={algorithm}",
+                f"UserKnownHostsFile={known_hosts}",
+                "StrictHostKeyChecking=yes",
+            ],
         )
         assert result.returncode == 0, (algorithm, result.stderr)

@@ -51,28 +51,28 @@ def authorized_keys() -> set[PKey]:
 class Cat(protocol.Protocol):
     """Echoes everything back; on EOF sends exit-status 0 and closes."""
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def readConnectionLost(self) -> None:  # noqa: N802
+    def readConnectionLost(self) -> None:
         self.transport.send_exit_status(0)
         self.transport.loseConnection()
 
-    def writeConnectionLost(self) -> None:  # noqa: N802
+    def writeConnectionLost(self) -> None:
         pass
 
 
 class LineShell(protocol.Protocol):
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:
         self.transport.write(b"spindlex$ ")
         self.buffer = b""
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         self.buffer += data
         while b"\r" in self.buffer or b"\n" in self.buffer:
-            line, _, self.buffer = self.buffer.replace(b"\r\n", b"\n").replace(
-                b"\r", b"\n"
-            ).partition(b"\n")
+            line, _, self.buffer = (
+                self.buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").partition(b"\n")
+            )
             if line.strip() == b"exit":
                 self.transport.write(b"\r\nbye\r\n")
                 self.transport.send_exit_status(0)
@@ -217,6 +217,7 @@ class TestServer(SSHServer):
     def _exec_wait_signal(self, channel: Any, rest: str) -> None:
         done: defer.Deferred[str] = defer.Deferred()
         channel.signal_waiter = done.callback
-        done.addCallback(lambda name: (channel.send(f"got {name}\n".encode()),
-                                       self._finish(channel, 0)))
+        done.addCallback(
+            lambda name: (channel.send(f"got {name}\n".encode()), self._finish(channel, 0))
+        )
         channel.send(b"waiting\n")

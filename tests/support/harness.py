@@ -29,8 +29,17 @@ class ServerProcess:
         self.tmp = tmp
         self.record = tmp / "hooks.jsonl"
         self.log_path = tmp / f"server-{id(self):x}.log"
-        cmd = [sys.executable, "-m", "tests.support.server_main", "--app", app,
-               "--settings", json.dumps(settings or {}), "--listen", listen]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.support.server_main",
+            "--app",
+            app,
+            "--settings",
+            json.dumps(settings or {}),
+            "--listen",
+            listen,
+        ]
         for key in host_keys:
             cmd += ["--host-key", str(key)]
         full_env = dict(os.environ)
@@ -38,7 +47,11 @@ class ServerProcess:
         full_env.update(env or {})
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=self._log,
+            cmd,
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
             stdin=subprocess.DEVNULL,
         )
         line = self._read_line(timeout=30)
@@ -94,21 +107,33 @@ class OpenSSH:
         for option in extra:
             opts += ["-o", option]
         opts += [
-            "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "StrictHostKeyChecking=no",
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=20",
-            "-o", f"BatchMode={'yes' if batch else 'no'}",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=20",
+            "-o",
+            f"BatchMode={'yes' if batch else 'no'}",
         ]
         for option in extra:
             opts += ["-o", option]
         return opts
 
     def ssh(
-        self, user: str, *command: str, password: str | None = None,
-        identity: Path | None = None, extra: Sequence[str] = (), args: Sequence[str] = (),
-        input: bytes | None = None, timeout: float = 60,
+        self,
+        user: str,
+        *command: str,
+        password: str | None = None,
+        identity: Path | None = None,
+        extra: Sequence[str] = (),
+        args: Sequence[str] = (),
+        input: bytes | None = None,
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess[bytes]:
         cmd = ["ssh", *self.options(batch=password is None, extra=extra), "-p", str(self.port)]
         if identity is not None:
@@ -119,6 +144,9 @@ class OpenSSH:
         if password is not None:
             cmd = ["sshpass", "-p", password, *cmd]
         return subprocess.run(
-            cmd, input=input, capture_output=True, timeout=timeout,
+            cmd,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )

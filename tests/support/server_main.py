@@ -65,9 +65,7 @@ def main() -> None:
         print(f"ERROR {failure.getErrorMessage()}", flush=True)
         reactor.stop()
 
-    endpoints.serverFromString(reactor, args.listen).listen(factory).addCallbacks(
-        listening, failed
-    )
+    endpoints.serverFromString(reactor, args.listen).listen(factory).addCallbacks(listening, failed)
     reactor.run()
 
 
