@@ -1,0 +1,185 @@
+"""Client paths confined under a root directory, as if the root were ``/`` (chroot).
+
+Resolution walks one component at a time with directory descriptors and
+``O_NOFOLLOW``; the process never hands a multi-component path to the kernel.
+A symbolic link met on the way is read and its text spliced into the walk,
+so ``..`` and absolute link targets are interpreted inside the root exactly as
+a chroot would, and nothing — a link created by the client, a link already on
+disk, a component renamed by someone else mid-walk — can lead outside it.
+
+The result is a :class:`Location`: an open descriptor of the parent directory
+plus the final name. Operations then act on that name relative to that
+descriptor without following links, so swapping the name for a link between
+resolution and use does not escape either.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections import deque
+
+# O_PATH (Linux) opens a directory for lookups only: no read permission needed.
+O_PATH: int = getattr(os, "O_PATH", os.O_RDONLY)
+DIR_FLAGS = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+MAX_SYMLINKS = 40  # as Linux: more links than this in one lookup is a loop
+MAX_PATH_BYTES = 4096  # PATH_MAX
+
+
+def _error(number: int, name: bytes = b"") -> OSError:
+    return OSError(number, os.strerror(number), os.fsdecode(name))
+
+
+class Location:
+    """A resolved path: ``name`` inside the open directory ``dir_fd``.
+
+    ``parts`` are the components of the resolved path below the root; the root
+    itself is ``parts == ()`` with ``name == b"."``. The location owns ``dir_fd``
+    and must be closed.
+    """
+
+    __slots__ = ("dir_fd", "name", "parts")
+
+    def __init__(self, dir_fd: int, name: bytes, parts: tuple[bytes, ...]) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.parts = parts
+
+    @property
+    def path(self) -> bytes:
+        """The resolved path as the client sees it, e.g. ``b"/dir/file"``."""
+        return b"/" + b"/".join(self.parts)
+
+    @property
+    def parent_path(self) -> bytes:
+        return b"/" + b"/".join(self.parts[:-1])
+
+    def close(self) -> None:
+        # Closing a lookup-only descriptor never waits on the disk.
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+
+class Jail:
+    """Resolves client paths below ``root``; safe to use from several threads."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        self.root_fd = os.open(self.root, DIR_FLAGS)
+
+    def close(self) -> None:
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+    def host_path(self, virtual: bytes) -> str:
+        """Where the client's resolved ``virtual`` path lies on this host."""
+        if virtual in (b"", b"/"):
+            return self.root
+        return os.path.join(self.root, os.fsdecode(virtual.lstrip(b"/")))
+
+    def _open_dirs(self, names: list[bytes]) -> int:
+        """A descriptor of root/names..., refusing links (the names are already resolved)."""
+        fd = os.dup(self.root_fd)
+        try:
+            for name in names:
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def locate(self, path: bytes, base: bytes, follow: bool) -> Location:
+        """Resolve ``path`` (relative ones against ``base``) to a :class:`Location`.
+
+        With ``follow`` a link in the final component is followed too (stat,
+        open); without, the location names the link itself (lstat, remove).
+        A missing final component is not an error: it may be about to be created.
+        """
+        if b"\0" in path:
+            raise _error(errno.EINVAL)
+        if not path.startswith(b"/"):
+            path = base.rstrip(b"/") + b"/" + path
+        if len(path) > MAX_PATH_BYTES:
+            raise _error(errno.ENAMETOOLONG)
+        pending = deque(path.split(b"/"))
+        names: list[bytes] = []
+        links = 0
+        cur = os.dup(self.root_fd)
+        try:
+            while pending:
+                name = pending.popleft()
+                if name in (b"", b"."):
+                    continue
+                if name == b"..":
+                    if names:
+                        names.pop()
+                        os.close(cur)
+                        cur = -1
+                        cur = self._open_dirs(names)
+                    continue
+                if not pending:
+                    # The final name: a link there is followed only on request.
+                    st = self._lstat(name, cur) if follow else None
+                    if st is None or not stat.S_ISLNK(st.st_mode):
+                        return self._hand_over(cur, name, names)
+                else:
+                    child = self._enter(name, cur)
+                    if child >= 0:
+                        os.close(cur)
+                        cur = child
+                        names.append(name)
+                        continue
+                # A symbolic link: splice its text into what is left to walk.
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise _error(errno.ELOOP, name)
+                target = os.readlink(name, dir_fd=cur)
+                if target.startswith(b"/"):
+                    names.clear()
+                    os.close(cur)
+                    cur = -1
+                    cur = os.dup(self.root_fd)
+                pending.extendleft(reversed(target.split(b"/")))
+                if len(pending) > MAX_PATH_BYTES:
+                    raise _error(errno.ENAMETOOLONG)
+            # The path ended on a directory ("/", "a/..", "a/b/"): name it from its parent.
+            if not names:
+                return self._hand_over(cur, b".", names)
+            os.close(cur)
+            cur = -1
+            cur = self._open_dirs(names[:-1])
+            return self._hand_over(cur, names[-1], names[:-1])
+        except BaseException:
+            if cur >= 0:
+                os.close(cur)
+            raise
+
+    @staticmethod
+    def _hand_over(fd: int, name: bytes, names: list[bytes]) -> Location:
+        parts = tuple(names) if name == b"." else (*names, name)
+        return Location(fd, name, parts)
+
+    @staticmethod
+    def _lstat(name: bytes, dir_fd: int) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _enter(name: bytes, dir_fd: int) -> int:
+        """Open the directory ``name``; -1 if it is a symbolic link to follow instead."""
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            if not stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                raise
+            return -1

@@ -1,0 +1,349 @@
+"""The local filesystem backend: every disk operation of the SFTP server.
+
+All methods block and are meant for worker threads; they raise :class:`OSError`
+and the SFTP layer maps its errno to a status. Paths arrive as
+:class:`~spindlex_tw.fs.jail.Location` values and are acted on relative to
+their directory descriptor without following links, so a name swapped for a
+link after resolution is never followed out of the root. Open files are plain
+descriptors used with ``pread``/``pwrite``, so concurrent requests on one
+handle need no shared file position.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from spindlex_tw.fs.jail import O_PATH, Jail, Location
+
+_OPEN_EXTRA = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+_COPY_CHUNK = 64 * 1024
+
+
+def _unsupported() -> OSError:
+    return OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+
+@dataclass(slots=True)
+class OpenedFile:
+    fd: int
+    created: bool
+
+
+@dataclass(slots=True)
+class DirEntry:
+    name: bytes
+    stat: os.stat_result
+
+
+class DirStream:
+    """An open directory being listed: ``.`` and ``..`` first, then its entries."""
+
+    __slots__ = ("_entries", "_scan", "fd", "is_root", "started")
+
+    def __init__(self, fd: int, is_root: bool) -> None:
+        self.fd = fd
+        self.is_root = is_root
+        self.started = False
+        self._scan = os.scandir(fd)
+        self._entries: Iterator[os.DirEntry[str]] = iter(self._scan)
+
+    def next_entry(self) -> os.DirEntry[str] | None:
+        return next(self._entries, None)
+
+    def close(self) -> None:
+        self._scan.close()
+        os.close(self.fd)
+
+
+@dataclass(frozen=True, slots=True)
+class SetStat:
+    """The changes of a SETSTAT, in the order OpenSSH applies them."""
+
+    size: int | None = None
+    permissions: int | None = None
+    times: tuple[int, int] | None = None
+    owner: tuple[int, int] | None = None
+
+
+class LocalFileSystem:
+    """Disk access confined to one root directory (see :mod:`spindlex_tw.fs.jail`)."""
+
+    def __init__(self, root: str) -> None:
+        self.jail = Jail(root)
+        self._user_names: dict[int, str] = {}
+        self._group_names: dict[int, str] = {}
+
+    def close(self) -> None:
+        self.jail.close()
+
+    def locate(self, path: bytes, base: bytes, follow: bool) -> Location:
+        return self.jail.locate(path, base, follow)
+
+    # --- files -----------------------------------------------------------------------------
+
+    def open_file(self, loc: Location, flags: int, create_mode: int | None) -> OpenedFile:
+        """Open a regular file; with ``create_mode``, create it (mode exactly that) if absent.
+
+        ``flags`` are O_* access and O_APPEND/O_TRUNC/O_EXCL bits; O_EXCL with a
+        create mode refuses an existing name.
+        """
+        flags |= _OPEN_EXTRA
+        created = False
+        if create_mode is None:
+            fd = os.open(loc.name, flags, dir_fd=loc.dir_fd)
+        elif flags & os.O_EXCL:
+            fd = os.open(loc.name, flags | os.O_CREAT, 0o600, dir_fd=loc.dir_fd)
+            created = True
+        else:
+            fd, created = self._open_or_create(loc, flags)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if not stat.S_ISREG(st.st_mode):
+                # FIFOs and devices could block a worker forever or have side effects.
+                raise OSError(errno.ENXIO, "not a regular file")
+            if created and create_mode is not None:
+                # Exactly the mode asked for, whatever the process umask says.
+                os.fchmod(fd, create_mode & 0o7777)
+        except BaseException:
+            os.close(fd)
+            raise
+        return OpenedFile(fd, created)
+
+    @staticmethod
+    def _open_or_create(loc: Location, flags: int) -> tuple[int, bool]:
+        # Creating exclusively first tells us whether the file is new (and needs its mode);
+        # an existing file is then opened as it is. Retry if it vanishes in between.
+        for _ in range(8):
+            try:
+                fd = os.open(loc.name, flags | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=loc.dir_fd)
+                return fd, True
+            except FileExistsError:
+                pass
+            try:
+                return os.open(loc.name, flags, dir_fd=loc.dir_fd), False
+            except FileNotFoundError:
+                continue
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    @staticmethod
+    def read(fd: int, length: int, offset: int) -> bytes:
+        return os.pread(fd, length, offset)
+
+    @staticmethod
+    def write(fd: int, data: memoryview | bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            # With O_APPEND the kernel appends whatever the offset says.
+            done = os.pwrite(fd, view, offset)
+            if done <= 0:
+                raise OSError(errno.EIO, "short write")
+            view = view[done:]
+            offset += done
+
+    @staticmethod
+    def close_fd(fd: int) -> None:
+        os.close(fd)
+
+    @staticmethod
+    def fstat(fd: int) -> os.stat_result:
+        return os.fstat(fd)
+
+    @staticmethod
+    def fsync(fd: int) -> None:
+        os.fsync(fd)
+
+    @staticmethod
+    def fstatvfs(fd: int) -> os.statvfs_result:
+        return os.fstatvfs(fd)
+
+    @staticmethod
+    def fsetstat(fd: int, change: SetStat) -> None:
+        if change.size is not None:
+            os.ftruncate(fd, change.size)
+        if change.permissions is not None:
+            os.fchmod(fd, change.permissions & 0o7777)
+        if change.times is not None:
+            os.utime(fd, change.times)
+        if change.owner is not None:
+            os.fchown(fd, *change.owner)
+
+    def copy_data(self, src: int, src_offset: int, length: int, dst: int, dst_offset: int) -> int:
+        """Copy up to ``length`` bytes; returns how many were copied (fewer at end of file)."""
+        copied = 0
+        while copied < length:
+            chunk = os.pread(src, min(_COPY_CHUNK, length - copied), src_offset + copied)
+            if not chunk:
+                break
+            self.write(dst, chunk, dst_offset + copied)
+            copied += len(chunk)
+        return copied
+
+    # --- names -----------------------------------------------------------------------------
+
+    @staticmethod
+    def stat(loc: Location) -> os.stat_result:
+        return os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
+
+    @staticmethod
+    def setstat(loc: Location, change: SetStat) -> None:
+        if change.size is not None:
+            fd = os.open(loc.name, os.O_WRONLY | _OPEN_EXTRA, dir_fd=loc.dir_fd)
+            try:
+                os.ftruncate(fd, change.size)
+            finally:
+                os.close(fd)
+        if change.permissions is not None:
+            try:
+                os.chmod(
+                    loc.name,
+                    change.permissions & 0o7777,
+                    dir_fd=loc.dir_fd,
+                    follow_symlinks=False,
+                )
+            except (NotImplementedError, ValueError):
+                # Linux has no mode of its own for a link: refused, never followed.
+                raise _unsupported() from None
+        if change.times is not None:
+            os.utime(loc.name, change.times, dir_fd=loc.dir_fd, follow_symlinks=False)
+        if change.owner is not None:
+            os.chown(loc.name, *change.owner, dir_fd=loc.dir_fd, follow_symlinks=False)
+
+    @staticmethod
+    def statvfs(loc: Location) -> os.statvfs_result:
+        fd = os.open(loc.name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=loc.dir_fd)
+        try:
+            return os.fstatvfs(fd)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def opendir(loc: Location) -> DirStream:
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(loc.name, flags, dir_fd=loc.dir_fd)
+        try:
+            return DirStream(fd, is_root=not loc.parts)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @staticmethod
+    def read_dir(stream: DirStream, count: int) -> list[DirEntry]:
+        """Up to ``count`` entries, ``lstat``-ed; an empty list at the end."""
+        batch: list[DirEntry] = []
+        if not stream.started:
+            stream.started = True
+            here = os.fstat(stream.fd)
+            batch.append(DirEntry(b".", here))
+            # The root's parent is itself: nothing above the root is ever shown.
+            above = here if stream.is_root else os.stat(b"..", dir_fd=stream.fd)
+            batch.append(DirEntry(b"..", above))
+        while len(batch) < count:
+            entry = stream.next_entry()
+            if entry is None:
+                break
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while listing
+            batch.append(DirEntry(os.fsencode(entry.name), st))
+        return batch
+
+    @staticmethod
+    def remove(loc: Location) -> None:
+        os.unlink(loc.name, dir_fd=loc.dir_fd)
+
+    @staticmethod
+    def mkdir(loc: Location, mode: int) -> None:
+        os.mkdir(loc.name, 0o700, dir_fd=loc.dir_fd)
+        # Exactly the mode asked for, whatever the process umask says.
+        os.chmod(loc.name, mode & 0o7777, dir_fd=loc.dir_fd, follow_symlinks=False)
+
+    @staticmethod
+    def rmdir(loc: Location) -> None:
+        os.rmdir(loc.name, dir_fd=loc.dir_fd)
+
+    @staticmethod
+    def rename(old: Location, new: Location) -> None:
+        """POSIX rename: replaces an existing ``new``."""
+        os.rename(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd)
+
+    @staticmethod
+    def rename_no_replace(old: Location, new: Location) -> None:
+        """Rename that fails with EEXIST if ``new`` exists, as OpenSSH's SSH_FXP_RENAME.
+
+        A regular file is linked to its new name and then unlinked, which
+        cannot replace anything; other kinds (or filesystems without hard
+        links) are checked first and then renamed.
+        """
+        st = os.stat(old.name, dir_fd=old.dir_fd, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode):
+            try:
+                os.link(
+                    old.name,
+                    new.name,
+                    src_dir_fd=old.dir_fd,
+                    dst_dir_fd=new.dir_fd,
+                    follow_symlinks=False,
+                )
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+            else:
+                try:
+                    os.unlink(old.name, dir_fd=old.dir_fd)
+                except OSError:
+                    os.unlink(new.name, dir_fd=new.dir_fd)
+                    raise
+                return
+        try:
+            os.stat(new.name, dir_fd=new.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            os.rename(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd)
+            return
+        raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+
+    @staticmethod
+    def readlink(loc: Location) -> bytes:
+        return os.readlink(loc.name, dir_fd=loc.dir_fd)
+
+    @staticmethod
+    def symlink(target: bytes, loc: Location) -> None:
+        if b"\0" in target:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        os.symlink(target, loc.name, dir_fd=loc.dir_fd)
+
+    @staticmethod
+    def link(old: Location, new: Location) -> None:
+        os.link(
+            old.name,
+            new.name,
+            src_dir_fd=old.dir_fd,
+            dst_dir_fd=new.dir_fd,
+            follow_symlinks=False,
+        )
+
+    # --- accounts --------------------------------------------------------------------------
+
+    def user_name(self, uid: int) -> str | None:
+        if uid not in self._user_names:
+            try:
+                self._user_names[uid] = pwd.getpwuid(uid).pw_name
+            except (KeyError, OverflowError):
+                self._user_names[uid] = ""
+        return self._user_names[uid] or None
+
+    def group_name(self, gid: int) -> str | None:
+        if gid not in self._group_names:
+            try:
+                self._group_names[gid] = grp.getgrgid(gid).gr_name
+            except (KeyError, OverflowError):
+                self._group_names[gid] = ""
+        return self._group_names[gid] or None

@@ -1,0 +1,195 @@
+"""What request handlers share: the filesystem, the user's hooks, handles, limits.
+
+Handlers reach the outside world only through this object's awaitables
+(worker-thread calls and hook calls); see :mod:`spindlex_tw.sftp.effects`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from spindlex_tw.core.wire import Reader
+from spindlex_tw.fs.jail import Location
+from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.protocol.constants import SSH_FX_FAILURE, SSH_FX_PERMISSION_DENIED
+from spindlex_tw.sftp.effects import Blocking, CallHook, Wait
+from spindlex_tw.sftp.handles import DirHandle, FileHandle, Handle, HandleTable
+from spindlex_tw.sftp.replies import Reply
+from spindlex_tw.sftp.status import SFTPError
+
+T = TypeVar("T")
+
+# Requests OpenSSH counts as writes: a read-only policy must refuse all of them.
+WRITE = "w"
+READ = "r"
+
+SIZE_LIMIT = 256 * 1024
+HEADER_ROOM = 1024
+
+
+class AccessPolicy(Protocol):
+    """The SFTPServer hooks of the public API, as the session consults them.
+
+    A check grants only when it returns ``True`` (or a Deferred/coroutine
+    that yields ``True``); a permissions hook must give an ``int`` mode.
+    """
+
+    def check_file_access(self, path: str, mode: str) -> object: ...
+
+    def check_directory_access(self, path: str, mode: str) -> object: ...
+
+    def get_file_permissions(self, path: str) -> object: ...
+
+    def get_directory_permissions(self, path: str) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one session may ask of the server; advertised by ``limits@openssh.com``."""
+
+    max_packet_length: int = SIZE_LIMIT + HEADER_ROOM
+    max_read_length: int = SIZE_LIMIT
+    max_write_length: int = SIZE_LIMIT
+    max_open_handles: int = 100
+    # Past either bound the session stops reading requests until replies drain.
+    max_outstanding_requests: int = 64
+    max_outstanding_bytes: int = 8 * 1024 * 1024
+    readdir_batch: int = 100
+    home: bytes = b"/"
+
+
+class SessionClosed(Exception):
+    """The client went away; the request unwinds without a reply."""
+
+
+Handler = Callable[["Context", int, Reader], Coroutine[Any, Any, Reply]]
+
+
+class _Located:
+    """``async with ctx.located(...) as loc``: resolve in a worker, always close."""
+
+    __slots__ = ("_ctx", "_follow", "_loc", "_path")
+
+    def __init__(self, ctx: Context, path: bytes, follow: bool) -> None:
+        self._ctx = ctx
+        self._path = path
+        self._follow = follow
+        self._loc: Location | None = None
+
+    async def __aenter__(self) -> Location:
+        ctx = self._ctx
+        self._loc = await Blocking(
+            partial(ctx.fs.locate, self._path, ctx.limits.home, self._follow)
+        )
+        return self._loc
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._loc is not None:
+            self._loc.close()
+
+
+class Context:
+    """Services for request handlers of one session."""
+
+    def __init__(
+        self,
+        fs: LocalFileSystem,
+        policy: AccessPolicy,
+        limits: Limits,
+        username: str | None,
+        report: Callable[[str, BaseException], None],
+    ) -> None:
+        self.fs = fs
+        self.policy = policy
+        self.limits = limits
+        self.username = username
+        self.report = report
+        self.handles = HandleTable(limits.max_open_handles)
+        self.closed = False
+
+    def io(self, function: Callable[[], T]) -> Awaitable[T]:
+        """Run blocking ``function`` in a worker thread."""
+        return Blocking(function)
+
+    def located(self, path: bytes, follow: bool) -> _Located:
+        return _Located(self, path, follow)
+
+    def host_path(self, virtual: bytes) -> str:
+        return self.fs.jail.host_path(virtual)
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    async def _ask(self, hook: Callable[..., object], *args: object) -> object:
+        try:
+            return await CallHook(hook, *args)
+        except (SFTPError, SessionClosed):
+            raise
+        except Exception as exc:
+            # A hook that fails refuses: access is never granted by accident.
+            self.report(f"SFTP hook {getattr(hook, '__name__', hook)!r} failed", exc)
+            raise SFTPError(None, SSH_FX_PERMISSION_DENIED) from exc
+
+    async def require_file(self, virtual: bytes, mode: str) -> None:
+        answer = await self._ask(self.policy.check_file_access, self.host_path(virtual), mode)
+        if answer is not True:
+            raise SFTPError(None, SSH_FX_PERMISSION_DENIED)
+
+    async def require_directory(self, virtual: bytes, mode: str) -> None:
+        answer = await self._ask(self.policy.check_directory_access, self.host_path(virtual), mode)
+        if answer is not True:
+            raise SFTPError(None, SSH_FX_PERMISSION_DENIED)
+
+    async def creation_mode(
+        self, hook: Callable[[str], object], virtual: bytes, requested: int | None
+    ) -> int:
+        """The mode of a new file or directory: the hook's, narrowed by the client's.
+
+        The hook is the most a new entry may get; a client asking for less
+        (an upload of a private 0600 file) keeps its narrower mode, as a umask would.
+        """
+        answer = await self._ask(hook, self.host_path(virtual))
+        if not isinstance(answer, int) or isinstance(answer, bool):
+            self.report("SFTP permissions hook returned a non-integer", TypeError(repr(answer)))
+            raise SFTPError(None, SSH_FX_FAILURE)
+        mode = answer & 0o7777
+        return mode & requested if requested is not None else mode
+
+    # --- handles ---------------------------------------------------------------------------
+
+    def file_handle(self, handle_id: bytes, missing: int = SSH_FX_FAILURE) -> FileHandle:
+        handle = self.handles.file(handle_id)
+        if handle is None:
+            raise SFTPError(None, missing)
+        return handle
+
+    def dir_handle(self, handle_id: bytes) -> DirHandle:
+        handle = self.handles.directory(handle_id)
+        if handle is None:
+            raise SFTPError(None, SSH_FX_FAILURE)
+        return handle
+
+    async def wait_idle(self, handle: Handle) -> None:
+        while handle.busy:
+            await Wait(handle.idle)
+
+    async def release(self, handle: Handle) -> None:
+        """Close ``handle`` once the requests using it are done."""
+        await self.wait_idle(handle)
+        if isinstance(handle, FileHandle):
+            await Blocking(partial(self.fs.close_fd, handle.fd))
+        elif isinstance(handle, DirHandle):
+            await Blocking(handle.stream.close)
+
+    async def install(self, handle: Handle) -> bytes:
+        """Add an opened handle to the reserved slot; if the client left meanwhile, close it."""
+        if self.closed:
+            self.handles.release()
+            await self.release(handle)
+            raise SessionClosed
+        return self.handles.add(handle)

@@ -1,0 +1,208 @@
+"""Requests on open files and directories: OPEN, CLOSE, READ, WRITE, FSTAT,
+FSETSTAT, OPENDIR, READDIR."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from functools import partial
+
+from spindlex_tw.core.wire import Reader
+from spindlex_tw.fs.local import DirStream, LocalFileSystem, SetStat
+from spindlex_tw.protocol.constants import (
+    SSH_FX_EOF,
+    SSH_FX_FAILURE,
+    SSH_FX_NO_SUCH_FILE,
+    SSH_FX_OK,
+    SSH_FX_PERMISSION_DENIED,
+)
+from spindlex_tw.sftp import replies
+from spindlex_tw.sftp.attrs import Attrs
+from spindlex_tw.sftp.codes import (
+    SSH_FXF_APPEND,
+    SSH_FXF_CREAT,
+    SSH_FXF_EXCL,
+    SSH_FXF_READ,
+    SSH_FXF_TRUNC,
+    SSH_FXF_WRITE,
+    SSH_FXP_CLOSE,
+    SSH_FXP_FSETSTAT,
+    SSH_FXP_FSTAT,
+    SSH_FXP_OPEN,
+    SSH_FXP_OPENDIR,
+    SSH_FXP_READ,
+    SSH_FXP_READDIR,
+    SSH_FXP_WRITE,
+)
+from spindlex_tw.sftp.context import READ, WRITE, Context, Handler
+from spindlex_tw.sftp.handles import DirHandle, FileHandle
+from spindlex_tw.sftp.longname import longname
+from spindlex_tw.sftp.replies import Reply
+from spindlex_tw.sftp.status import SFTPError
+
+MAX_OFFSET = (1 << 63) - 1  # off_t
+_WRITING = SSH_FXF_WRITE | SSH_FXF_APPEND | SSH_FXF_CREAT | SSH_FXF_TRUNC
+
+
+def checked_offset(value: int) -> int:
+    """A client offset the kernel can take; beyond off_t it is a bad message (EINVAL)."""
+    if value > MAX_OFFSET:
+        raise OSError(errno.EINVAL, "offset out of range")
+    return value
+
+
+def setstat_change(attrs: Attrs) -> SetStat:
+    return SetStat(
+        size=None if attrs.size is None else checked_offset(attrs.size),
+        permissions=attrs.permissions,
+        times=(attrs.atime, attrs.mtime)
+        if attrs.atime is not None and attrs.mtime is not None
+        else None,
+        owner=(attrs.uid, attrs.gid) if attrs.uid is not None and attrs.gid is not None else None,
+    )
+
+
+def open_flags(pflags: int) -> int:
+    """O_* flags for SSH_FXF_* ones, as OpenSSH's flags_from_portable()."""
+    if pflags & SSH_FXF_READ and pflags & SSH_FXF_WRITE:
+        flags = os.O_RDWR
+    elif pflags & SSH_FXF_WRITE:
+        flags = os.O_WRONLY
+    else:
+        flags = os.O_RDONLY
+    if pflags & SSH_FXF_APPEND:
+        flags |= os.O_APPEND
+    if pflags & SSH_FXF_TRUNC:
+        flags |= os.O_TRUNC
+    if pflags & SSH_FXF_EXCL:
+        flags |= os.O_EXCL
+    return flags
+
+
+async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
+    path = r.string()
+    pflags = r.uint32()
+    attrs = Attrs.decode(r)
+    if not ctx.handles.reserve():
+        return replies.status(rid, SSH_FX_FAILURE)
+    creating = bool(pflags & SSH_FXF_CREAT)
+    exclusive = creating and bool(pflags & SSH_FXF_EXCL)
+    try:
+        # O_CREAT|O_EXCL never follows a final link: it must fail if the name exists.
+        async with ctx.located(path, follow=not exclusive) as loc:
+            await ctx.require_file(loc.path, WRITE if pflags & _WRITING else READ)
+            mode = None
+            if creating:
+                mode = await ctx.creation_mode(
+                    ctx.policy.get_file_permissions, loc.path, attrs.permissions
+                )
+            opened = await ctx.io(partial(ctx.fs.open_file, loc, open_flags(pflags), mode))
+    except BaseException:
+        ctx.handles.release()
+        raise
+    handle = FileHandle(loc.path, ctx.host_path(loc.path), opened.fd, pflags)
+    return replies.handle(rid, await ctx.install(handle))
+
+
+async def close(ctx: Context, rid: int, r: Reader) -> Reply:
+    handle = ctx.handles.pop(r.string())
+    if handle is None:
+        return replies.status(rid, SSH_FX_NO_SUCH_FILE)
+    await ctx.release(handle)
+    return replies.status(rid, SSH_FX_OK)
+
+
+async def read(ctx: Context, rid: int, r: Reader) -> Reply:
+    handle = ctx.file_handle(r.string())
+    offset = checked_offset(r.uint64())
+    length = min(r.uint32(), ctx.limits.max_read_length)
+    if not handle.readable:
+        return replies.status(rid, SSH_FX_PERMISSION_DENIED)
+    if not length:
+        return replies.data(rid, b"")  # odd but allowed; OpenSSH answers the same
+    with handle.use():
+        chunk = await ctx.io(partial(LocalFileSystem.read, handle.fd, length, offset))
+    if not chunk:
+        return replies.status(rid, SSH_FX_EOF)
+    return replies.data(rid, chunk)
+
+
+async def write(ctx: Context, rid: int, r: Reader) -> Reply:
+    handle = ctx.file_handle(r.string())
+    offset = checked_offset(r.uint64())
+    payload = r.string_view()
+    if not handle.writable:
+        return replies.status(rid, SSH_FX_PERMISSION_DENIED)
+    with handle.use():
+        await ctx.io(partial(LocalFileSystem.write, handle.fd, payload, offset))
+    return replies.status(rid, SSH_FX_OK)
+
+
+async def fstat(ctx: Context, rid: int, r: Reader) -> Reply:
+    handle = ctx.file_handle(r.string())
+    with handle.use():
+        st = await ctx.io(partial(LocalFileSystem.fstat, handle.fd))
+    return replies.attrs(rid, Attrs.from_stat(st))
+
+
+async def fsetstat(ctx: Context, rid: int, r: Reader) -> Reply:
+    handle = ctx.file_handle(r.string())
+    change = setstat_change(Attrs.decode(r))
+    with handle.use():
+        await ctx.require_file(handle.path, WRITE)
+        await ctx.io(partial(LocalFileSystem.fsetstat, handle.fd, change))
+    return replies.status(rid, SSH_FX_OK)
+
+
+async def opendir(ctx: Context, rid: int, r: Reader) -> Reply:
+    path = r.string()
+    if not ctx.handles.reserve():
+        return replies.status(rid, SSH_FX_FAILURE)
+    try:
+        async with ctx.located(path, follow=True) as loc:
+            await ctx.require_directory(loc.path, READ)
+            stream = await ctx.io(partial(LocalFileSystem.opendir, loc))
+    except BaseException:
+        ctx.handles.release()
+        raise
+    handle = DirHandle(loc.path, ctx.host_path(loc.path), stream)
+    return replies.handle(rid, await ctx.install(handle))
+
+
+def _list(fs: LocalFileSystem, stream: DirStream, count: int) -> list[tuple[bytes, bytes, bytes]]:
+    """One READDIR batch as NAME triples; runs in a worker (stats, user lookups)."""
+    now = time.time()
+    batch = []
+    for entry in fs.read_dir(stream, count):
+        st = entry.stat
+        user = fs.user_name(st.st_uid) or str(st.st_uid)
+        group = fs.group_name(st.st_gid) or str(st.st_gid)
+        long = longname(entry.name, st, user, group, now)
+        batch.append((entry.name, long, Attrs.from_stat(st).encode()))
+    return batch
+
+
+async def readdir(ctx: Context, rid: int, r: Reader) -> Reply:
+    handle = ctx.dir_handle(r.string())
+    # One listing step at a time per directory: the stream has a single position.
+    await ctx.wait_idle(handle)
+    if ctx.handles.directory(handle.handle_id) is not handle:
+        raise SFTPError(None, SSH_FX_FAILURE)  # closed while this request waited
+    with handle.use():
+        batch = await ctx.io(partial(_list, ctx.fs, handle.stream, ctx.limits.readdir_batch))
+    if not batch:
+        return replies.status(rid, SSH_FX_EOF)
+    return replies.names(rid, batch)
+
+
+HANDLERS: dict[int, Handler] = {
+    SSH_FXP_OPEN: open_file,
+    SSH_FXP_CLOSE: close,
+    SSH_FXP_READ: read,
+    SSH_FXP_WRITE: write,
+    SSH_FXP_FSTAT: fstat,
+    SSH_FXP_FSETSTAT: fsetstat,
+    SSH_FXP_OPENDIR: opendir,
+    SSH_FXP_READDIR: readdir,
+}

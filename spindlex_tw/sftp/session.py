@@ -1,0 +1,261 @@
+"""One SFTP v3 session, sans-IO: bytes in, reply bytes and jobs out.
+
+The driver (``spindlex_tw.tx.sftp`` in production, a plain loop in tests)
+feeds the client's bytes to :meth:`SftpSession.receive_data`, writes whatever
+:meth:`data_to_send` returns, carries out each :class:`Job` from
+:meth:`take_jobs` (a blocking call for a worker thread, or a user hook for the
+event loop) and hands the outcome back with :meth:`complete` or :meth:`fail`.
+
+Every request runs as its own coroutine, so requests are served concurrently
+and reply as they finish, in any order. Requests stop being read from the
+input while too many, or too many bytes, are outstanding, or while the
+client is not taking replies; :attr:`wants_input` tells the driver when to
+pause and resume its transport.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from spindlex_tw.core.errors import DecodeError
+from spindlex_tw.core.wire import Reader
+from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.protocol.constants import (
+    SSH_FX_BAD_MESSAGE,
+    SSH_FX_FAILURE,
+    SSH_FX_OP_UNSUPPORTED,
+)
+from spindlex_tw.sftp import extensions, file_ops, path_ops, replies
+from spindlex_tw.sftp.codes import SSH_FXP_EXTENDED, SSH_FXP_INIT, SSH_FXP_READ
+from spindlex_tw.sftp.context import AccessPolicy, Context, Handler, Limits, SessionClosed
+from spindlex_tw.sftp.effects import Blocking, CallHook, Effect, Wait
+from spindlex_tw.sftp.framing import FramingError, PacketBuffer
+from spindlex_tw.sftp.replies import Reply
+from spindlex_tw.sftp.status import SFTPError, status_for_errno
+
+HANDLERS: dict[int, Handler] = {
+    **file_ops.HANDLERS,
+    **path_ops.HANDLERS,
+    SSH_FXP_EXTENDED: extensions.extended,
+}
+
+
+def _ignore(message: str, error: BaseException) -> None:
+    """The default error reporter, for sessions nobody watches (tests)."""
+
+
+class _Task:
+    """One request in progress."""
+
+    __slots__ = ("coro", "cost", "request_id")
+
+    def __init__(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> None:
+        self.coro = coro
+        self.request_id = request_id
+        self.cost = cost
+
+
+class Job:
+    """Work for the driver: ``effect`` is a :class:`Blocking` or a :class:`CallHook`."""
+
+    __slots__ = ("_task", "effect")
+
+    def __init__(self, effect: Blocking[Any] | CallHook, task: _Task) -> None:
+        self.effect = effect
+        self._task = task
+
+
+class SftpSession:
+    """The server side of one SFTP session over ``fs``, consulting ``policy``."""
+
+    def __init__(
+        self,
+        fs: LocalFileSystem,
+        policy: AccessPolicy,
+        limits: Limits | None = None,
+        username: str | None = None,
+        report: Callable[[str, BaseException], None] = _ignore,
+    ) -> None:
+        self.limits = limits or Limits()
+        self._ctx = Context(fs, policy, self.limits, username, report)
+        self._report = report
+        self._buffer = PacketBuffer(self.limits.max_packet_length)
+        self._out: list[bytes] = []
+        self._jobs: list[Job] = []
+        self._ready: deque[tuple[_Task, object, BaseException | None]] = deque()
+        self._tasks = 0
+        self._bytes = 0
+        self._initialized = False
+        self._output_blocked = False
+        self._running = False
+        self.closed = False
+        self.finished = False
+        self.protocol_error: FramingError | None = None
+
+    # --- the driver's interface ----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if self.closed or self.protocol_error is not None:
+            return
+        self._buffer.feed(data)
+        self._pump()
+
+    def data_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def take_jobs(self) -> list[Job]:
+        jobs, self._jobs = self._jobs, []
+        return jobs
+
+    def complete(self, job: Job, value: object) -> None:
+        self._ready.append((job._task, value, None))
+        self._pump()
+
+    def fail(self, job: Job, error: BaseException) -> None:
+        self._ready.append((job._task, None, error))
+        self._pump()
+
+    def set_output_blocked(self, blocked: bool) -> None:
+        """The client is not taking replies (or is again): stop (resume) reading requests."""
+        self._output_blocked = blocked
+        self._pump()
+
+    @property
+    def wants_input(self) -> bool:
+        return (
+            not self.closed
+            and self.protocol_error is None
+            and not self._saturated()
+            and len(self._buffer) < self.limits.max_packet_length
+        )
+
+    @property
+    def outstanding(self) -> int:
+        """Requests started and not yet answered."""
+        return self._tasks
+
+    def connection_lost(self) -> None:
+        """The client is gone: drop pending output and close every handle."""
+        if self.closed:
+            return
+        self.closed = True
+        self._ctx.closed = True
+        self._out.clear()
+        self._buffer = PacketBuffer(self.limits.max_packet_length)
+        for handle in self._ctx.handles.pop_all():
+            self._start(self._ctx.release(handle), request_id=0, cost=0)
+        self._pump()
+
+    # --- running requests ----------------------------------------------------------------
+
+    def _saturated(self) -> bool:
+        return (
+            self._output_blocked
+            or self._tasks >= self.limits.max_outstanding_requests
+            or self._bytes >= self.limits.max_outstanding_bytes
+        )
+
+    def _pump(self) -> None:
+        if self._running:
+            return  # re-entered from a step; the outer loop carries on
+        self._running = True
+        try:
+            while True:
+                while self._ready:
+                    self._step(*self._ready.popleft())
+                if not self._take_packet():
+                    break
+        finally:
+            self._running = False
+        if self.closed and not self._tasks and not self.finished:
+            self.finished = True
+            self._ctx.fs.close()
+
+    def _take_packet(self) -> bool:
+        if self.closed or self.protocol_error is not None or self._saturated():
+            return False
+        try:
+            packet = self._buffer.next_packet()
+        except FramingError as exc:
+            self.protocol_error = exc
+            return False
+        if packet is None:
+            return False
+        self._dispatch(packet)
+        return True
+
+    def _dispatch(self, packet: memoryview | bytes) -> None:
+        kind = packet[0]
+        number = int.from_bytes(packet[1:5], "big")
+        if not self._initialized:
+            if kind != SSH_FXP_INIT:
+                self.protocol_error = FramingError("SFTP request before INIT")
+                return
+            self._initialized = True
+            self._out += replies.version(extensions.advertised())
+            return
+        if kind == SSH_FXP_INIT:
+            # INIT carries a version where requests carry an id; answer it there.
+            self._out += replies.status(number, SSH_FX_FAILURE)
+            return
+        handler = HANDLERS.get(kind)
+        if handler is None:
+            self._out += replies.status(number, SSH_FX_OP_UNSUPPORTED)
+            return
+        cost = len(packet)
+        if kind == SSH_FXP_READ:
+            # What the reply will hold: the length field ends the packet.
+            cost += min(int.from_bytes(packet[-4:], "big"), self.limits.max_read_length)
+        self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost)
+
+    def _start(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> None:
+        self._tasks += 1
+        self._bytes += cost
+        self._ready.append((_Task(coro, request_id, cost), None, None))
+
+    def _step(self, task: _Task, value: object, error: BaseException | None) -> None:
+        try:
+            if error is not None:
+                effect: Effect[Any] = task.coro.throw(error)
+            else:
+                effect = task.coro.send(value)
+        except StopIteration as stop:
+            self._finish(task, stop.value)
+        except BaseException as exc:
+            self._finish(task, self._failure_reply(task.request_id, exc))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._suspend(task, effect)
+
+    def _suspend(self, task: _Task, effect: Effect[Any]) -> None:
+        if isinstance(effect, Wait):
+            effect.signal.subscribe(lambda: self._ready.append((task, None, None)))
+        elif self.closed and isinstance(effect, CallHook):
+            # Nobody is left to answer: unwind instead of asking the user's code.
+            self._ready.append((task, None, SessionClosed()))
+        elif isinstance(effect, Blocking | CallHook):
+            self._jobs.append(Job(effect, task))
+        else:
+            self._ready.append((task, None, TypeError(f"unknown effect {effect!r}")))
+
+    def _failure_reply(self, request_id: int, exc: BaseException) -> Reply | None:
+        if isinstance(exc, SessionClosed):
+            return None
+        if isinstance(exc, SFTPError):
+            return replies.status(request_id, exc.status_code, exc.message)
+        if isinstance(exc, DecodeError):
+            return replies.status(request_id, SSH_FX_BAD_MESSAGE)
+        if isinstance(exc, OSError):
+            return replies.status(request_id, status_for_errno(exc.errno))
+        self._report("SFTP request failed unexpectedly", exc)
+        return replies.status(request_id, SSH_FX_FAILURE)
+
+    def _finish(self, task: _Task, reply: Reply | None) -> None:
+        self._tasks -= 1
+        self._bytes -= task.cost
+        if reply is not None and not self.closed:
+            self._out += reply

@@ -1,0 +1,70 @@
+"""What a failed request tells the client: status codes, their texts, errno mapping.
+
+The texts are OpenSSH's sftp-server's, word for word, because users compare
+them with what they see from OpenSSH; there is no "[code]" prefix.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Final
+
+from spindlex_tw.protocol.constants import (
+    SSH_FX_BAD_MESSAGE,
+    SSH_FX_CONNECTION_LOST,
+    SSH_FX_EOF,
+    SSH_FX_FAILURE,
+    SSH_FX_NO_CONNECTION,
+    SSH_FX_NO_SUCH_FILE,
+    SSH_FX_OK,
+    SSH_FX_OP_UNSUPPORTED,
+    SSH_FX_PERMISSION_DENIED,
+)
+
+STATUS_MESSAGES: Final[dict[int, str]] = {
+    SSH_FX_OK: "Success",
+    SSH_FX_EOF: "End of file",
+    SSH_FX_NO_SUCH_FILE: "No such file",
+    SSH_FX_PERMISSION_DENIED: "Permission denied",
+    SSH_FX_FAILURE: "Failure",
+    SSH_FX_BAD_MESSAGE: "Bad message",
+    SSH_FX_NO_CONNECTION: "No connection",
+    SSH_FX_CONNECTION_LOST: "Connection lost",
+    SSH_FX_OP_UNSUPPORTED: "Operation unsupported",
+}
+
+# The mapping of OpenSSH's errno_to_portable(); every other errno is a plain FAILURE.
+_ERRNO_STATUS: Final[dict[int, int]] = {
+    errno.ENOENT: SSH_FX_NO_SUCH_FILE,
+    errno.ENOTDIR: SSH_FX_NO_SUCH_FILE,
+    errno.EBADF: SSH_FX_NO_SUCH_FILE,
+    errno.ELOOP: SSH_FX_NO_SUCH_FILE,
+    errno.EPERM: SSH_FX_PERMISSION_DENIED,
+    errno.EACCES: SSH_FX_PERMISSION_DENIED,
+    errno.EFAULT: SSH_FX_PERMISSION_DENIED,
+    errno.ENAMETOOLONG: SSH_FX_BAD_MESSAGE,
+    errno.EINVAL: SSH_FX_BAD_MESSAGE,
+    errno.ENOSYS: SSH_FX_OP_UNSUPPORTED,
+}
+
+
+def message_for(code: int) -> str:
+    return STATUS_MESSAGES.get(code, "Unknown error")
+
+
+def status_for_errno(number: int | None) -> int:
+    if number is None:
+        return SSH_FX_FAILURE
+    return _ERRNO_STATUS.get(number, SSH_FX_FAILURE)
+
+
+class SFTPError(Exception):
+    """A request failed with ``status_code``; ``message`` is sent to the client.
+
+    Access hooks may raise it to refuse with a code and text of their choosing.
+    """
+
+    def __init__(self, message: str | None = None, status_code: int = SSH_FX_FAILURE) -> None:
+        self.status_code = status_code
+        self.message = message if message is not None else message_for(status_code)
+        super().__init__(self.message)

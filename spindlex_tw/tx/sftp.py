@@ -1,0 +1,212 @@
+"""The SFTP subsystem on Twisted: drives a sans-IO :class:`SftpSession` over a transport.
+
+The transport is whatever carries the subsystem's bytes, an SSH channel in
+production or standard I/O in tests. Blocking filesystem work goes to one
+small process-wide thread pool, created on first use and stopped when the
+reactor shuts down; user hooks run on the reactor thread and may return
+Deferreds or coroutines.
+
+Back-pressure both ways: when the client stops taking replies (the channel
+pauses this protocol as a producer), or too many requests are in flight, the
+session stops taking requests and the transport is paused until it drains.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from twisted.internet import defer, interfaces
+from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.sftp.context import AccessPolicy, Limits
+from spindlex_tw.sftp.effects import Blocking
+from spindlex_tw.sftp.session import Job, SftpSession
+from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT, call_hook
+
+log = Logger(namespace="spindlex_tw.sftp")
+
+# Enough that a slow read or a slow disk does not hold up listings, few enough
+# that a burst of sessions cannot flood the machine with threads.
+WORKER_THREADS = 8
+
+# What a failed, raising or timed-out access hook answers: not True, so refused.
+_DENIED = object()
+
+
+class _WorkerPool:
+    """The threads of every SFTP session in this process."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPool | None = None
+
+    def get(self, reactor: Any) -> ThreadPool:
+        if self._pool is None:
+            pool = ThreadPool(minthreads=0, maxthreads=WORKER_THREADS, name="spindlex-sftp")
+            pool.start()
+            reactor.addSystemEventTrigger("during", "shutdown", self._stop, pool)
+            self._pool = pool
+        return self._pool
+
+    def _stop(self, pool: ThreadPool) -> None:
+        if self._pool is pool:
+            self._pool = None
+        pool.stop()
+
+
+workers = _WorkerPool()
+
+
+@implementer(interfaces.IPushProducer)
+class SFTPProtocol(Protocol):
+    """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks."""
+
+    def __init__(
+        self,
+        policy: AccessPolicy,
+        root: str,
+        limits: Limits | None = None,
+        hook_timeout: float = DEFAULT_HOOK_TIMEOUT,
+        reactor: Any = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self._reactor = reactor
+        self._policy = policy
+        self._root = root
+        self._limits = limits or Limits()
+        self._hook_timeout = hook_timeout
+        self._session: SftpSession | None = None
+        self._input_paused = False
+        self._ending = False
+        self._lost = False
+        self._finished: list[defer.Deferred[None]] = []
+        # The transport, untyped: a channel or any ITransport with the producer methods.
+        self._transport: Any = None
+
+    # --- IProtocol ---------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._transport = self.transport
+        get_username = getattr(self.transport, "get_username", None)
+        username = get_username() if callable(get_username) else None
+        try:
+            fs = LocalFileSystem(self._root)
+        except OSError as exc:
+            log.error("SFTP root {root!r} cannot be opened: {error}", root=self._root, error=exc)
+            self._ending = True
+            self._transport.loseConnection()
+            return
+        self._session = SftpSession(fs, self._policy, self._limits, username or None, self._report)
+        self._transport.registerProducer(self, True)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._session is not None:
+            self._session.receive_data(data)
+            self._flush()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        self._lost = True
+        if self._session is None:
+            self._fire_finished()
+            return
+        self._session.connection_lost()
+        self._flush()
+
+    # --- IPushProducer: the transport's consumer side asks us to hold replies ------------------
+
+    def pauseProducing(self) -> None:
+        if self._session is not None:
+            self._session.set_output_blocked(True)
+            self._flush()
+
+    def resumeProducing(self) -> None:
+        if self._session is not None:
+            self._session.set_output_blocked(False)
+            self._flush()
+
+    def stopProducing(self) -> None:
+        """The transport is going away; connectionLost follows and releases everything."""
+
+    # --- for SFTPServer and tests ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the session from the server side; handles are released when it is gone."""
+        if not self._lost and not self._ending and self._transport is not None:
+            self._ending = True
+            self._transport.loseConnection()
+
+    def when_finished(self) -> defer.Deferred[None]:
+        """Fires once the session has ended and every handle and descriptor is closed."""
+        if self._lost and (self._session is None or self._session.finished):
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._finished.append(d)
+        return d
+
+    # --- driving the session ---------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        session = self._session
+        assert session is not None
+        output = session.data_to_send()
+        if output and not self._lost:
+            self._transport.writeSequence(output)
+        for job in session.take_jobs():
+            self._run(job)
+        if session.protocol_error is not None and not self._ending and not self._lost:
+            log.warn("SFTP session ended: {error}", error=session.protocol_error)
+            self._ending = True
+            self._transport.loseConnection()
+        if not self._lost:
+            self._regulate_input(session.wants_input)
+        if session.finished:
+            self._fire_finished()
+
+    def _regulate_input(self, wanted: bool) -> None:
+        if wanted and self._input_paused:
+            self._input_paused = False
+            self._transport.resumeProducing()
+        elif not wanted and not self._input_paused:
+            self._input_paused = True
+            self._transport.pauseProducing()
+
+    def _run(self, job: Job) -> None:
+        effect = job.effect
+        if isinstance(effect, Blocking):
+            d = deferToThreadPool(self._reactor, workers.get(self._reactor), effect.function)
+        else:
+            d = call_hook(
+                self._reactor,
+                effect.function,
+                *effect.args,
+                denied=_DENIED,
+                timeout=self._hook_timeout,
+            )
+        d.addCallbacks(partial(self._job_done, job), partial(self._job_failed, job))
+
+    def _job_done(self, job: Job, value: object) -> None:
+        assert self._session is not None
+        self._session.complete(job, value)
+        self._flush()
+
+    def _job_failed(self, job: Job, failure: Failure) -> None:
+        assert self._session is not None
+        self._session.fail(job, failure.value or RuntimeError("job failed"))
+        self._flush()
+
+    def _report(self, message: str, error: BaseException) -> None:
+        log.failure(message, Failure(error, type(error), error.__traceback__))
+
+    def _fire_finished(self) -> None:
+        waiting, self._finished = self._finished, []
+        for d in waiting:
+            d.callback(None)
