@@ -1,7 +1,8 @@
 """SSHServer applications the interop tests run (see server_main.py).
 
 ``TestServer`` behaviour, all driven by the client:
-- password: alice/secret; user "slow" is accepted after 2 s by a Deferred;
+- password: alice/secret; user "slow" is accepted by a Deferred that fires only
+  once another user has logged in (proof that a pending hook blocks nobody);
   user "raiser" makes the hook raise; user "falsy" gets ``False`` back.
 - publickey: any key listed in $SPINDLEX_TEST_AUTHORIZED; user "twostep" needs
   that key (AUTH_PARTIAL) and then the password "secret".
@@ -23,7 +24,7 @@ import os
 import threading
 from typing import Any
 
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from zope.interface import implementer
 
@@ -86,6 +87,14 @@ class TestServer(SSHServer):
         super().__init__()
         self.keys = authorized_keys()
         self.partial_done: set[str] = set()
+        self.slow_waiters: list[defer.Deferred[int]] = []
+
+    def on_authentication_successful(self, username: str, method: str) -> None:
+        super().on_authentication_successful(username, method)
+        if username != "slow":
+            waiters, self.slow_waiters = self.slow_waiters, []
+            for waiting in waiters:
+                waiting.callback(AUTH_SUCCESSFUL)
 
     # --- auth ---------------------------------------------------------------------------
     def get_banner(self) -> str | None:
@@ -100,7 +109,10 @@ class TestServer(SSHServer):
 
     def check_auth_password(self, username: str, password: str) -> Any:
         if username == "slow":
-            return task.deferLater(reactor, 2.0, lambda: AUTH_SUCCESSFUL)
+            waiting: defer.Deferred[int] = defer.Deferred()
+            self.slow_waiters.append(waiting)
+            record("slow-waiting")
+            return waiting
         if username == "raiser":
             raise RuntimeError("hook failure that must not reach the peer")
         if username == "falsy":

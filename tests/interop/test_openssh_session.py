@@ -1,0 +1,154 @@
+"""Sessions with OpenSSH's ssh: exec output and status, bulk data, pty shell, env."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from tests.support.harness import OpenSSH, ServerProcess
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_stdout_stderr_and_exit_status(openssh: OpenSSH) -> None:
+    out = openssh.ssh("alice", "echo", "to stdout", password="secret")
+    assert (out.returncode, out.stdout) == (0, b"to stdout\n")
+    err = openssh.ssh("alice", "stderr", "to stderr", identity=None, password="secret")
+    assert err.returncode == 0
+    assert b"to stderr" in err.stdout + err.stderr  # sshpass merges the pty's stderr
+    status = openssh.ssh("alice", "exit", "42", password="secret")
+    assert status.returncode == 42
+
+
+def test_stderr_is_separate(openssh: OpenSSH, client_keys: dict[str, Path]) -> None:
+    result = openssh.ssh("alice", "stderr", "only here", identity=client_keys["ed25519"])
+    assert result.returncode == 0
+    assert result.stdout == b""
+    assert result.stderr == b"only here\n"
+
+
+def test_exit_signal(openssh: OpenSSH, client_keys: dict[str, Path]) -> None:
+    result = openssh.ssh("alice", "signal", "TERM", identity=client_keys["ed25519"], args=["-v"])
+    assert result.returncode == 255  # ssh has no exit status to report after a signal
+    assert b"client_input_channel_req: channel 0 rtype exit-signal" in result.stderr
+
+
+def test_refused_exec(openssh: OpenSSH, client_keys: dict[str, Path]) -> None:
+    result = openssh.ssh(
+        "alice", "no-such-command", identity=client_keys["ed25519"], extra=["LogLevel=INFO"]
+    )
+    assert result.returncode == 255
+    assert b"exec request failed" in result.stderr
+
+
+def test_64_mib_both_ways(
+    openssh: OpenSSH, server: ServerProcess, client_keys: dict[str, Path], tmp_path: Path
+) -> None:
+    blob = tmp_path / "blob"
+    chunk = os.urandom(1 << 20)
+    with blob.open("wb") as out:
+        for i in range(64):
+            out.write(hashlib.sha256(chunk + bytes([i])).digest() * 32768)
+    expected = hashlib.sha256(blob.read_bytes()).hexdigest()
+    before = _peak_rss_kib(server.proc.pid)
+    with blob.open("rb") as source:
+        result = subprocess.run(
+            [
+                "ssh",
+                *openssh.options(),
+                "-p",
+                str(openssh.port),
+                "-i",
+                str(client_keys["ed25519"]),
+                "alice@127.0.0.1",
+                "cat",
+            ],
+            stdin=source,
+            capture_output=True,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr
+    assert hashlib.sha256(result.stdout).hexdigest() == expected
+    # The thread-based reader (recv() in a worker) sees the same bytes.
+    with blob.open("rb") as source:
+        digest = subprocess.run(
+            [
+                "ssh",
+                *openssh.options(),
+                "-p",
+                str(openssh.port),
+                "-i",
+                str(client_keys["ed25519"]),
+                "alice@127.0.0.1",
+                "sha256",
+            ],
+            stdin=source,
+            capture_output=True,
+            timeout=300,
+        )
+    assert digest.stdout.split() == [expected.encode(), str(64 << 20).encode()]
+    # Flow control keeps the server's memory bounded: far less than the 64 MiB moved.
+    assert _peak_rss_kib(server.proc.pid) - before < 24 * 1024
+
+
+def test_pty_shell(openssh: OpenSSH, server: ServerProcess, client_keys: dict[str, Path]) -> None:
+    result = openssh.ssh(
+        "alice",
+        identity=client_keys["ed25519"],
+        args=["-tt"],
+        input=b"hello\rexit\r",
+        extra=["RequestTTY=force"],
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"you typed: hello" in result.stdout
+    assert b"bye" in result.stdout
+    pty = [h for h in server.hooks() if h["hook"] == "pty"]
+    assert pty and pty[0]["term"]
+
+
+def test_pty_exec_reports_terminal(openssh: OpenSSH, client_keys: dict[str, Path]) -> None:
+    result = openssh.ssh(
+        "alice", "pty", identity=client_keys["ed25519"], args=["-tt"], extra=["RequestTTY=force"]
+    )
+    assert result.returncode == 0
+    assert b"x" in result.stdout  # "<term> <cols>x<rows>"
+
+
+def test_env_accepted_and_refused(
+    openssh: OpenSSH, server: ServerProcess, client_keys: dict[str, Path]
+) -> None:
+    env = {**os.environ, "SPX_COLOUR": "blue", "OTHER_VAR": "nope"}
+    cmd = [
+        "ssh",
+        *openssh.options(extra=["SendEnv=SPX_COLOUR OTHER_VAR"]),
+        "-p",
+        str(openssh.port),
+        "-i",
+        str(client_keys["ed25519"]),
+        "alice@127.0.0.1",
+    ]
+    accepted = subprocess.run(
+        [*cmd, "env", "SPX_COLOUR"],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    refused = subprocess.run(
+        [*cmd, "env", "OTHER_VAR"],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert accepted.stdout == b"blue\n"
+    assert refused.stdout == b"<unset>\n"
+    names = {h["name"] for h in server.hooks() if h["hook"] == "env"}
+    assert {"SPX_COLOUR", "OTHER_VAR"} <= names
