@@ -62,6 +62,8 @@ class SSHServerProtocol(protocol.Protocol):
         self.write_paused = False
         self.peer = "?"
         self.connection_id = ""
+        self.lost = False
+        self._lost_callbacks: list[Callable[[], None]] = []
 
     # --- Twisted protocol ---------------------------------------------------------------
 
@@ -105,10 +107,14 @@ class SSHServerProtocol(protocol.Protocol):
                 timer.cancel()
         if self._rekey_loop is not None and self._rekey_loop.running:
             self._rekey_loop.stop()
+        self.lost = True
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             channel.closed_by_connection("connection lost")
             call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
+        callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            callback()
         if self.username is not None:
             log.info(
                 "logout {user} from {peer}",
@@ -117,6 +123,17 @@ class SSHServerProtocol(protocol.Protocol):
                 event="logout",
             )
         self.factory.connection_lost(self)
+
+    def on_connection_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the connection is gone (at once if it already is).
+
+        For resources tied to the connection but not to a channel, such as the
+        listening ports of ``tcpip-forward``.
+        """
+        if self.lost:
+            callback()
+        else:
+            self._lost_callbacks.append(callback)
 
     # IPushProducer: the TCP transport tells us when its send buffer is full.
     def pauseProducing(self) -> None:
