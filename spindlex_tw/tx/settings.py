@@ -18,3 +18,5 @@ class ServerSettings:
     rekey_seconds: float = 3600.0  # the server starts a key re-exchange this often
     hook_timeout: float = 30.0  # an application hook slower than this is a refusal
     max_connections: int = 100
+    max_forward_listeners: int = 16  # tcpip-forward requests alive at once per connection
+    forward_connect_timeout: float = 10.0  # seconds for a direct-tcpip connect
