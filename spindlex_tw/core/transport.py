@@ -133,6 +133,7 @@ class ServerTransport:
         self._negotiated: Negotiated | None = None
         self.authenticated = False
         self.service: Service | None = None
+        self._service_name: str | None = None
         self._service_factories: dict[str, Callable[[], Service]] = {}
         self.closed = False
         self._out.append(self._our_version)
@@ -271,12 +272,20 @@ class ServerTransport:
         return []
 
     def _on_service_request(self, payload: bytes) -> list[Event]:
-        name = wire.Reader(payload, 1).ascii()
+        reader = wire.Reader(payload, 1)
+        name = reader.ascii()
+        reader.done()
         factory = self._service_factories.get(name)
+        if self.service is not None and name == self._service_name and not self.authenticated:
+            # Paramiko asks again before each attempt; OpenSSH's sshd accepts that too.
+            self.send(wire.byte(c.SSH_MSG_SERVICE_ACCEPT) + wire.string(name))
+            return []
         if factory is None or self.service is not None:
-            self.disconnect(c.SSH_DISCONNECT_SERVICE_NOT_AVAILABLE, f"service {name} not available")
-            return [ConnectionFailed(c.SSH_DISCONNECT_SERVICE_NOT_AVAILABLE, f"service {name}")]
+            description = f"service {name} not available"
+            self.disconnect(c.SSH_DISCONNECT_SERVICE_NOT_AVAILABLE, description)
+            return [ConnectionFailed(c.SSH_DISCONNECT_SERVICE_NOT_AVAILABLE, description)]
         self.service = factory()
+        self._service_name = name
         self.send(wire.byte(c.SSH_MSG_SERVICE_ACCEPT) + wire.string(name))
         return []
 
