@@ -152,3 +152,61 @@ def test_env_accepted_and_refused(
     assert refused.stdout == b"<unset>\n"
     names = {h["name"] for h in server.hooks() if h["hook"] == "env"}
     assert {"SPX_COLOUR", "OTHER_VAR"} <= names
+
+
+def test_client_rekey_mid_transfer(
+    openssh: OpenSSH, server: ServerProcess, client_keys: dict[str, Path]
+) -> None:
+    """ssh -oRekeyLimit=1M re-keys many times during 8 MiB each way; nothing is lost."""
+    payload = os.urandom(8 << 20)
+    result = subprocess.run(
+        [
+            "ssh",
+            *openssh.options(extra=["RekeyLimit=1M"]),
+            "-v",
+            "-p",
+            str(openssh.port),
+            "-i",
+            str(client_keys["ed25519"]),
+            "alice@127.0.0.1",
+            "cat",
+        ],
+        input=payload,
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0
+    assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(payload).digest()
+    assert result.stderr.count(b"SSH2_MSG_KEXINIT sent") > 4
+
+
+def test_server_rekey_mid_transfer(
+    start_server,
+    client_keys: dict[str, Path],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    server = start_server(
+        settings={"transport": {"rekey_bytes": 1 << 20}},
+        env={"SPINDLEX_TEST_AUTHORIZED": str(client_keys["authorized"])},
+    )
+    client = OpenSSH(tmp_path, server.port)
+    payload = os.urandom(8 << 20)
+    result = subprocess.run(
+        [
+            "ssh",
+            *client.options(),
+            "-v",
+            "-p",
+            str(server.port),
+            "-i",
+            str(client_keys["ed25519"]),
+            "alice@127.0.0.1",
+            "cat",
+        ],
+        input=payload,
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0
+    assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(payload).digest()
+    assert result.stderr.count(b"SSH2_MSG_KEXINIT received") > 4

@@ -57,7 +57,9 @@ class ServerProcess:
         line = self._read_line(timeout=30)
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
+            raise RuntimeError(
+                f"server did not start: {line!r}\n{self.log_path.read_text(errors='replace')}"
+            )
         self.port = int(line.split()[1])
 
     def _read_line(self, timeout: float) -> str:
