@@ -52,6 +52,9 @@ class _Refuser(protocol.Protocol):
 class SSHServerFactory(protocol.ServerFactory):
     """Serves an :class:`SSHServer` application over any stream endpoint."""
 
+    #: The class of each connection; a subclass of SSHServerProtocol may be set here.
+    connection_class: type[SSHServerProtocol] = SSHServerProtocol
+
     def __init__(
         self,
         server: SSHServer,
@@ -85,7 +88,7 @@ class SSHServerFactory(protocol.ServerFactory):
             refuser = _Refuser()
             refuser.factory = self
             return refuser
-        conn = SSHServerProtocol(self)
+        conn = self.connection_class(self)
         conn.factory = self
         return conn
 
