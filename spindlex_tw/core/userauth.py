@@ -47,6 +47,7 @@ USER_SIG_ALGS = (
 class AuthLimits:
     max_failures: int = 6  # OpenSSH's MaxAuthTries
     max_prompts: int = 20  # keyboard-interactive prompts in one round
+    max_queued: int = 8  # requests a client may pipeline behind one being decided
     accepted_signature_algorithms: tuple[str, ...] = USER_SIG_ALGS
 
 
@@ -90,6 +91,8 @@ class UserAuthService:
             raise ProtocolError(f"unexpected message {msg} after authentication")
         if msg == c.SSH_MSG_USERAUTH_REQUEST:
             if self._pending is not None or self._queue:
+                if len(self._queue) >= self._limits.max_queued:
+                    raise ProtocolError("too many authentication requests in flight")
                 self._queue.append(payload)
                 return []
             return self._dispatch_request(payload)

@@ -190,43 +190,55 @@ class AuthDriver:
         return service if isinstance(service, UserAuthService) and not service.done else None
 
     def _answer(self, d: Any, method: str, username: str) -> None:
+        clock = self._conn.reactor
+        started = clock.seconds()
+
         def decided(code: object) -> None:
-            service = self._service()
-            if service is None:
+            if _is_code(code, AUTH_SUCCESSFUL) or _is_code(code, AUTH_PARTIAL) or method == "none":
+                self._conclude(code, method, username)
                 return
-            if _is_code(code, AUTH_SUCCESSFUL):
-                events = service.accept()
-                self._conn.authenticated(username, method)
+            # Refusals leave no sooner than a fixed time after the request, so the
+            # answer's timing tells nothing about which check failed or how.
+            wait = started + self._conn.factory.settings.auth_failure_delay - clock.seconds()
+            clock.callLater(max(wait, 0.0), self._conclude, code, method, username)
+
+        d.addCallback(decided)
+
+    def _conclude(self, code: object, method: str, username: str) -> None:
+        service = self._service()
+        if service is None:
+            return
+        if _is_code(code, AUTH_SUCCESSFUL):
+            events = service.accept()
+            self._conn.authenticated(username, method)
+            call_hook(
+                self._conn.reactor,
+                self._server.on_authentication_successful,
+                username,
+                method,
+                denied=None,
+            )
+        elif _is_code(code, AUTH_PARTIAL):
+            events = service.reject(partial=True, methods=self.methods_for(username))
+        else:
+            if method != "none":
+                log.info(
+                    "denied {method} for {user} from {peer}",
+                    method=method,
+                    user=username,
+                    peer=self._conn.peer,
+                    event="denied",
+                )
                 call_hook(
                     self._conn.reactor,
-                    self._server.on_authentication_successful,
+                    self._server.on_authentication_failed,
                     username,
                     method,
                     denied=None,
                 )
-            elif _is_code(code, AUTH_PARTIAL):
-                events = service.reject(partial=True, methods=self.methods_for(username))
-            else:
-                if method != "none":
-                    log.info(
-                        "denied {method} for {user} from {peer}",
-                        method=method,
-                        user=username,
-                        peer=self._conn.peer,
-                        event="denied",
-                    )
-                    call_hook(
-                        self._conn.reactor,
-                        self._server.on_authentication_failed,
-                        username,
-                        method,
-                        denied=None,
-                    )
-                events = service.reject(partial=False, methods=None)
-            self._conn.process(events)
-            self._conn.flush()
-
-        d.addCallback(decided)
+            events = service.reject(partial=False, methods=None)
+        self._conn.process(events)
+        self._conn.flush()
 
 
 def _is_code(value: object, code: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from spindlex_tw.core import wire
 from spindlex_tw.core.packet import PacketEncoder
 from spindlex_tw.core.version import identification_line
 from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx.admission import Admission
 from spindlex_tw.tx.protocol import SSHServerProtocol
 from spindlex_tw.tx.settings import ServerSettings
 
@@ -32,17 +34,18 @@ def _keepalive(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None
 
 
 class _Refuser(protocol.Protocol):
-    """Turns away a connection over the limit: identification, DISCONNECT, close."""
+    """Turns away a connection over a limit: identification, DISCONNECT, close."""
 
     transport: Any
 
-    def connectionMade(self) -> None:
-        import os
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
+    def connectionMade(self) -> None:
         disconnect = (
             wire.byte(c.SSH_MSG_DISCONNECT)
             + wire.uint32(c.SSH_DISCONNECT_TOO_MANY_CONNECTIONS)
-            + wire.string("Too many connections")
+            + wire.string(self.reason[:1].upper() + self.reason[1:])
             + wire.string(b"")
         )
         self.transport.write(identification_line() + PacketEncoder(os.urandom).encode(disconnect))
@@ -73,6 +76,7 @@ class SSHServerFactory(protocol.ServerFactory):
         self.settings = settings or ServerSettings()
         self.reactor = reactor
         self.connections: dict[str, SSHServerProtocol] = {}
+        self.admission = Admission(self.settings)
         self.total_connections = 0
         self.refused_connections = 0
         self.global_handlers: dict[str, GlobalHandler] = {"keepalive@openssh.com": _keepalive}
@@ -82,14 +86,19 @@ class SSHServerFactory(protocol.ServerFactory):
         forwarding.install(self)
 
     def buildProtocol(self, addr: Any) -> protocol.Protocol:
-        if len(self.connections) >= self.settings.max_connections:
+        source = str(getattr(addr, "host", addr))
+        reason = self.admission.refusal(source)
+        if reason is not None:
             self.refused_connections += 1
-            log.warn("refused {addr}: too many connections", addr=addr, event="refused")
-            refuser = _Refuser()
+            log.warn("refused {peer}: {reason}", peer=source, reason=reason, event="refused")
+            refuser = _Refuser(reason)
             refuser.factory = self
             return refuser
         conn = self.connection_class(self)
         conn.factory = self
+        conn.source = source
+        conn.admitted = True
+        self.admission.opened(source)
         return conn
 
     def connection_made(self, conn: SSHServerProtocol) -> None:
@@ -97,8 +106,15 @@ class SSHServerFactory(protocol.ServerFactory):
         self.total_connections += 1
         self.server._register(conn)
 
+    def connection_authenticated(self, conn: SSHServerProtocol) -> None:
+        if conn.admitted:
+            self.admission.authenticated(conn.source)
+
     def connection_lost(self, conn: SSHServerProtocol) -> None:
         self.connections.pop(conn.connection_id, None)
+        if conn.admitted:
+            conn.admitted = False
+            self.admission.closed(conn.source, was_pending=conn.username is None)
         self.server._unregister(conn)
 
     def close_all(self, description: str = "Server shutting down") -> None:

@@ -61,6 +61,8 @@ class SSHServerProtocol(protocol.Protocol):
         self._rekey_loop: LoopingCall | None = None
         self.write_paused = False
         self.peer = "?"
+        self.source = "?"  # the peer's address, as the factory's admission counts it
+        self.admitted = False  # counted by the factory's admission control
         self.connection_id = ""
         self.lost = False
         self._lost_callbacks: list[Callable[[], None]] = []
@@ -136,11 +138,15 @@ class SSHServerProtocol(protocol.Protocol):
             self._lost_callbacks.append(callback)
 
     # IPushProducer: the TCP transport tells us when its send buffer is full.
+    # Then we also stop reading: a peer that does not read our answers (to
+    # keepalives, window adjusts, pings...) must not make us queue without end.
     def pauseProducing(self) -> None:
         self.write_paused = True
+        self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
         self.write_paused = False
+        self.transport.resumeProducing()
         for channel in list(self._channels.values()):
             channel.writable()
 
@@ -196,6 +202,7 @@ class SSHServerProtocol(protocol.Protocol):
 
     def authenticated(self, username: str, method: str) -> None:
         self.username = username
+        self.factory.connection_authenticated(self)
         if self._grace_timer is not None and self._grace_timer.active():
             self._grace_timer.cancel()
         log.info(

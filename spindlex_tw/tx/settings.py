@@ -18,5 +18,9 @@ class ServerSettings:
     rekey_seconds: float = 3600.0  # the server starts a key re-exchange this often
     hook_timeout: float = 30.0  # an application hook slower than this is a refusal
     max_connections: int = 100
+    max_connections_per_source: int = 50  # one address may not hold every slot
+    max_startups: tuple[int, int, int] = (10, 30, 100)  # OpenSSH's MaxStartups start:rate:full
+    max_startups_per_source: int = 10  # unauthenticated connections one address may hold
+    auth_failure_delay: float = 0.1  # a refused password answers no sooner than this (s)
     max_forward_listeners: int = 16  # tcpip-forward requests alive at once per connection
     forward_connect_timeout: float = 10.0  # seconds for a direct-tcpip connect
