@@ -1,0 +1,390 @@
+"""Password credentials for ``twistd spindlex --auth``: in memory or from hashed files.
+
+``--auth memory:USER:PASSWORD`` keeps one password given on the command line;
+``--auth file:PATH`` reads ``user:hash`` lines whose hashes are bcrypt
+(``$2a$``/``$2b$``/``$2y$``, as made by ``htpasswd -B``) or SHA-crypt
+(``$5$``/``$6$``, as made by ``openssl passwd -6`` or ``mkpasswd``). A line
+with anything else, plain text included, is refused when the file is read:
+passwords never sit in a file in the clear.
+
+Checks are slow on purpose (bcrypt) and must run off the reactor thread.
+They take the same time whether or not the user exists, and every comparison
+of secrets is constant-time, so timing tells a client nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import bcrypt
+from twisted.logger import Logger
+
+from spindlex_tw.crypto.key_errors import describe_os_error
+
+log = Logger(namespace="spindlex_tw.credentials")
+
+_MAX_FILE_SIZE = 1 << 20
+
+
+class CredentialsError(ValueError):
+    """A bad ``--auth`` value or password file; the message is one line naming it."""
+
+
+# --- SHA-crypt (Drepper, "Unix crypt using SHA-256 and SHA-512") ----------------------------
+
+_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ROUNDS_DEFAULT = 5000
+_ROUNDS_MIN = 1000
+_ROUNDS_MAX = 999_999_999
+
+# The spec's output order: digest bytes taken three at a time, then the rest.
+_SHA256_ORDER = (
+    (0, 10, 20),
+    (21, 1, 11),
+    (12, 22, 2),
+    (3, 13, 23),
+    (24, 4, 14),
+    (15, 25, 5),
+    (6, 16, 26),
+    (27, 7, 17),
+    (18, 28, 8),
+    (9, 19, 29),
+)
+_SHA256_TAIL = (31, 30)
+_SHA512_ORDER = (
+    (0, 21, 42),
+    (22, 43, 1),
+    (44, 2, 23),
+    (3, 24, 45),
+    (25, 46, 4),
+    (47, 5, 26),
+    (6, 27, 48),
+    (28, 49, 7),
+    (50, 8, 29),
+    (9, 30, 51),
+    (31, 52, 10),
+    (53, 11, 32),
+    (12, 33, 54),
+    (34, 55, 13),
+    (56, 14, 35),
+    (15, 36, 57),
+    (37, 58, 16),
+    (59, 17, 38),
+    (18, 39, 60),
+    (40, 61, 19),
+    (62, 20, 41),
+)
+_SHA512_TAIL = (63,)
+
+
+@dataclass(frozen=True)
+class _ShaVariant:
+    digest: Callable[[bytes], Any]
+    order: tuple[tuple[int, int, int], ...]
+    tail: tuple[int, ...]
+
+
+_SHA_VARIANTS = {
+    "5": _ShaVariant(hashlib.sha256, _SHA256_ORDER, _SHA256_TAIL),
+    "6": _ShaVariant(hashlib.sha512, _SHA512_ORDER, _SHA512_TAIL),
+}
+
+
+def _encode_24(b2: int, b1: int, b0: int, count: int) -> str:
+    word = (b2 << 16) | (b1 << 8) | b0
+    chars = []
+    for _ in range(count):
+        chars.append(_CRYPT_ALPHABET[word & 0x3F])
+        word >>= 6
+    return "".join(chars)
+
+
+def _repeat(block: bytes, length: int) -> bytes:
+    return (block * (length // len(block) + 1))[:length]
+
+
+def sha_crypt(password: bytes, setting: str) -> str:
+    """The SHA-crypt string of ``password`` for ``setting`` (``$6$[rounds=N$]salt[$...]``)."""
+    parts = setting.split("$")
+    if len(parts) < 3 or parts[0] != "" or parts[1] not in _SHA_VARIANTS:
+        raise ValueError("not a SHA-crypt setting")
+    variant = _SHA_VARIANTS[parts[1]]
+    fields = parts[2:]
+    rounds, explicit = _ROUNDS_DEFAULT, False
+    if fields[0].startswith("rounds="):
+        try:
+            rounds = min(max(int(fields[0][7:]), _ROUNDS_MIN), _ROUNDS_MAX)
+        except ValueError as exc:
+            raise ValueError("bad rounds in SHA-crypt setting") from exc
+        explicit = True
+        fields = fields[1:]
+    if not fields:
+        raise ValueError("SHA-crypt setting without a salt")
+    salt = fields[0][:16].encode("ascii", "strict")
+    h = variant.digest
+
+    alternate = h(password + salt + password).digest()
+    ctx = h(password + salt)
+    ctx.update(_repeat(alternate, len(password)))
+    bits = len(password)
+    while bits:
+        ctx.update(alternate if bits & 1 else password)
+        bits >>= 1
+    result = ctx.digest()
+    p_bytes = _repeat(h(password * len(password)).digest(), len(password))
+    s_bytes = _repeat(h(salt * (16 + result[0])).digest(), len(salt))
+    for i in range(rounds):
+        ctx = h(p_bytes if i & 1 else result)
+        if i % 3:
+            ctx.update(s_bytes)
+        if i % 7:
+            ctx.update(p_bytes)
+        ctx.update(result if i & 1 else p_bytes)
+        result = ctx.digest()
+
+    encoded = "".join(_encode_24(result[a], result[b], result[c], 4) for a, b, c in variant.order)
+    if len(variant.tail) == 2:
+        encoded += _encode_24(0, result[variant.tail[0]], result[variant.tail[1]], 3)
+    else:
+        encoded += _encode_24(0, 0, result[variant.tail[0]], 2)
+    prefix = f"${parts[1]}$" + (f"rounds={rounds}$" if explicit else "")
+    return f"{prefix}{salt.decode('ascii')}${encoded}"
+
+
+# --- hash schemes ----------------------------------------------------------------------------
+
+
+def _bcrypt_ok(stored: str) -> bool:
+    return len(stored) == 60 and stored[3:4] == "$" and stored[4:6].isdigit()
+
+
+def _bcrypt_verify(stored: str, password: bytes) -> bool:
+    # bcrypt ignores bytes beyond 72; 5.x refuses them instead, so cut as crypt(3) does.
+    return bcrypt.checkpw(password[:72], stored.encode("ascii"))
+
+
+def _sha_ok(stored: str) -> bool:
+    return stored.count("$") >= 3 and bool(stored.rsplit("$", 1)[1])
+
+
+def _sha_verify(stored: str, password: bytes) -> bool:
+    computed = sha_crypt(password, stored)
+    return hmac.compare_digest(computed.encode("ascii"), stored.encode("ascii"))
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    name: str
+    well_formed: Callable[[str], bool]
+    verify: Callable[[str, bytes], bool]
+
+
+_SCHEMES = {
+    "$2a$": _Scheme("bcrypt", _bcrypt_ok, _bcrypt_verify),
+    "$2b$": _Scheme("bcrypt", _bcrypt_ok, _bcrypt_verify),
+    "$2y$": _Scheme("bcrypt", _bcrypt_ok, _bcrypt_verify),
+    "$5$": _Scheme("sha256-crypt", _sha_ok, _sha_verify),
+    "$6$": _Scheme("sha512-crypt", _sha_ok, _sha_verify),
+}
+
+
+def _scheme_of(stored: str) -> _Scheme | None:
+    for prefix, scheme in _SCHEMES.items():
+        if stored.startswith(prefix):
+            return scheme if scheme.well_formed(stored) else None
+    return None
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash of ``password`` for a password file line ``user:HASH``."""
+    return bcrypt.hashpw(password.encode("utf-8")[:72], bcrypt.gensalt()).decode("ascii")
+
+
+# --- password sources ---------------------------------------------------------------------------
+
+
+class PasswordSource:
+    """Answers "is this the password of this user?"; blocking, call it from a thread."""
+
+    description = "passwords"
+
+    def users(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    def check(self, username: str, password: str) -> bool:
+        raise NotImplementedError
+
+
+class MemoryPasswords(PasswordSource):
+    """Passwords held in memory: ``--auth memory:USER:PASSWORD`` and the one-time password."""
+
+    description = "memory"
+
+    def __init__(self, entries: dict[str, str] | None = None) -> None:
+        # Keep digests, not the passwords: equal-length values for compare_digest.
+        self._digests = {
+            user: self._digest(user, password) for user, password in (entries or {}).items()
+        }
+        self._decoy = self._digest("", secrets.token_hex(16))
+
+    @staticmethod
+    def _digest(username: str, password: str) -> bytes:
+        return hashlib.sha256(
+            username.encode("utf-8", "surrogateescape")
+            + b"\0"
+            + password.encode("utf-8", "surrogateescape")
+        ).digest()
+
+    def add(self, username: str, password: str) -> None:
+        self._digests[username] = self._digest(username, password)
+
+    def users(self) -> frozenset[str]:
+        return frozenset(self._digests)
+
+    def check(self, username: str, password: str) -> bool:
+        expected = self._digests.get(username, self._decoy)
+        matched = hmac.compare_digest(expected, self._digest(username, password))
+        return matched and username in self._digests
+
+
+class FilePasswords(PasswordSource):
+    """``user:hash`` lines from a file, read again whenever the file changes.
+
+    A file that becomes unreadable or invalid while the server runs grants
+    nothing until it is fixed (the error is logged once per change).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"file:{path}"
+        self._signature: tuple[int, int, int] | None = None
+        self._entries: dict[str, str] = {}
+        self.reload()
+
+    def _stat_signature(self) -> tuple[int, int, int]:
+        st = os.stat(self.path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def reload(self) -> None:
+        """Read the file now; :class:`CredentialsError` names what is wrong with it."""
+        try:
+            signature = self._stat_signature()
+            with open(self.path, "rb") as handle:
+                raw = handle.read(_MAX_FILE_SIZE + 1)
+        except OSError as exc:
+            raise CredentialsError(
+                f"cannot read password file {self.path}: {describe_os_error(exc)}"
+            ) from exc
+        if len(raw) > _MAX_FILE_SIZE:
+            raise CredentialsError(f"password file {self.path} is too large")
+        self._entries = parse_password_lines(raw, self.path)
+        self._signature = signature
+
+    def _current(self) -> dict[str, str]:
+        try:
+            changed = self._stat_signature() != self._signature
+        except OSError:
+            changed = True
+        if changed:
+            try:
+                self.reload()
+            except CredentialsError as exc:
+                log.error("{error}; its users cannot log in", error=str(exc))
+                self._entries, self._signature = {}, None
+        return self._entries
+
+    def users(self) -> frozenset[str]:
+        return frozenset(self._current())
+
+    def check(self, username: str, password: str) -> bool:
+        entries = self._current()
+        secret = password.encode("utf-8", "surrogateescape")
+        stored = entries.get(username)
+        if stored is None:
+            # Spend the same effort on an unknown user as on a known one.
+            decoy = next(iter(entries.values()), None)
+            if decoy is not None:
+                _verify(decoy, secret)
+            return False
+        return _verify(stored, secret)
+
+
+def _verify(stored: str, password: bytes) -> bool:
+    scheme = _scheme_of(stored)
+    if scheme is None:
+        return False
+    try:
+        return scheme.verify(stored, password)
+    except ValueError:
+        return False
+
+
+def parse_password_lines(raw: bytes, source: str) -> dict[str, str]:
+    """``{user: hash}`` from ``user:hash`` lines; blank lines and ``#`` comments are skipped."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CredentialsError(f"password file {source} is not UTF-8 text") from exc
+    entries: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        user, sep, stored = stripped.partition(":")
+        # Lines of /etc/shadow style files carry more fields after the hash.
+        stored = stored.split(":", 1)[0]
+        if not sep or not user:
+            raise CredentialsError(f"password file {source} line {number}: expected user:hash")
+        if _scheme_of(stored) is None:
+            raise CredentialsError(
+                f"password file {source} line {number}: the password of {user!r} is not a "
+                "bcrypt or SHA-crypt hash (plain text is refused)"
+            )
+        if user in entries:
+            raise CredentialsError(
+                f"password file {source} line {number}: {user!r} is listed twice"
+            )
+        entries[user] = stored
+    return entries
+
+
+def parse_auth_spec(spec: str) -> PasswordSource:
+    """A source from an ``--auth`` value: ``memory:USER:PASSWORD`` or ``file:PATH``."""
+    kind, sep, rest = spec.partition(":")
+    if kind == "memory" and sep:
+        user, sep, password = rest.partition(":")
+        if not sep or not user or not password:
+            raise CredentialsError(f"--auth {kind}: expects memory:USER:PASSWORD, got {spec!r}")
+        return MemoryPasswords({user: password})
+    if kind == "file" and rest:
+        return FilePasswords(os.path.expanduser(rest))
+    raise CredentialsError(f"--auth expects memory:USER:PASSWORD or file:PATH, got {spec!r}")
+
+
+class Passwords:
+    """Every password source of a server, consulted in order."""
+
+    def __init__(self, sources: Iterable[PasswordSource] = ()) -> None:
+        self.sources = list(sources)
+
+    def __bool__(self) -> bool:
+        return bool(self.sources)
+
+    def add(self, source: PasswordSource) -> None:
+        self.sources.append(source)
+
+    def check(self, username: str, password: str) -> bool:
+        """True if any source accepts; every source is asked, so time does not leak which."""
+        results = [source.check(username, password) for source in self.sources]
+        return any(results)
+
+
+def one_time_password() -> str:
+    """A random password to print once at startup (about 96 bits)."""
+    return secrets.token_urlsafe(12)
