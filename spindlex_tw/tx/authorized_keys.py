@@ -1,0 +1,351 @@
+"""OpenSSH ``authorized_keys`` files, options included, for ``twistd spindlex``.
+
+Each line is ``[options] type base64 [comment]``. The options this server
+enforces are ``from=``, ``command=``, ``restrict``, ``no-pty`` / ``pty``,
+``no-port-forwarding`` / ``port-forwarding``, ``permitopen=``,
+``permitlisten=`` and ``expiry-time=``; ``no-agent-forwarding``,
+``no-X11-forwarding``, ``no-user-rc`` and their positive forms are accepted
+because this server never offers those features. Any other option (say
+``cert-authority`` or ``verify-required``) would go unenforced, so the key on
+that line is refused and a warning names the line: a key is never granted
+more than its line says.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import ipaddress
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from twisted.logger import Logger
+
+from spindlex_tw.crypto.key_errors import describe_os_error
+from spindlex_tw.crypto.pkey import KeyFormatError, PKey
+
+log = Logger(namespace="spindlex_tw.authorized_keys")
+
+_MAX_FILE_SIZE = 4 << 20
+
+
+@dataclass(frozen=True)
+class KeyOptions:
+    """What a key's line allows; the defaults are those of a line without options."""
+
+    from_patterns: tuple[str, ...] | None = None
+    command: str | None = None
+    pty: bool = True
+    port_forwarding: bool = True
+    permit_open: tuple[tuple[str, str], ...] = ()
+    permit_listen: tuple[tuple[str, str], ...] = ()
+    expiry: datetime.datetime | None = None
+
+    def allows_source(self, address: str) -> bool:
+        """Does ``from=`` (if any) admit a client at IP ``address``?"""
+        if self.from_patterns is None:
+            return True
+        return match_address_patterns(address, self.from_patterns)
+
+    def expired(self, now: datetime.datetime) -> bool:
+        return self.expiry is not None and now >= self.expiry
+
+    def allows_open(self, host: str, port: int) -> bool:
+        """May ``ssh -L``/``-D`` connect to ``host:port``?"""
+        if not self.port_forwarding:
+            return False
+        return not self.permit_open or _listed(self.permit_open, host, port)
+
+    def allows_listen(self, host: str, port: int) -> bool:
+        """May ``ssh -R`` listen on ``host:port``?"""
+        if not self.port_forwarding:
+            return False
+        return not self.permit_listen or _listed(self.permit_listen, host, port)
+
+
+def _listed(allowed: tuple[tuple[str, str], ...], host: str, port: int) -> bool:
+    return any(
+        (h == "*" or h.lower() == host.lower()) and (p == "*" or p == str(port)) for h, p in allowed
+    )
+
+
+@dataclass(frozen=True)
+class AuthorizedKey:
+    key: PKey
+    options: KeyOptions
+    line: int
+
+
+class OptionError(ValueError):
+    """An option this server cannot enforce, a malformed line, or an unreadable file."""
+
+
+# --- pattern lists (from=) -------------------------------------------------------------------
+
+
+def _pattern_matches(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str, pattern: str
+) -> bool:
+    if "/" in pattern:
+        try:
+            return address in ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            return False
+    return fnmatch.fnmatchcase(text.lower(), pattern.lower().replace("[", "[[]"))
+
+
+def match_address_patterns(address: str, patterns: tuple[str, ...]) -> bool:
+    """OpenSSH pattern-list semantics: a matching ``!pattern`` denies, else any match admits.
+
+    Patterns use ``*`` and ``?`` or are CIDR networks; the address is an IP
+    (an IPv4-mapped IPv6 address counts as its IPv4 form).
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    text = str(ip)
+    admitted = False
+    for raw in patterns:
+        negated = raw.startswith("!")
+        pattern = raw[1:] if negated else raw
+        if _pattern_matches(ip, text, pattern):
+            if negated:
+                return False
+            admitted = True
+    return admitted
+
+
+# --- option parsing --------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'([A-Za-z0-9_-]+)(?:="((?:[^"\\]|\\.)*)")?')
+_KEY_TYPE = re.compile(r"(ssh-|ecdsa-sha2-|sk-)[A-Za-z0-9@.-]+$")
+
+
+def _split_options(text: str) -> tuple[list[tuple[str, str | None]], str]:
+    """``[(name, value or None), ...]`` from the front of a line, and the rest of it."""
+    options: list[tuple[str, str | None]] = []
+    pos = 0
+    while True:
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise OptionError("malformed options")
+        value = match.group(2)
+        options.append(
+            (match.group(1).lower(), None if value is None else value.replace('\\"', '"'))
+        )
+        pos = match.end()
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+            continue
+        if pos < len(text) and text[pos] in " \t":
+            return options, text[pos:].strip()
+        raise OptionError("malformed options")
+
+
+def _host_port(value: str, what: str, port_optional: bool) -> tuple[str, str]:
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        if not sep:
+            raise OptionError(f"bad {what}")
+    elif ":" in value:
+        host, _, port = value.rpartition(":")
+    elif port_optional:
+        host, port = "localhost", value
+    else:
+        raise OptionError(f"bad {what}")
+    if not host or not (port == "*" or (port.isdigit() and 0 < int(port) < 65536)):
+        raise OptionError(f"bad {what} {value!r}")
+    return host, port
+
+
+def _expiry(value: str) -> datetime.datetime:
+    utc = value.endswith(("Z", "z"))
+    digits = value[:-1] if utc else value
+    formats = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    if not digits.isdigit() or len(digits) not in formats:
+        raise OptionError(f"bad expiry-time {value!r}")
+    stamp = datetime.datetime.strptime(digits, formats[len(digits)])
+    return stamp.replace(tzinfo=datetime.UTC) if utc else stamp.astimezone()
+
+
+def _set_from(opts: KeyOptions, value: str) -> KeyOptions:
+    if opts.from_patterns is not None:
+        raise OptionError('more than one "from" option')
+    return replace(opts, from_patterns=tuple(p for p in value.split(",") if p))
+
+
+def _set_command(opts: KeyOptions, value: str) -> KeyOptions:
+    if opts.command is not None:
+        raise OptionError('more than one "command" option')
+    return replace(opts, command=value)
+
+
+def _add_open(opts: KeyOptions, value: str) -> KeyOptions:
+    return replace(opts, permit_open=(*opts.permit_open, _host_port(value, "permitopen", False)))
+
+
+def _add_listen(opts: KeyOptions, value: str) -> KeyOptions:
+    entry = _host_port(value, "permitlisten", True)
+    return replace(opts, permit_listen=(*opts.permit_listen, entry))
+
+
+def _set_expiry(opts: KeyOptions, value: str) -> KeyOptions:
+    return replace(opts, expiry=_expiry(value))
+
+
+def _never_offered(opts: KeyOptions) -> KeyOptions:
+    return opts
+
+
+_FLAGS: dict[str, Callable[[KeyOptions], KeyOptions]] = {
+    "restrict": lambda o: replace(o, pty=False, port_forwarding=False),
+    "no-pty": lambda o: replace(o, pty=False),
+    "pty": lambda o: replace(o, pty=True),
+    "no-port-forwarding": lambda o: replace(o, port_forwarding=False),
+    "port-forwarding": lambda o: replace(o, port_forwarding=True),
+    # Agent and X11 forwarding and ~/.ssh/rc do not exist in this server.
+    "no-agent-forwarding": _never_offered,
+    "agent-forwarding": _never_offered,
+    "no-x11-forwarding": _never_offered,
+    "x11-forwarding": _never_offered,
+    "no-user-rc": _never_offered,
+    "user-rc": _never_offered,
+}
+_VALUED: dict[str, Callable[[KeyOptions, str], KeyOptions]] = {
+    "from": _set_from,
+    "command": _set_command,
+    "permitopen": _add_open,
+    "permitlisten": _add_listen,
+    "expiry-time": _set_expiry,
+}
+
+
+def parse_options(options: list[tuple[str, str | None]]) -> KeyOptions:
+    """Apply options left to right, as OpenSSH does (``restrict,pty`` allows a pty)."""
+    result = KeyOptions()
+    for name, value in options:
+        if value is None and name in _FLAGS:
+            result = _FLAGS[name](result)
+        elif value is not None and name in _VALUED:
+            result = _VALUED[name](result, value)
+        else:
+            raise OptionError(f"unsupported option {name!r}")
+    return result
+
+
+def parse_line(line: str) -> AuthorizedKey | None:
+    """One line, or None for a blank line or comment; :class:`OptionError` /
+    :class:`KeyFormatError` for a line that must not grant anything."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    first = text.split(None, 1)[0]
+    if _KEY_TYPE.match(first):
+        options = KeyOptions()
+        key_text = text
+    else:
+        parsed, key_text = _split_options(text)
+        options = parse_options(parsed)
+    return AuthorizedKey(PKey.from_public_line(key_text), options, 0)
+
+
+def parse_authorized_keys(text: str, source: str) -> list[AuthorizedKey]:
+    """Every usable line of a file's text; others are logged and skipped."""
+    entries: list[AuthorizedKey] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            entry = parse_line(line)
+        except (OptionError, KeyFormatError) as exc:
+            log.warn(
+                "{source} line {line}: {error}; key ignored",
+                source=source,
+                line=number,
+                error=str(exc),
+            )
+            continue
+        if entry is not None:
+            entries.append(replace(entry, line=number))
+    return entries
+
+
+@dataclass
+class AuthorizedKeysFile:
+    """An authorized_keys file, read again whenever it changes (as sshd reads it per login).
+
+    A missing file authorizes nothing; an unreadable one is logged and
+    authorizes nothing until it can be read.
+    """
+
+    path: str
+    _signature: tuple[int, int, int] | None = field(default=None, repr=False)
+    _entries: list[AuthorizedKey] = field(default_factory=list, repr=False)
+
+    def check_readable(self) -> None:
+        """Raise :class:`OptionError`, one line, if the file exists but cannot be read."""
+        try:
+            with open(self.path, "rb"):
+                pass
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise OptionError(f"cannot read {self.path}: {describe_os_error(exc)}") from exc
+
+    def entries(self) -> list[AuthorizedKey]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._signature, self._entries = None, []
+            return []
+        except OSError as exc:
+            log.error("cannot read {path}: {error}", path=self.path, error=describe_os_error(exc))
+            self._signature, self._entries = None, []
+            return []
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if signature != self._signature:
+            self._entries = self._read()
+            self._signature = signature
+        return self._entries
+
+    def _read(self) -> list[AuthorizedKey]:
+        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read(_MAX_FILE_SIZE + 1)
+        except OSError as exc:
+            log.error("cannot read {path}: {error}", path=self.path, error=describe_os_error(exc))
+            return []
+        if len(raw) > _MAX_FILE_SIZE:
+            log.error("{path} is too large; no key from it is accepted", path=self.path)
+            return []
+        return parse_authorized_keys(raw.decode("utf-8", "replace"), self.path)
+
+    def find(
+        self, key: PKey, address: str, now: datetime.datetime | None = None
+    ) -> KeyOptions | None:
+        """The options of the first line for ``key`` that admits a client at ``address``.
+
+        As sshd does, a line whose ``from=`` or ``expiry-time=`` refuses is
+        skipped and later lines for the same key are still considered.
+        """
+        moment = now or datetime.datetime.now(datetime.UTC)
+        for entry in self.entries():
+            if entry.key != key:
+                continue
+            if not entry.options.allows_source(address):
+                log.info(
+                    "{path} line {line}: key refused from {address} by from=",
+                    path=self.path,
+                    line=entry.line,
+                    address=address,
+                )
+                continue
+            if entry.options.expired(moment):
+                log.info("{path} line {line}: key expired", path=self.path, line=entry.line)
+                continue
+            return entry.options
+        return None
