@@ -151,27 +151,49 @@ class ServerTransport:
         self._service_factories[name] = factory
 
     def receive_data(self, data: bytes) -> list[Event]:
+        """Feed ``data`` and return the events of every complete packet in it."""
+        events = self.feed(data)
+        while (more := self.next_events()) is not None:
+            events.extend(more)
+        return events
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Take bytes from the peer; packets are then read with :meth:`next_events`.
+
+        Returns the events of the identification exchange, if it completed.
+        """
         if self.closed:
             return []
-        events: list[Event] = []
-        try:
-            if self.peer_version is None:
-                rest = self._version.feed(data)
-                if rest is None:
-                    return events
-                assert self._version.peer_version is not None
-                self.peer_version = self._version.peer_version.decode("ascii")
-                events.append(VersionReceived(self.peer_version))
-                data = rest
+        if self.peer_version is not None:
             self._decoder.feed(data)
-            while not self.closed:
-                payload = self._decoder.next_payload()
-                if payload is None:
-                    break
-                events.extend(self._dispatch(payload))
-                self._maybe_rekey()
+            return []
+        try:
+            rest = self._version.feed(data)
         except ProtocolError as exc:
-            events.append(self.fail(exc))
+            return [self.fail(exc)]
+        if rest is None:
+            return []
+        assert self._version.peer_version is not None
+        self.peer_version = self._version.peer_version.decode("ascii")
+        self._decoder.feed(rest)
+        return [VersionReceived(self.peer_version)]
+
+    def next_events(self) -> list[Event] | None:
+        """The events of the next complete packet, or ``None`` until more bytes arrive.
+
+        One packet at a time, so the adapter answers each (and can stop
+        reading) before the next is looked at.
+        """
+        if self.closed or self.peer_version is None:
+            return None
+        try:
+            payload = self._decoder.next_payload()
+            if payload is None:
+                return None
+            events = self._dispatch(payload)
+            self._maybe_rekey()
+        except ProtocolError as exc:
+            return [self.fail(exc)]
         return events
 
     def fail(self, exc: ProtocolError) -> ConnectionFailed:

@@ -100,7 +100,9 @@ class SSHServerProtocol(protocol.Protocol):
         core = self.core
         if core is None:
             return
-        self.process(core.receive_data(data))
+        self.process(core.feed(data))
+        while (events := core.next_events()) is not None:
+            self.process(events)
         self.flush()
 
     def connectionLost(self, reason: Any = None) -> None:

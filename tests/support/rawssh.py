@@ -1,6 +1,6 @@
 """A minimal SSH client of our own, for sending what well-behaved clients never send.
 
-It speaks just enough (curve25519-sha256, aes128-gcm, no compression) to reach
+It speaks just enough (curve25519-sha256, aes128-gcm, optionally zlib) to reach
 any point of the protocol, then lets a test inject bytes or messages. Packet
 protection reuses the project's registries; the interop suites prove those
 against real clients, so here they only carry the hostile traffic.
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from spindlex_tw.core import wire
 from spindlex_tw.core.algorithms.ciphers import make_opener, make_sealer
+from spindlex_tw.core.algorithms.compression import make_compressor, make_decompressor
 from spindlex_tw.core.kexinit import KexInit
 from spindlex_tw.core.packet import PacketDecoder, PacketEncoder
 from spindlex_tw.crypto.pkey import PKey
@@ -37,8 +38,10 @@ class Disconnect:
 
 
 class RawClient:
-    def __init__(self, port: int, timeout: float = 20.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 20.0, source: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
+        )
         self.decoder = PacketDecoder(1 << 20, 1 << 20)
         self.encoder = PacketEncoder(os.urandom)
         self.server_version = b""
@@ -100,14 +103,20 @@ class RawClient:
 
     def expect_disconnect(self) -> Disconnect:
         payload = self.recv_skipping(
-            c.SSH_MSG_IGNORE, c.SSH_MSG_DEBUG, c.SSH_MSG_EXT_INFO, c.SSH_MSG_KEXINIT
+            c.SSH_MSG_IGNORE,
+            c.SSH_MSG_DEBUG,
+            c.SSH_MSG_EXT_INFO,
+            c.SSH_MSG_KEXINIT,
+            c.SSH_MSG_USERAUTH_BANNER,
         )
         assert payload[0] == c.SSH_MSG_DISCONNECT, payload[:1]
         reader = wire.Reader(payload, 1)
         return Disconnect(reader.uint32(), reader.text())
 
     # --- key exchange ----------------------------------------------------------------
-    def kexinit(self, strict: bool = True, ext_info: bool = True) -> bytes:
+    def kexinit(
+        self, strict: bool = True, ext_info: bool = True, compression: str = "none"
+    ) -> bytes:
         kex = ["curve25519-sha256"]
         if ext_info:
             kex.append("ext-info-c")
@@ -121,16 +130,18 @@ class RawClient:
             cipher_s2c=["aes128-gcm@openssh.com"],
             mac_c2s=["hmac-sha2-256"],
             mac_s2c=["hmac-sha2-256"],
-            compression_c2s=["none"],
-            compression_s2c=["none"],
+            compression_c2s=[compression],
+            compression_s2c=[compression],
         ).encode()
         self.send(ours)
         return ours
 
-    def handshake(self, strict: bool = True, ext_info: bool = True) -> None:
+    def handshake(
+        self, strict: bool = True, ext_info: bool = True, compression: str = "none"
+    ) -> None:
         """Version exchange and a full curve25519 key exchange; ends with keys in use."""
         self.exchange_versions()
-        our_kexinit = self.kexinit(strict, ext_info)
+        our_kexinit = self.kexinit(strict, ext_info, compression)
         their_kexinit = self.recv()
         assert their_kexinit[0] == c.SSH_MSG_KEXINIT
         self.finish_kex(our_kexinit, their_kexinit, strict)
@@ -198,10 +209,15 @@ class RawClient:
         )
         return self.recv_skipping(c.SSH_MSG_USERAUTH_BANNER, c.SSH_MSG_EXT_INFO)
 
-    def login(self, user: str = "alice", password: str = "secret") -> None:
-        self.handshake()
+    def login(
+        self, user: str = "alice", password: str = "secret", compression: str = "none"
+    ) -> None:
+        self.handshake(compression=compression)
         assert self.request_service()[0] == c.SSH_MSG_SERVICE_ACCEPT
         assert self.password(user, password)[0] == c.SSH_MSG_USERAUTH_SUCCESS
+        if compression != "none":  # zlib@openssh.com starts after USERAUTH_SUCCESS
+            self.encoder.set_compressor(make_compressor(compression))
+            self.decoder.set_decompressor(make_decompressor(compression))
 
     def close(self) -> None:
         self.sock.close()

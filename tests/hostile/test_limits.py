@@ -1,0 +1,228 @@
+"""Limits and known attack classes: each checks the server's answer and its health after."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from spindlex_tw.core import wire
+from spindlex_tw.protocol import constants as c
+from tests.support.harness import ServerProcess
+from tests.support.rawssh import Closed, RawClient
+
+GOOD_SOURCE = "127.0.0.2"  # a well-behaved client from another address
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def good_login(server: ServerProcess) -> float:
+    """Seconds a well-behaved client from another address takes to log in."""
+    started = time.monotonic()
+    client = RawClient(server.port, source=GOOD_SOURCE)
+    client.login()
+    client.close()
+    return time.monotonic() - started
+
+
+def stalled(server: ServerProcess, count: int, source: str = "127.0.0.1") -> list[RawClient]:
+    """Connections that sent their identification and then nothing."""
+    clients = []
+    for _ in range(count):
+        client = RawClient(server.port, source=source)
+        client.exchange_versions()
+        clients.append(client)
+    return clients
+
+
+def test_total_connection_cap(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(settings={"max_connections": 3, "max_startups": [50, 100, 100]})
+    held = stalled(server, 3)
+    refused = RawClient(server.port, source=GOOD_SOURCE)
+    refused.exchange_versions()
+    disconnect = refused.expect_disconnect()
+    assert disconnect.reason == c.SSH_DISCONNECT_TOO_MANY_CONNECTIONS
+    assert disconnect.description == "Too many connections"
+    for client in held:
+        client.close()
+    deadline = time.monotonic() + 20
+    while True:  # slots come back as the server notices the closes
+        try:
+            good_login(server)
+            break
+        except (AssertionError, Closed, OSError):
+            assert time.monotonic() < deadline
+
+
+def test_one_source_cannot_hold_every_slot(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(settings={"max_startups_per_source": 4})
+    held = stalled(server, 4)
+    refused = RawClient(server.port)
+    refused.exchange_versions()
+    assert "from this address" in refused.expect_disconnect().description
+    assert good_login(server) < 10
+    del held
+
+
+def test_maxstartups_drops_unauthenticated(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(settings={"max_startups": [2, 100, 50]})
+    held = stalled(server, 2, source="127.0.0.3")
+    refused = RawClient(server.port, source="127.0.0.4")
+    refused.exchange_versions()
+    assert refused.expect_disconnect().description == "Too many unauthenticated connections"
+    del held
+
+
+def test_login_grace_ends_stalled_key_exchange(start_server: Callable[..., ServerProcess]) -> None:
+    """A never-finished key exchange does not hold the connection (Go CVE-2025-22869 class)."""
+    server = start_server(settings={"login_grace": 1.0})
+    client = RawClient(server.port)
+    client.exchange_versions()
+    assert client.recv()[0] == c.SSH_MSG_KEXINIT
+    disconnect = client.expect_disconnect()
+    assert disconnect.description == "Login grace time exceeded"
+    assert client.closed_by_server()
+
+
+def test_preauth_ignore_flood(server: ServerProcess) -> None:
+    """IGNORE floods before login (CVE-2025-26466 class) cost neither memory nor others' logins."""
+    attacker = RawClient(server.port)
+    attacker.handshake()
+    before = rss_kib(server.proc.pid)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def flood() -> None:
+        try:
+            for count in range(3000):  # ~90 MB, bounded
+                if stop.is_set():
+                    break
+                attacker.send(wire.byte(c.SSH_MSG_IGNORE) + wire.string(b"\0" * 30000))
+                sent.append(count)
+        except OSError:
+            pass
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    while len(sent) < 200 and flooder.is_alive():
+        time.sleep(0.01)
+    elapsed = good_login(server)
+    stop.set()
+    flooder.join(60)
+    assert len(sent) >= 200
+    assert elapsed < 10  # measured well under a second; generous for a loaded CI machine
+    assert rss_kib(server.proc.pid) - before < 16 * 1024
+    assert server.alive()
+    assert "Corrupted MAC" not in server.log()  # the flood itself was well-formed
+
+
+def test_peer_that_never_reads_is_not_buffered_forever(server: ServerProcess) -> None:
+    """keepalive requests from a peer that reads nothing: the server stops reading too."""
+    client = RawClient(server.port)
+    client.login()
+    client.sock.settimeout(2.0)  # a send that cannot finish in 2 s means: not read any more
+    before = rss_kib(server.proc.pid)
+    stalled = False
+    for _ in range(200_000):
+        packet = client.encoder.encode(
+            wire.byte(c.SSH_MSG_GLOBAL_REQUEST)
+            + wire.string("keepalive@openssh.com")
+            + wire.boolean(True)
+        )
+        try:
+            client.sock.sendall(packet)
+        except TimeoutError:
+            stalled = True
+            break
+    assert stalled, "the server kept reading while its answers piled up"
+    assert rss_kib(server.proc.pid) - before < 32 * 1024
+    assert good_login(server) < 10
+    client.close()
+
+
+def test_decompression_bomb(server: ServerProcess) -> None:
+    client = RawClient(server.port)
+    client.login(compression="zlib@openssh.com")
+    client.send(wire.byte(c.SSH_MSG_IGNORE) + wire.string(b"\0" * (4 << 20)))
+    assert client.expect_disconnect().reason == c.SSH_DISCONNECT_COMPRESSION_ERROR
+    assert good_login(server) < 10
+
+
+def test_window_overflow_is_capped(server: ServerProcess) -> None:
+    from tests.hostile.test_connection_input import channel_request, open_session
+
+    client = RawClient(server.port)
+    client.login()
+    confirm = open_session(client)
+    channel = wire.Reader(confirm, 5).uint32()
+    for _ in range(3):
+        client.send(
+            wire.byte(c.SSH_MSG_CHANNEL_WINDOW_ADJUST)
+            + wire.uint32(channel)
+            + wire.uint32(0xFFFFFFFF)
+        )
+    assert channel_request(client, channel, "exec", wire.string("echo still fine"))[0] == (
+        c.SSH_MSG_CHANNEL_SUCCESS
+    )
+    data = client.recv_skipping(c.SSH_MSG_CHANNEL_WINDOW_ADJUST)
+    assert data[0] == c.SSH_MSG_CHANNEL_DATA
+    assert wire.Reader(data, 5).string() == b"still fine\n"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        wire.byte(c.SSH_MSG_CHANNEL_DATA) + wire.uint32(0) + wire.uint32(0xFFFFFFFF) + b"x",
+        wire.byte(c.SSH_MSG_CHANNEL_OPEN)
+        + wire.string("session")
+        + wire.uint32(0xFFFFFFFF)
+        + wire.uint32(0xFFFFFFFF),  # truncated: no max packet field
+        wire.byte(c.SSH_MSG_GLOBAL_REQUEST) + wire.uint32(0xFFFFFFFF),
+    ],
+)
+def test_length_fields_at_their_limits(server: ServerProcess, message: bytes) -> None:
+    client = RawClient(server.port)
+    client.login()
+    client.send(message)
+    assert client.expect_disconnect().reason == c.SSH_DISCONNECT_PROTOCOL_ERROR
+    assert good_login(server) < 10
+
+
+def test_pipelined_auth_requests_are_bounded(server: ServerProcess) -> None:
+    client = RawClient(server.port)
+    client.handshake()
+    client.request_service()
+    request = (
+        wire.byte(c.SSH_MSG_USERAUTH_REQUEST)
+        + wire.string("slow")
+        + wire.string("ssh-connection")
+        + wire.string("password")
+        + wire.boolean(False)
+        + wire.string("x")
+    )
+    for _ in range(20):
+        client.send(request)
+    disconnect = client.expect_disconnect()
+    assert "too many authentication requests" in disconnect.description
+    assert good_login(server) < 10
+
+
+def test_random_bytes_after_keys(server: ServerProcess) -> None:
+    client = RawClient(server.port)
+    client.handshake()
+    client.send_raw(os.urandom(4096))
+    assert client.expect_disconnect().reason in (
+        c.SSH_DISCONNECT_PROTOCOL_ERROR,
+        c.SSH_DISCONNECT_MAC_ERROR,
+    )
+    assert good_login(server) < 10
