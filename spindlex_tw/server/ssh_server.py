@@ -198,3 +198,20 @@ class SSHServer:
     def is_channel_authorized(self, channel: Channel, username: str) -> bool:
         with self._lock:
             return self._authenticated_users.get(username, False)
+
+
+if TYPE_CHECKING:
+    from spindlex_tw.tx.manager import SSHServerManager
+
+
+def __getattr__(name: str) -> Any:
+    # SSHServerManager lives with the Twisted adapters, which import this
+    # module themselves: load it on first use to keep the imports acyclic.
+    if name == "SSHServerManager":
+        from spindlex_tw.tx.manager import SSHServerManager
+
+        return SSHServerManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SSHServer", "SSHServerManager"]
