@@ -9,6 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The default run keeps property tests short; "fuzz" is the long run:
+#   python -m pytest tests/core/test_fuzz_decoders.py --hypothesis-profile=fuzz
+settings.register_profile("default", max_examples=200, deadline=None)
+settings.register_profile(
+    "fuzz", max_examples=50_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile("default")
 
 from tests.support.harness import OpenSSH, ServerProcess
 
