@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.harness import OpenSSH, ServerProcess
+
 # The default run keeps property tests short; "fuzz" is the long run:
 #   python -m pytest tests/core/test_fuzz_decoders.py --hypothesis-profile=fuzz
 settings.register_profile("default", max_examples=200, deadline=None)
@@ -19,7 +21,6 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
-from tests.support.harness import OpenSSH, ServerProcess
 
 for tool in ("ssh", "sshpass", "ssh-keygen"):
     if shutil.which(tool) is None and os.environ.get("CI"):
