@@ -322,6 +322,11 @@ class Channel:
             self._lock.notify_all()
         if self._protocol is not None:
             protocol, self._protocol = self._protocol, None
+            # Data held while the protocol was paused arrived before the CLOSE:
+            # a peer may send its last data, EOF and CLOSE at once. Hand it over.
+            held, self._held = self._held, deque()
+            for data, _ in held:
+                protocol.dataReceived(data)
             reason = ConnectionLost(error) if error else ConnectionDone()
             protocol.connectionLost(Failure(reason))
         if self._producer is not None:
