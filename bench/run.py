@@ -1,0 +1,144 @@
+"""Run the benchmarks: ``python -m bench.run [--quick] [--servers ...] [--workers N]``.
+
+Starts OpenSSH's sshd, the AsyncSSH server and spindlex_tw one after another
+on 127.0.0.1, drives each with the same clients, and prints a markdown table
+(ratios against OpenSSH = 1.0x); the table and the raw figures (JSON) are
+also written to bench/results/. Everything is bounded: fixed counts, client
+timeouts, and every process started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
+import cryptography
+
+import twisted
+from bench import procstat, report, scenarios
+from bench.clients import Keys
+from bench.servers import AsyncSSHServer, OpenSSHServer, Server, SpindlexServer, have_openssh_client
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+Scenario = Callable[[Server, scenarios.Context, int], dict[str, float]]
+FULL_SET: dict[str, Scenario] = {
+    "transfer": scenarios.sftp_transfers,
+    "small": scenarios.small_files,
+    "logins": scenarios.sequential_logins,
+    "async-logins": scenarios.asyncssh_logins,
+    "parallel-logins": scenarios.parallel_ssh_logins,
+    "idle": scenarios.idle_connections,
+    "password-logins": scenarios.password_logins,
+}
+# Only the bench app of spindlex_tw checks a hashed password.
+SPINDLEX_ONLY = ("password-logins",)
+# Extra worker processes only help with concurrent connections.
+WORKER_SET = ("async-logins", "parallel-logins", "password-logins")
+
+
+def _versions() -> dict[str, str]:
+    sshd = subprocess.run(["/usr/sbin/sshd", "-V"], capture_output=True, text=True)
+    return {
+        "python": platform.python_version(),
+        "openssh": (sshd.stderr or sshd.stdout).strip().split(",")[0],
+        "asyncssh": asyncssh.__version__,
+        "twisted": twisted.__version__,
+        "cryptography": cryptography.__version__,
+        "cpus": str(os.cpu_count()),
+        "kernel": platform.release(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="64 MiB transfers, shorter idle")
+    parser.add_argument("--servers", default="openssh,asyncssh,spindlex_tw")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="also run spindlex_tw with N workers"
+    )
+    parser.add_argument("--only", default=",".join(FULL_SET), help="scenarios to run")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if not have_openssh_client():
+        sys.exit("the OpenSSH client (ssh, sftp) is needed: apt-get install -y openssh-client")
+    chosen = [name for name in args.only.split(",") if name]
+    unknown = set(chosen) - set(FULL_SET)
+    if unknown:
+        sys.exit(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    sizes = scenarios.QUICK if args.quick else scenarios.FULL
+    # Files live in RAM so the disk is not what is measured.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    work = Path(tempfile.mkdtemp(prefix="spindlex-bench-", dir=base))
+    keys = Keys(work)
+    ctx = scenarios.Context(work, keys, work / "root", work / "local", sizes)
+    started = time.monotonic()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        keys.create()
+        ctx.prepare()
+        plan: list[tuple[Server, list[str]]] = []
+        names = args.servers.split(",")
+        for name in names:
+            common = [s for s in chosen if s not in SPINDLEX_ONLY]
+            if name == "openssh":
+                plan.append((OpenSSHServer(work, keys, ctx.sftp_root), common))
+            elif name == "asyncssh":
+                plan.append((AsyncSSHServer(work, keys, ctx.sftp_root), common))
+            elif name == "spindlex_tw":
+                plan.append((SpindlexServer(work, keys, ctx.sftp_root), chosen))
+            else:
+                sys.exit(f"unknown server {name}")
+        if args.workers > 1 and "spindlex_tw" in names:
+            workers = [s for s in chosen if s in WORKER_SET]
+            if workers:
+                plan.append((SpindlexServer(work, keys, ctx.sftp_root, args.workers), workers))
+        for server, todo in plan:
+            results[server.name] = run_server(server, ctx, todo)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    table = report.markdown(results)
+    elapsed = time.monotonic() - started
+    print(table)
+    print(f"({'quick' if args.quick else 'full'} run, {elapsed:.0f} s)")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    mode = "quick" if args.quick else "full"
+    (RESULTS / f"{stamp}-{mode}.md").write_text(table)
+    (RESULTS / f"{stamp}-{mode}.json").write_text(
+        json.dumps(
+            {"mode": mode, "seconds": elapsed, "versions": _versions(), "results": results},
+            indent=2,
+        )
+    )
+
+
+def run_server(server: Server, ctx: scenarios.Context, todo: list[str]) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    print(f"== {server.name}", file=sys.stderr, flush=True)
+    server.start()
+    try:
+        time.sleep(0.5)
+        resting = procstat.child_count(server.pid)
+        for name in todo:
+            begun = time.monotonic()
+            figures.update(FULL_SET[name](server, ctx, resting))
+            print(f"   {name}: {time.monotonic() - begun:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        server.stop()
+    return figures
+
+
+if __name__ == "__main__":
+    main()

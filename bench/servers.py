@@ -1,0 +1,244 @@
+"""The three servers under test, each started in its own process on 127.0.0.1.
+
+Every server gets the same user, the same client key, and an SFTP root in
+the same directory, so each benchmark drives them with identical commands.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import procstat
+
+ROOT = Path(__file__).resolve().parents[1]
+SSHD = Path("/usr/sbin/sshd")
+_START_TIMEOUT = 30.0
+
+
+class Server:
+    """A server process: ``pid`` is the root of the tree whose CPU and memory count."""
+
+    name = "?"
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.user = getpass.getuser()
+        self.log_path = work / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _spawn_announcing(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        """Start ``cmd`` and wait for its ``PORT <n>`` line."""
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+        )
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        line = _read_line(self.proc, _START_TIMEOUT)
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start ({line!r}); see {self.log_path}")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
+
+    def settle(self, baseline_children: int, timeout: float = 5.0) -> None:
+        """Wait until connections have ended: the tree is back to its resting size."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if procstat.child_count(self.pid) <= baseline_children:
+                break
+            time.sleep(0.02)
+        time.sleep(0.1)  # let the server finish the connection's last callbacks
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    return result[0].decode(errors="replace").strip() if result else ""
+
+
+class SpindlexServer(Server):
+    name = "spindlex_tw"
+
+    def __init__(self, work: Path, keys: Any, sftp_root: Path, workers: int = 1) -> None:
+        if workers > 1:
+            self.name = f"spindlex_tw x{workers}"
+        super().__init__(work)
+        self.keys = keys
+        self.sftp_root = sftp_root
+        self.workers = workers
+        self.log_path = work / f"spindlex-{workers}.log"
+
+    def start(self) -> None:
+        # The benchmarks hold 200 connections from one address; production limits would refuse.
+        settings = {
+            "max_connections": 1000,
+            "max_connections_per_source": 1000,
+            "max_startups_per_source": 100,
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.spindlex_server",
+            "--host-key",
+            str(self.keys.host_key),
+            "--workers",
+            str(self.workers),
+            "--settings",
+            json.dumps(settings),
+        ]
+        env = {
+            "SPINDLEX_BENCH_AUTHORIZED": str(self.keys.authorized),
+            "SPINDLEX_BENCH_SFTP_ROOT": str(self.sftp_root),
+        }
+        self._spawn_announcing(cmd, env)
+
+
+class AsyncSSHServer(Server):
+    name = "asyncssh"
+
+    def __init__(self, work: Path, keys: Any, sftp_root: Path) -> None:
+        super().__init__(work)
+        self.keys = keys
+        self.sftp_root = sftp_root
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.asyncssh_server",
+            "--host-key",
+            str(self.keys.host_key),
+            "--authorized",
+            str(self.keys.authorized),
+            "--root",
+            str(self.sftp_root),
+        ]
+        self._spawn_announcing(cmd)
+
+
+def ensure_sshd() -> None:
+    """Install Debian's openssh-server when sshd is missing and we may (root)."""
+    if SSHD.exists():
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError("/usr/sbin/sshd is missing: apt-get install -y openssh-server")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, env=env)
+
+
+class OpenSSHServer(Server):
+    """``sshd -D`` with its own config: the client key, internal-sftp chrooted to the root."""
+
+    name = "openssh"
+
+    def __init__(self, work: Path, keys: Any, sftp_root: Path) -> None:
+        super().__init__(work)
+        self.keys = keys
+        self.sftp_root = sftp_root
+
+    def start(self) -> None:
+        ensure_sshd()
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.port = _free_port()
+        config = self.work / "sshd_config"
+        # internal-sftp -d starts in the root: the same paths work for every server.
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {self.keys.host_key}",
+                    f"PidFile {self.work / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {self.keys.authorized}",
+                    "PermitRootLogin prohibit-password",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "UseDNS no",
+                    "PrintMotd no",
+                    "PrintLastLog no",
+                    "MaxStartups 200:30:400",
+                    "MaxSessions 20",
+                    "LogLevel ERROR",
+                    # Debian's bash reads ~/.bashrc under sshd unless SHLVL says it is
+                    # nested; this machine's rc (pyenv init) would add ~80 ms to each
+                    # ssh command, which is the account's cost, not sshd's.
+                    "SetEnv SHLVL=1",
+                    f"Subsystem sftp internal-sftp -d {self.sftp_root}",
+                    "",
+                ]
+            )
+        )
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            [str(SSHD), "-D", "-e", "-f", str(config)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited; see {self.log_path}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"sshd did not listen; see {self.log_path}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def have_openssh_client() -> bool:
+    return all(shutil.which(tool) for tool in ("ssh", "sftp"))
