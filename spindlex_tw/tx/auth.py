@@ -92,7 +92,10 @@ class AuthDriver:
         except KeyFormatError:
             d = defer.succeed(AUTH_FAILED)
         else:
-            d = self._hook(self._server.check_auth_publickey, event.username, key)
+            if event.algorithm in key.host_key_algorithms():
+                d = self._hook(self._server.check_auth_publickey, event.username, key)
+            else:  # e.g. an RSA key offered as ssh-ed25519: it could never sign
+                d = defer.succeed(AUTH_FAILED)
 
         def decided(code: object) -> None:
             service = self._service()
