@@ -1,0 +1,346 @@
+"""The ``SSHServer`` that ``twistd spindlex`` runs, built from its options.
+
+:class:`DefaultServer` answers every hook from a :class:`ServerConfig`:
+passwords (``--auth`` or the one-time password), an ``authorized_keys`` file
+with its per-key options, SFTP of one directory (read-only if asked), a
+banner, and with ``--exec`` real processes for exec and shell requests, a pty,
+signals, ``env`` for ``LANG``/``LC_*`` and TCP forwarding.
+
+With ``--app module:Class`` the user's class is combined with it by
+inheritance (``class Combined(UserClass, DefaultServer)``): whatever the
+user's class overrides wins, whatever it leaves at the ``SSHServer`` default
+is filled in from the options.
+
+Some options belong to the key a client logged in with (``from=``,
+``command=``, ``no-pty``...), so the hooks need to know the connection they
+are called for: :class:`PolicyProtocol` publishes it in a context variable
+while it handles the client's bytes, which is when every hook runs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from spindlex_tw.protocol.constants import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    CHANNEL_DIRECT_TCPIP,
+    CHANNEL_SESSION,
+    SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
+    SSH_OPEN_CONNECT_SUCCESS,
+    SSH_OPEN_UNKNOWN_CHANNEL_TYPE,
+)
+from spindlex_tw.server.sftp_server import SFTPServer
+from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.tx import process
+from spindlex_tw.tx.authorized_keys import AuthorizedKeysFile, KeyOptions
+from spindlex_tw.tx.credentials import Passwords
+from spindlex_tw.tx.factory import SSHServerFactory
+from spindlex_tw.tx.manager import ManagedFactory
+from spindlex_tw.tx.protocol import SSHServerProtocol
+
+if TYPE_CHECKING:
+    from spindlex_tw.crypto.pkey import PKey
+    from spindlex_tw.tx.channel import Channel
+
+log = Logger(namespace="spindlex_tw.app")
+
+#: Environment variables a client may set for --exec processes (as Debian's sshd AcceptEnv).
+ACCEPTED_ENV = ("LANG", "LC_*")
+
+_current: contextvars.ContextVar[PolicyProtocol | None] = contextvars.ContextVar(
+    "spindlex_current_connection", default=None
+)
+
+
+class PolicyProtocol(SSHServerProtocol):
+    """A connection that makes itself known to the hooks and remembers its key's options."""
+
+    def __init__(self, factory: SSHServerFactory) -> None:
+        super().__init__(factory)
+        self.candidate_key: KeyOptions | None = None
+        self.key_options: KeyOptions | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        token = _current.set(self)
+        try:
+            super().dataReceived(data)
+        finally:
+            _current.reset(token)
+
+    def authenticated(self, username: str, method: str) -> None:
+        # The last key a hook accepted is the one whose signature just verified.
+        self.key_options = self.candidate_key if method == "publickey" else None
+        super().authenticated(username, method)
+
+    def peer_address(self) -> str:
+        peer = self.transport.getPeer() if self.transport is not None else None
+        return str(getattr(peer, "host", ""))
+
+
+class PolicyFactory(ManagedFactory):
+    """Builds PolicyProtocol connections (and keeps the manager's statistics)."""
+
+    connection_class = PolicyProtocol
+
+
+def current_connection() -> PolicyProtocol | None:
+    """The connection whose request a hook is answering, if it runs under PolicyProtocol."""
+    return _current.get()
+
+
+class ReadOnlySFTPServer(SFTPServer):
+    """SFTP that lets clients read and list, and refuses every change."""
+
+    def check_file_access(self, path: str, mode: str) -> bool:
+        return mode == "r"
+
+    def check_directory_access(self, path: str, mode: str) -> bool:
+        return mode == "r"
+
+
+@dataclass
+class ServerConfig:
+    """What the options decided; the defaults grant nothing."""
+
+    passwords: Passwords = field(default_factory=Passwords)
+    authorized_keys: AuthorizedKeysFile | None = None
+    #: The login name that the authorized_keys file grants (the file's owner, as for sshd).
+    key_user: str = field(default_factory=getpass.getuser)
+    sftp_root: str | None = None
+    read_only: bool = False
+    banner: str | None = None
+    #: None: --exec is off.
+    exec_settings: process.ExecSettings | None = None
+
+
+def _overridden(server: SSHServer, name: str) -> bool:
+    """Does the user's class (not DefaultServer, not SSHServer) define hook ``name``?"""
+    return getattr(type(server), name, None) is not getattr(DefaultServer, name, None)
+
+
+# Which methods to offer: when the options configure them, or when the user's class
+# implements one of the hooks behind them (then the user's hook decides).
+_METHODS: tuple[tuple[str, Callable[[ServerConfig], bool], tuple[str, ...]], ...] = (
+    ("publickey", lambda cfg: cfg.authorized_keys is not None, ("check_auth_publickey",)),
+    ("password", lambda cfg: bool(cfg.passwords), ("check_auth_password",)),
+    (
+        "keyboard-interactive",
+        lambda cfg: bool(cfg.passwords),
+        (
+            "check_auth_password",
+            "check_auth_keyboard_interactive",
+            "get_keyboard_interactive_prompts",
+        ),
+    ),
+)
+
+
+class DefaultServer(SSHServer):
+    """The hooks of ``twistd spindlex``, configured by :attr:`config`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.configure(ServerConfig())
+
+    def configure(self, config: ServerConfig) -> None:
+        """Adopt ``config``; also sets up the state a user's ``__init__`` may have skipped."""
+        self.config = config
+        self.processes: dict[Channel, process.ProcessSession] = {}
+        self.sftp_sessions: set[SFTPServer] = set()
+
+    # --- authentication ---------------------------------------------------------------------
+
+    def get_banner(self) -> str | None:
+        return self.config.banner
+
+    def get_allowed_auths(self, username: str) -> list[str]:
+        return [
+            method
+            for method, configured, hooks in _METHODS
+            if configured(self.config) or any(_overridden(self, hook) for hook in hooks)
+        ]
+
+    def check_auth_password(self, username: str, password: str) -> Any:
+        if not self.config.passwords:
+            return AUTH_FAILED
+        # bcrypt is slow on purpose: keep it off the reactor thread.
+        d = threads.deferToThread(self.config.passwords.check, username, password)
+        return d.addCallback(lambda ok: AUTH_SUCCESSFUL if ok is True else AUTH_FAILED)
+
+    def check_auth_publickey(self, username: str, key: PKey) -> int:
+        keys = self.config.authorized_keys
+        if keys is None or username != self.config.key_user:
+            return AUTH_FAILED
+        conn = current_connection()
+        options = keys.find(key, conn.peer_address() if conn is not None else "")
+        if options is None:
+            return AUTH_FAILED
+        if conn is None:
+            # Without a connection to hold them, a line's options could not be enforced.
+            if options != KeyOptions():
+                log.warn("a key with options needs the PolicyFactory; refused")
+                return AUTH_FAILED
+        else:
+            conn.candidate_key = options
+        return AUTH_SUCCESSFUL
+
+    # --- what the logged-in key allows -----------------------------------------------------------
+
+    @staticmethod
+    def _key_options() -> KeyOptions:
+        conn = current_connection()
+        return conn.key_options if conn is not None and conn.key_options else KeyOptions()
+
+    def _forwarding_allowed(self) -> bool:
+        # Forwarding gives no more than a shell does, so it comes with --exec only.
+        return self.config.exec_settings is not None and self._key_options().port_forwarding
+
+    # --- channels and forwarding -----------------------------------------------------------------
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == CHANNEL_SESSION:
+            return SSH_OPEN_CONNECT_SUCCESS
+        if kind == CHANNEL_DIRECT_TCPIP:
+            if self._forwarding_allowed():
+                return SSH_OPEN_CONNECT_SUCCESS
+            return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+        return SSH_OPEN_UNKNOWN_CHANNEL_TYPE
+
+    def check_channel_direct_tcpip_request(
+        self, chanid: int, origin: tuple[str, int], destination: tuple[str, int]
+    ) -> int:
+        if self._forwarding_allowed() and self._key_options().allows_open(*destination):
+            return SSH_OPEN_CONNECT_SUCCESS
+        return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+
+    def check_port_forward_request(self, address: str, port: int) -> bool:
+        return self._forwarding_allowed() and self._key_options().allows_listen(address, port)
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    def check_channel_pty_request(
+        self,
+        channel: Channel,
+        term: str,
+        width: int,
+        height: int,
+        pixelwidth: int,
+        pixelheight: int,
+        modes: bytes,
+    ) -> bool:
+        return self.config.exec_settings is not None and self._key_options().pty
+
+    def check_channel_window_change_request(
+        self, channel: Channel, width: int, height: int, pixelwidth: int, pixelheight: int
+    ) -> bool:
+        running = self.processes.get(channel)
+        if running is not None:
+            running.resize((width, height, pixelwidth, pixelheight))
+        return self.config.exec_settings is not None
+
+    def check_channel_env_request(self, channel: Channel, name: str, value: str) -> bool:
+        if self.config.exec_settings is None:
+            return False
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in ACCEPTED_ENV)
+
+    def check_channel_signal_request(self, channel: Channel, signal_name: str) -> bool:
+        running = self.processes.get(channel)
+        return running is not None and running.signal(signal_name)
+
+    def check_channel_exec_request(self, channel: Channel, command: bytes) -> bool:
+        return self._run(channel, command)
+
+    def check_channel_shell_request(self, channel: Channel) -> bool:
+        return self._run(channel, None)
+
+    def check_channel_subsystem_request(self, channel: Channel, name: str) -> bool:
+        if self._key_options().command is not None:
+            # As sshd: a forced command replaces subsystems too.
+            return self._run(channel, None)
+        if name != "sftp" or self.config.sftp_root is None:
+            return False
+        server_class = ReadOnlySFTPServer if self.config.read_only else SFTPServer
+        session = server_class(channel, self.config.sftp_root)
+        self.sftp_sessions.add(session)
+        session.protocol.when_finished().addBoth(lambda _: self.sftp_sessions.discard(session))
+        return True
+
+    def _run(self, channel: Channel, command: bytes | None) -> bool:
+        settings = self.config.exec_settings
+        if settings is None:
+            return False
+        extra = _connection_environment(channel)
+        forced = self._key_options().command
+        if forced is not None:
+            if command is not None:
+                extra["SSH_ORIGINAL_COMMAND"] = command.decode("utf-8", "replace")
+            command = forced.encode("utf-8")
+        reactor = _reactor()
+        # Start after this hook's SUCCESS reply has gone out, so output follows it.
+        reactor.callLater(0, self._start_process, reactor, channel, command, settings, extra)
+        return True
+
+    def _start_process(
+        self,
+        reactor: Any,
+        channel: Channel,
+        command: bytes | None,
+        settings: process.ExecSettings,
+        extra: dict[str, str],
+    ) -> None:
+        if channel.closed:
+            return
+        self.processes[channel] = process.start(reactor, channel, command, settings, extra)
+        channel.on_close(self._process_channel_closed)
+
+    def _process_channel_closed(self, channel: Channel) -> None:
+        self.processes.pop(channel, None)
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    def sftp_finished(self) -> defer.Deferred[Any]:
+        """Fires once every SFTP session has ended with its writes done and files closed."""
+        waits = [session.protocol.when_finished() for session in list(self.sftp_sessions)]
+        return defer.gatherResults(waits, consumeErrors=True)
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _connection_environment(channel: Channel) -> dict[str, str]:
+    try:
+        peer_host, peer_port = channel.getpeername()[:2]
+        local_host, local_port = channel.getsockname()[:2]
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    return {
+        "SSH_CLIENT": f"{peer_host} {peer_port} {local_port}",
+        "SSH_CONNECTION": f"{peer_host} {peer_port} {local_host} {local_port}",
+    }
+
+
+def build_server(app_class: type[SSHServer] | None, config: ServerConfig) -> DefaultServer:
+    """An instance of ``app_class`` with DefaultServer filling in its un-overridden hooks."""
+    if app_class is None or issubclass(app_class, DefaultServer):
+        server_class: type[DefaultServer] = app_class or DefaultServer
+    else:
+        server_class = type(
+            app_class.__name__,
+            (app_class, DefaultServer),
+            {"__module__": app_class.__module__, "__doc__": app_class.__doc__},
+        )
+    server = server_class()
+    server.configure(config)
+    return server
