@@ -1,0 +1,470 @@
+"""``twistd spindlex``: the command line (``Options``) and the service (``makeService``).
+
+``makeService(options)`` returns an ``IService`` that can also live in a
+``.tac`` file's ``MultiService`` beside other services::
+
+    options = ServiceOptions()
+    options.parseOptions(["--listen", "tcp:2222:interface=127.0.0.1", "--sftp-root", "/srv"])
+    makeService(options).setServiceParent(application)
+
+``ServiceOptions`` raises ``usage.UsageError`` as Twisted options do;
+``Options``, what twistd uses, turns that into one line on stderr and exit
+status 2 (twistd itself would print the whole help and exit 1).
+
+Everything an option names is checked while parsing, so a mistake is
+reported before anything starts: endpoint strings, key files, password files,
+the ``--app`` class, numbers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
+from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.tx import process
+from spindlex_tw.tx.authorized_keys import AuthorizedKeysFile, OptionError
+from spindlex_tw.tx.credentials import (
+    CredentialsError,
+    MemoryPasswords,
+    Passwords,
+    one_time_password,
+    parse_auth_spec,
+)
+from spindlex_tw.tx.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
+from spindlex_tw.tx.settings import ServerSettings
+
+log = Logger(namespace="spindlex_tw.service")
+
+DEFAULT_LISTEN = "tcp:2222:interface=127.0.0.1"
+HOST_KEY_NAME = "host_ed25519"
+#: Seconds a graceful stop waits for SFTP writes to finish and for clients to leave.
+SHUTDOWN_GRACE = 10.0
+
+
+def state_directory() -> str:
+    """Per-user state: ``$XDG_STATE_HOME/spindlex_tw`` or ``~/.local/state/spindlex_tw``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "spindlex_tw")
+
+
+def default_host_key() -> PKey:
+    """The embedded default's ed25519 host key: made on first use, then reused."""
+    directory = state_directory()
+    path = os.path.join(directory, HOST_KEY_NAME)
+    if os.path.exists(path):
+        return Ed25519Key.from_private_key_file(path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise usage.UsageError(f"cannot create {directory}: {exc.strerror}") from exc
+    key = Ed25519Key.generate()
+    key.save_to_file(path)
+    log.info("created host key {path}", path=path)
+    return key
+
+
+@dataclass
+class ServiceConfig:
+    """Everything ``makeService`` needs, resolved from the options."""
+
+    endpoints: list[tuple[str, Any]]
+    host_keys: list[PKey]
+    server: DefaultServer
+    settings: ServerSettings
+    #: (user, password) of the embedded default's one-time password, to print once.
+    one_time: tuple[str, str] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _number(kind: Callable[[str], Any], minimum: float) -> Callable[[str, str], Any]:
+    def convert(name: str, text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum:
+            raise usage.UsageError(f"--{name} expects a number of at least {minimum}, got {text!r}")
+        return value
+
+    return convert
+
+
+# Numeric options: name -> (converter, where the value goes).
+_NUMBERS: dict[str, tuple[Callable[[str, str], Any], Callable[[ServerSettings, Any], None]]] = {
+    "max-connections": (
+        _number(int, 1),
+        lambda s, v: setattr(s, "max_connections", v),
+    ),
+    "login-grace": (
+        _number(float, 0.001),
+        lambda s, v: setattr(s, "login_grace", v),
+    ),
+    "max-auth-tries": (
+        _number(int, 1),
+        lambda s, v: setattr(s, "auth", replace(s.auth, max_failures=v)),
+    ),
+}
+
+
+def load_app_class(spec: str) -> type[SSHServer]:
+    """The class named by ``module:Class`` (an ``SSHServer`` subclass)."""
+    module_name, sep, class_name = spec.partition(":")
+    if not sep or not module_name or not class_name:
+        raise usage.UsageError(f"--app expects module:Class, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise usage.UsageError(f"--app {spec}: cannot import {module_name}: {exc}") from exc
+    target: Any = module
+    for part in class_name.split("."):
+        target = getattr(target, part, None)
+    if not (isinstance(target, type) and issubclass(target, SSHServer)):
+        raise usage.UsageError(f"--app {spec}: {class_name} is not an SSHServer subclass")
+    return target
+
+
+class ServiceOptions(usage.Options):
+    """The options of ``twistd spindlex``; see ``twistd spindlex --help``."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve SSH and SFTP with spindlex_tw. With no options: listen on "
+        "tcp:2222:interface=127.0.0.1, serve the current directory by SFTP, keep an ed25519 "
+        "host key in $XDG_STATE_HOME/spindlex_tw (or ~/.local/state/spindlex_tw), accept the "
+        "keys of ~/.ssh/authorized_keys and print a one-time password for the current user. "
+        "Password files hold user:hash lines with bcrypt ($2b$, htpasswd -B) or SHA-crypt "
+        "($6$, openssl passwd -6) hashes; plain text is refused."
+    )
+    optFlags = [
+        [
+            "exec",
+            None,
+            "Run exec and shell requests as processes of the server's own user, with a pty "
+            "if asked; also allows TCP forwarding (ssh -L/-R/-D).",
+        ],
+        ["read-only", None, "SFTP clients may read and list but change nothing."],
+    ]
+    optParameters = [
+        ["sftp-root", None, None, "Directory served by SFTP [default: the current directory]."],
+        [
+            "authorized-keys",
+            None,
+            None,
+            "OpenSSH authorized_keys file (options from=, command=, restrict, no-pty, "
+            "no-port-forwarding, permitopen= are enforced); its keys log in as the server's "
+            "user [default without --auth: ~/.ssh/authorized_keys].",
+        ],
+        [
+            "app",
+            None,
+            None,
+            "module:Class of an SSHServer subclass; its own hooks win, the options fill in "
+            "the rest.",
+        ],
+        ["max-connections", None, "100", "Concurrent connections; more are refused."],
+        ["login-grace", None, "30", "Seconds a client has to log in."],
+        ["max-auth-tries", None, "6", "Failed login attempts before disconnecting."],
+        ["banner", None, None, "File whose text clients see before logging in."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["host-key"] = []
+        self["auth"] = []
+        self._config: ServiceConfig | None = None
+
+    def opt_listen(self, description: str) -> None:
+        """Twisted server endpoint, e.g. unix:/run/ssh.sock; repeatable [default: tcp:2222]."""
+        self["listen"].append(description)
+
+    def opt_host_key(self, path: str) -> None:
+        """Private host key file, one per key type; repeatable [default: see below]."""
+        self["host-key"].append(path)
+
+    def opt_auth(self, spec: str) -> None:
+        """memory:USER:PASSWORD, or file:PATH of user:bcrypt-or-SHA-crypt-hash lines; repeatable."""
+        self["auth"].append(spec)
+
+    @property
+    def config(self) -> ServiceConfig:
+        if self._config is None:
+            raise RuntimeError("parseOptions() has not been called")
+        return self._config
+
+    def postOptions(self) -> None:
+        self._config = self._resolve()
+
+    # --- resolving each option -------------------------------------------------------------------
+
+    def _resolve(self) -> ServiceConfig:
+        settings = ServerSettings()
+        for name, (convert, apply) in _NUMBERS.items():
+            apply(settings, convert(name, str(self[name])))
+        listen = self._endpoints()
+        host_keys = self._host_keys()
+        app_class = load_app_class(self["app"]) if self["app"] else None
+        server_config = ServerConfig(
+            sftp_root=self._sftp_root(),
+            read_only=bool(self["read-only"]),
+            banner=self._banner(),
+            exec_settings=self._exec_settings(),
+        )
+        one_time = self._credentials(server_config, app_class)
+        try:
+            server = build_server(app_class, server_config)
+        except Exception as exc:
+            raise usage.UsageError(f"--app {self['app']}: cannot create it: {exc!r}") from exc
+        warnings = []
+        if server_config.read_only and server_config.exec_settings is not None:
+            warnings.append("--read-only limits SFTP only: --exec commands can still write")
+        return ServiceConfig(listen, host_keys, server, settings, one_time, warnings)
+
+    def _endpoints(self) -> list[tuple[str, Any]]:
+        from twisted.internet import reactor
+
+        result = []
+        for description in self["listen"] or [DEFAULT_LISTEN]:
+            try:
+                endpoint = endpoints.serverFromString(reactor, description)
+            except Exception as exc:
+                raise usage.UsageError(
+                    f"--listen {description!r} is not a server endpoint: {exc}"
+                ) from exc
+            result.append((description, endpoint))
+        return result
+
+    def _host_keys(self) -> list[PKey]:
+        try:
+            if not self["host-key"]:
+                return [default_host_key()]
+            keys = [PKey.from_private_key_file(os.path.expanduser(p)) for p in self["host-key"]]
+        except KeyFileError as exc:
+            raise usage.UsageError(f"--host-key: {exc}") from exc
+        if len({key.get_name() for key in keys}) != len(keys):
+            raise usage.UsageError("--host-key: two keys of the same type")
+        return keys
+
+    def _sftp_root(self) -> str:
+        root = os.path.abspath(os.path.expanduser(self["sftp-root"] or os.getcwd()))
+        if not os.path.isdir(root):
+            raise usage.UsageError(f"--sftp-root {root} is not a directory")
+        return root
+
+    def _banner(self) -> str | None:
+        path = self["banner"]
+        if not path:
+            return None
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as handle:
+                return handle.read(64 * 1024)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise usage.UsageError(f"--banner {path}: {exc}") from exc
+
+    def _exec_settings(self) -> process.ExecSettings | None:
+        if not self["exec"]:
+            return None
+        cwd = os.path.abspath(os.path.expanduser(self["sftp-root"] or os.getcwd()))
+        return process.ExecSettings(cwd=cwd, environment=process.base_environment())
+
+    def _credentials(
+        self, server_config: ServerConfig, app_class: type[SSHServer] | None
+    ) -> tuple[str, str] | None:
+        """Fill in passwords and keys; returns the one-time (user, password), if any."""
+        passwords = Passwords()
+        try:
+            for spec in self["auth"]:
+                passwords.add(parse_auth_spec(spec))
+        except CredentialsError as exc:
+            raise usage.UsageError(str(exc)) from exc
+        server_config.passwords = passwords
+        keys_path = self["authorized-keys"]
+        embedded = not self["auth"] and not keys_path
+        if embedded:
+            keys_path = os.path.join(os.path.expanduser("~"), ".ssh", "authorized_keys")
+        if keys_path and not _app_defines(app_class, "check_auth_publickey"):
+            keys = AuthorizedKeysFile(os.path.expanduser(keys_path))
+            try:
+                keys.check_readable()
+            except OptionError as exc:
+                raise usage.UsageError(f"--authorized-keys: {exc}") from exc
+            server_config.authorized_keys = keys
+        if embedded and not _app_defines(app_class, "check_auth_password"):
+            user, password = getpass.getuser(), one_time_password()
+            passwords.add(MemoryPasswords({user: password}))
+            return user, password
+        return None
+
+
+def _app_defines(app_class: type[SSHServer] | None, hook: str) -> bool:
+    return app_class is not None and getattr(app_class, hook) is not getattr(SSHServer, hook)
+
+
+class Options(ServiceOptions):
+    """``twistd spindlex``'s options: a mistake is one line on stderr and exit status 2."""
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            message = " ".join(str(exc).split())
+            sys.stderr.write(f"twistd spindlex: error: {message}\n")
+            sys.stderr.flush()
+            raise SystemExit(2) from None
+
+
+class _Listener(service.Service):
+    """Listens on one endpoint; binds in privilegedStartService, as twistd expects."""
+
+    def __init__(self, description: str, endpoint: Any, factory: Any) -> None:
+        self.description = description
+        self.endpoint = endpoint
+        self.factory = factory
+        self.port: Any = None
+        self._waiting: defer.Deferred[Any] | None = None
+
+    def privilegedStartService(self) -> None:
+        service.Service.privilegedStartService(self)
+        self._waiting = self.endpoint.listen(self.factory)
+        self._waiting.addCallback(self._listening)
+        synchronous: list[Failure] = []
+        still_starting = [True]
+
+        def failed(failure: Failure) -> None:
+            if still_starting[0]:
+                synchronous.append(failure)
+            else:
+                log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
+
+        self._waiting.addErrback(failed)
+        still_starting[0] = False
+        # Most endpoints (TCP, UNIX) bind at once: let the error stop the start-up.
+        if synchronous:
+            synchronous[0].raiseException()
+
+    def _listening(self, port: Any) -> None:
+        self.port = port
+        address = port.getHost()
+        shown = (
+            f"{address.host}:{address.port}"
+            if hasattr(address, "port")
+            else str(getattr(address, "name", address))
+        )
+        log.info(
+            "listening on {address} ({endpoint})",
+            address=shown,
+            endpoint=self.description,
+            host=getattr(address, "host", None),
+            port=getattr(address, "port", None),
+            event="listening",
+        )
+
+    def stopService(self) -> Any:
+        service.Service.stopService(self)
+        if self._waiting is not None and not self._waiting.called:
+            self._waiting.cancel()
+        port, self.port = self.port, None
+        return defer.maybeDeferred(port.stopListening) if port is not None else None
+
+
+class SpindleService(service.MultiService):
+    """The SSH service: its listeners, and a graceful stop.
+
+    Stopping closes the listening ports, sends every client a DISCONNECT,
+    waits (at most :data:`SHUTDOWN_GRACE` seconds) for SFTP writes in flight
+    to reach the disk and for clients to leave, then drops the rest.
+    """
+
+    def __init__(self, config: ServiceConfig, reactor: Any = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.config = config
+        self.server = config.server
+        self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
+        for description, endpoint in config.endpoints:
+            _Listener(description, endpoint, self.factory).setServiceParent(self)
+
+    def startService(self) -> None:
+        for key in self.config.host_keys:
+            log.info(
+                "host key {algorithm} {fingerprint}",
+                algorithm=key.get_name(),
+                fingerprint=key.get_fingerprint(),
+                event="host_key",
+            )
+        for warning in self.config.warnings:
+            log.warn(warning)
+        super().startService()
+        self.reactor.callWhenRunning(self._exit_zero_on_signals)
+
+    def _exit_zero_on_signals(self) -> None:
+        # Twisted's own SIGINT/SIGTERM handlers make twistd re-raise the signal
+        # after shutting down, so the exit status says "killed". This service
+        # stops gracefully, so it reports a normal exit: same stop, status 0.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number, name in ((signal.SIGTERM, "sigTerm"), (signal.SIGINT, "sigInt")):
+            if signal.getsignal(number) == getattr(self.reactor, name, None):
+                signal.signal(number, self._on_signal)
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        log.info("received {signal}, shutting down", signal=signal.Signals(number).name)
+        self.reactor.callFromThread(self._stop_reactor)
+
+    def _stop_reactor(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def stopService(self) -> defer.Deferred[None]:
+        stopped = super().stopService()
+        self.factory.close_all("Server shutting down")
+        d = defer.gatherResults(
+            [stopped, self.server.sftp_finished(), self.factory.when_idle()],
+            consumeErrors=True,
+        )
+        d.addTimeout(SHUTDOWN_GRACE, self.reactor)
+        d.addErrback(self._give_up)
+        return d.addCallback(lambda _: None)
+
+    def _give_up(self, failure: Failure) -> None:
+        remaining = list(self.factory.connections.values())
+        log.warn(
+            "stopping with {count} connections still open: {error}",
+            count=len(remaining),
+            error=failure.getErrorMessage(),
+        )
+        for conn in remaining:
+            if conn.transport is not None:
+                conn.transport.abortConnection()
+
+
+def makeService(options: ServiceOptions) -> service.MultiService:
+    """The SSH service described by parsed ``options`` (twistd's plugin entry point)."""
+    config = options.config
+    if config.one_time is not None:
+        user, password = config.one_time
+        # Printed, not logged: a password has no place in a log file.
+        print(f"spindlex_tw: one-time password for {user}: {password}", flush=True)
+    return SpindleService(config)
