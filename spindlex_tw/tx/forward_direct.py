@@ -1,0 +1,180 @@
+"""``direct-tcpip`` channels (RFC 4254 section 7.2): what ``ssh -L`` and ``ssh -D`` open.
+
+The client names a host and port; the application's
+``check_channel_direct_tcpip_request`` decides; the server connects, and only
+then confirms the channel, so a client learns about an unreachable target
+from the OPEN_FAILURE rather than from a channel that closes at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, error, protocol
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from spindlex_tw.core import wire
+from spindlex_tw.core.errors import DecodeError
+from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx.forward_bridge import Bridge, SocketEnd
+from spindlex_tw.tx.hooks import call_hook
+
+if TYPE_CHECKING:
+    from spindlex_tw.core import events as ev
+    from spindlex_tw.tx.forward_state import ConnectionForwards
+
+log = Logger(namespace="spindlex_tw.forwarding")
+
+MAX_PORT = 65535
+
+# What the client reads after "open failed: connect failed: ". Kept to the
+# kind of error: the server's own resolver or routing details stay in its log.
+_CONNECT_ERROR_TEXT: dict[type[BaseException], str] = {
+    error.ConnectionRefusedError: "Connection refused",
+    error.TCPTimedOutError: "Connection timed out",
+    error.TimeoutError: "Connection timed out",
+    defer.TimeoutError: "Connection timed out",
+    error.DNSLookupError: "Name or service not known",
+    error.NoRouteError: "No route to host",
+}
+
+
+@dataclass(frozen=True)
+class DirectTarget:
+    """The body of a direct-tcpip open: where to connect, and who asked."""
+
+    host: str
+    port: int
+    originator: str
+    originator_port: int
+
+
+def parse_direct_tcpip(data: bytes) -> DirectTarget:
+    """Decode ``string host, uint32 port, string originator, uint32 originator port``."""
+    reader = wire.Reader(data)
+    host = reader.text()
+    port = reader.uint32()
+    originator = reader.text()
+    originator_port = reader.uint32()
+    reader.done()
+    if not 0 < port <= MAX_PORT or originator_port > MAX_PORT:
+        raise DecodeError("port out of range")
+    return DirectTarget(host, port, originator, originator_port)
+
+
+def open_direct_tcpip(forwards: ConnectionForwards, event: ev.ChannelOpenRequested) -> None:
+    """Channel opener for ``direct-tcpip``, after ``check_channel_request`` accepted."""
+    conn = forwards.conn
+    try:
+        target = parse_direct_tcpip(event.data)
+    except DecodeError as exc:
+        log.info(
+            "malformed direct-tcpip open from {peer}: {error}",
+            peer=conn.peer,
+            error=exc.description,
+        )
+        _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, "malformed direct-tcpip request")
+        return
+    decision = call_hook(
+        conn.reactor,
+        conn.server.check_channel_direct_tcpip_request,
+        event.peer_id,
+        (target.originator, target.originator_port),
+        (target.host, target.port),
+        denied=c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
+        timeout=forwards.settings.hook_timeout,
+    )
+
+    def decided(code: object) -> None:
+        if forwards.closed:
+            return
+        if _is_success(code):
+            _connect(forwards, event, target)
+        else:
+            log.info(
+                "direct-tcpip to {host}:{port} refused for {peer}",
+                host=target.host,
+                port=target.port,
+                peer=conn.peer,
+            )
+            conn.reject_channel(event, code)
+
+    decision.addCallback(decided)
+
+
+def _connect(
+    forwards: ConnectionForwards, event: ev.ChannelOpenRequested, target: DirectTarget
+) -> None:
+    conn = forwards.conn
+    timeout = forwards.settings.forward_connect_timeout
+    try:
+        endpoint = HostnameEndpoint(conn.reactor, target.host, target.port, timeout=timeout)
+    except ValueError:  # a host name that IDNA cannot encode
+        _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, "Name or service not known")
+        return
+    factory: Any = protocol.Factory.forProtocol(SocketEnd)
+    connecting = endpoint.connect(factory)
+    # The endpoint's timeout covers each attempt; this one bounds name resolution too.
+    connecting.addTimeout(timeout, conn.reactor)
+    forwards.track_connect(connecting)
+
+    def connected(socket_end: SocketEnd) -> None:
+        if forwards.closed:
+            socket_end.drop()
+            return
+        channel = conn.accept_channel(event)
+        if channel is None:
+            socket_end.drop()
+            return
+        log.debug(
+            "direct-tcpip {origin}:{oport} -> {host}:{port} for {peer}",
+            origin=target.originator,
+            oport=target.originator_port,
+            host=target.host,
+            port=target.port,
+            peer=conn.peer,
+        )
+        Bridge(channel, socket_end).start()
+
+    def failed(failure: Failure) -> None:
+        if forwards.closed:
+            return  # cancelled because the SSH connection ended
+        text = _connect_error_text(failure)
+        log.info(
+            "direct-tcpip to {host}:{port} for {peer} failed: {error}",
+            host=target.host,
+            port=target.port,
+            peer=conn.peer,
+            error=failure.getErrorMessage(),
+        )
+        _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, text)
+
+    connecting.addCallbacks(connected, failed)
+
+
+def _reject(
+    forwards: ConnectionForwards, event: ev.ChannelOpenRequested, reason: int, text: str
+) -> None:
+    """OPEN_FAILURE with our own description (``reject_channel`` has fixed texts)."""
+    conn = forwards.conn
+    if forwards.closed or conn.connection is None:
+        return
+    conn.connection.reject_open(event.peer_id, reason, text)
+    conn.flush()
+
+
+def _connect_error_text(failure: Failure) -> str:
+    for kind, text in _CONNECT_ERROR_TEXT.items():
+        if failure.check(kind):
+            return text
+    return "Connection failed"
+
+
+def _is_success(code: object) -> bool:
+    """Exactly the integer 0: ``False``, ``None`` or ``"0"`` refuse (fail closed)."""
+    return (
+        isinstance(code, int) and not isinstance(code, bool) and code == c.SSH_OPEN_CONNECT_SUCCESS
+    )

@@ -1,0 +1,303 @@
+"""``tcpip-forward`` and ``cancel-tcpip-forward`` (RFC 4254 section 7.1): ``ssh -R``.
+
+The client asks the server to listen; each connection accepted there opens a
+``forwarded-tcpip`` channel back to the client and is bridged once the client
+confirms it. Bind addresses mean what they mean to OpenSSH's sshd with
+``GatewayPorts clientspecified``: ``""`` and ``"*"`` every address of both
+families, ``"localhost"`` the loopback of both, anything else that address
+(a name is resolved) -- and nothing is bound that
+``check_port_forward_request`` did not grant for exactly that string.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, interfaces, protocol
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from spindlex_tw.core import wire
+from spindlex_tw.core.errors import DecodeError
+from spindlex_tw.tx.forward_bridge import Bridge, SocketEnd
+from spindlex_tw.tx.hooks import call_hook
+
+if TYPE_CHECKING:
+    from spindlex_tw.core import events as ev
+    from spindlex_tw.tx.forward_state import ConnectionForwards
+
+log = Logger(namespace="spindlex_tw.forwarding")
+
+MAX_PORT = 65535
+
+# The wildcard of IPv6 first: on a dual-stack host it takes IPv4 too, and the
+# IPv4 bind that then fails on the same port is not needed.
+_WILDCARD = ("::", "0.0.0.0")
+_NAMED_ADDRESSES: dict[str, tuple[str, ...]] = {
+    "": _WILDCARD,
+    "*": _WILDCARD,
+    "localhost": ("127.0.0.1", "::1"),
+}
+
+
+def parse_forward(data: bytes) -> tuple[str, int]:
+    """Decode ``string address to bind, uint32 port`` (both forward and cancel)."""
+    reader = wire.Reader(data)
+    address = reader.text()
+    port = reader.uint32()
+    reader.done()
+    if port > MAX_PORT:
+        raise DecodeError("port out of range")
+    return address, port
+
+
+class RemoteListener:
+    """The listening sockets of one granted ``tcpip-forward``."""
+
+    def __init__(self, forwards: ConnectionForwards, address: str) -> None:
+        self._forwards = forwards
+        self.address = address  # as the client sent it: forwarded-tcpip repeats it
+        self.port = 0
+        self._ports: list[Any] = []  # IListeningPort
+
+    async def listen(self, port: int) -> bool:
+        """Bind every address ``self.address`` stands for; True when at least one is bound.
+
+        With port 0 the first bind picks the port and the others reuse it, so
+        the one number the client is told reaches every family.
+        """
+        reactor = self._forwards.reactor
+        factory = _InboundFactory(self)
+        timeout = self._forwards.settings.forward_connect_timeout
+        for host in await _bind_hosts(reactor, self.address, timeout):
+            endpoint_type = TCP6ServerEndpoint if isIPv6Address(host) else TCP4ServerEndpoint
+            endpoint = endpoint_type(reactor, self.port or port, interface=host)
+            try:
+                listening = await endpoint.listen(factory)
+            except CannotListenError as exc:
+                log.info(
+                    "cannot listen on {host}:{port}: {error}",
+                    host=host,
+                    port=self.port or port,
+                    error=exc.socketError,
+                )
+                continue
+            self._ports.append(listening)
+            self.port = listening.getHost().port
+        return bool(self._ports)
+
+    def stop(self) -> None:
+        ports, self._ports = self._ports, []
+        for listening in ports:
+            listening.stopListening()
+
+    def accepted(self, socket_end: SocketEnd) -> None:
+        """A TCP connection came in: offer it to the client as a forwarded-tcpip channel."""
+        forwards = self._forwards
+        conn = forwards.conn
+        core = conn.connection
+        if forwards.closed or core is None:
+            socket_end.drop()
+            return
+        if len(core.channel_ids()) >= forwards.settings.channels.max_channels:
+            log.info(
+                "forwarded connection on port {port} dropped: too many channels", port=self.port
+            )
+            socket_end.drop()
+            return
+        peer = socket_end.tcp.getPeer()
+        data = (
+            wire.string(self.address)
+            + wire.uint32(self.port)
+            + wire.string(peer.host)
+            + wire.uint32(peer.port)
+        )
+        channel = conn.open_channel("forwarded-tcpip", data)
+        if channel is None:
+            socket_end.drop()
+            return
+        bridge = Bridge(channel, socket_end)
+        channel.on_open(lambda _channel: bridge.start())
+        # Refused by the client, or closed later: the socket goes with the channel.
+        channel.on_close(lambda _channel: socket_end.drop())
+
+
+class _InboundFactory(protocol.ServerFactory):
+    noisy = False  # one listener per forward: its start and stop are logged by us
+
+    def __init__(self, listener: RemoteListener) -> None:
+        self._listener = listener
+
+    def buildProtocol(self, addr: Any) -> SocketEnd:
+        return SocketEnd(on_connected=self._listener.accepted)
+
+
+def handle_tcpip_forward(forwards: ConnectionForwards, event: ev.GlobalRequestReceived) -> None:
+    """Global request handler: ask the hook, listen, reply (with the port if it was 0)."""
+    conn = forwards.conn
+    try:
+        address, port = parse_forward(event.data)
+    except DecodeError as exc:
+        log.info(
+            "malformed tcpip-forward from {peer}: {error}", peer=conn.peer, error=exc.description
+        )
+        conn.global_reply(event, False)
+        return
+    limit = forwards.settings.max_forward_listeners
+    if (
+        forwards.closed
+        or forwards.listener_slots_used() >= limit
+        or (port and (address, port) in forwards.listeners)
+    ):
+        log.info(
+            "tcpip-forward {address}:{port} refused for {peer}: limit or duplicate",
+            address=address,
+            port=port,
+            peer=conn.peer,
+        )
+        conn.global_reply(event, False)
+        return
+    forwards.reserved += 1
+    defer.ensureDeferred(_grant(forwards, event, address, port))
+
+
+async def _grant(
+    forwards: ConnectionForwards, event: ev.GlobalRequestReceived, address: str, port: int
+) -> None:
+    conn = forwards.conn
+    try:
+        listener = await _open_listener(forwards, address, port)
+    except Exception:  # our bug, not the client's doing: log it, refuse, keep serving
+        log.failure("tcpip-forward {address}:{port} failed", address=address, port=port)
+        listener = None
+    finally:
+        forwards.reserved -= 1
+    if listener is None:
+        log.info(
+            "tcpip-forward {address}:{port} refused for {peer}",
+            address=address,
+            port=port,
+            peer=conn.peer,
+        )
+        conn.global_reply(event, False)
+        return
+    if forwards.closed:  # the connection ended while we were binding
+        listener.stop()
+        return
+    forwards.listeners[(address, listener.port)] = listener
+    log.info(
+        "forwarding {address}:{bound} for {peer}",
+        address=address,
+        bound=listener.port,
+        peer=conn.peer,
+        event="forward",
+    )
+    conn.global_reply(event, True, wire.uint32(listener.port) if port == 0 else b"")
+
+
+async def _open_listener(
+    forwards: ConnectionForwards, address: str, port: int
+) -> RemoteListener | None:
+    """The bound listener if the hook granted exactly this request and a bind worked."""
+    conn = forwards.conn
+    allowed = await call_hook(
+        conn.reactor,
+        conn.server.check_port_forward_request,
+        address,
+        port,
+        denied=False,
+        timeout=forwards.settings.hook_timeout,
+    )
+    if allowed is not True or forwards.closed:
+        return None
+    listener = RemoteListener(forwards, address)
+    try:
+        bound = await listener.listen(port)
+    except BaseException:
+        listener.stop()
+        raise
+    return listener if bound else None
+
+
+def handle_cancel_tcpip_forward(
+    forwards: ConnectionForwards, event: ev.GlobalRequestReceived
+) -> None:
+    """Global request handler: stop a listener this connection owns, if the hook agrees."""
+    conn = forwards.conn
+    try:
+        key = parse_forward(event.data)
+    except DecodeError as exc:
+        log.info(
+            "malformed cancel-tcpip-forward from {peer}: {error}",
+            peer=conn.peer,
+            error=exc.description,
+        )
+        conn.global_reply(event, False)
+        return
+    listener = forwards.listeners.get(key)
+    if listener is None:
+        conn.global_reply(event, False)
+        return
+    decision = call_hook(
+        conn.reactor,
+        conn.server.check_port_forward_cancel_request,
+        *key,
+        denied=False,
+        timeout=forwards.settings.hook_timeout,
+    )
+
+    def decided(allowed: object) -> None:
+        # The same listener still: a second cancel racing this one must not stop twice.
+        granted = allowed is True and forwards.listeners.get(key) is listener
+        if granted:
+            del forwards.listeners[key]
+            listener.stop()
+            log.info(
+                "forwarding {address}:{port} cancelled by {peer}",
+                address=key[0],
+                port=key[1],
+                peer=conn.peer,
+                event="forward_cancel",
+            )
+        conn.global_reply(event, granted)
+
+    decision.addCallback(decided)
+
+
+async def _bind_hosts(reactor: Any, address: str, timeout: float) -> list[str]:
+    """The IP addresses ``address`` stands for, as sshd interprets a bind address."""
+    named = _NAMED_ADDRESSES.get(address)
+    if named is not None:
+        return list(named)
+    if isIPAddress(address) or isIPv6Address(address):
+        return [address]
+    receiver = _AddressCollector()
+    reactor.nameResolver.resolveHostName(receiver, address)
+    try:
+        return await receiver.done.addTimeout(timeout, reactor)
+    except defer.TimeoutError:
+        log.info("resolving bind address {address} timed out", address=address)
+        return []
+
+
+@implementer(interfaces.IResolutionReceiver)
+class _AddressCollector:
+    """Gathers the IP addresses of one name resolution; fires ``done`` with them."""
+
+    def __init__(self) -> None:
+        self.done: defer.Deferred[list[str]] = defer.Deferred()
+        self._hosts: list[str] = []
+
+    def resolutionBegan(self, resolution: interfaces.IHostResolution) -> None:
+        """Nothing to keep: the resolution cannot be cancelled usefully."""
+
+    def addressResolved(self, address: interfaces.IAddress) -> None:
+        host = getattr(address, "host", None)
+        if isinstance(host, str) and host not in self._hosts:
+            self._hosts.append(host)
+
+    def resolutionComplete(self) -> None:
+        self.done.callback(self._hosts)

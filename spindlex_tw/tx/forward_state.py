@@ -1,0 +1,87 @@
+"""What port forwarding holds for each SSH connection, and its release when that ends.
+
+Bridged channels close with their connection by themselves; what is tied to
+the connection but to no channel (``tcpip-forward`` listening ports,
+``direct-tcpip`` connects still in progress) is tracked here and released
+by the connection's ``on_connection_lost`` callback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet import defer
+
+if TYPE_CHECKING:
+    from spindlex_tw.tx.protocol import SSHServerProtocol
+    from spindlex_tw.tx.settings import ServerSettings
+
+
+class Stoppable(Protocol):
+    """A listener as the registry sees it."""
+
+    def stop(self) -> None: ...
+
+
+class ConnectionForwards:
+    """Listeners and pending connects of one SSH connection."""
+
+    def __init__(self, conn: SSHServerProtocol) -> None:
+        self.conn = conn
+        self.closed = False
+        # Keyed by (address as the client sent it, bound port): what cancel names.
+        self.listeners: dict[tuple[str, int], Stoppable] = {}
+        self.reserved = 0  # tcpip-forward requests granted a slot but not yet bound
+        self._connects: set[defer.Deferred[Any]] = set()
+
+    @property
+    def settings(self) -> ServerSettings:
+        settings: ServerSettings = self.conn.factory.settings
+        return settings
+
+    @property
+    def reactor(self) -> Any:
+        return self.conn.reactor
+
+    def listener_slots_used(self) -> int:
+        return len(self.listeners) + self.reserved
+
+    def track_connect(self, connecting: defer.Deferred[Any]) -> None:
+        """Cancel ``connecting`` if the SSH connection ends before it fires."""
+        self._connects.add(connecting)
+
+        def settled(result: object) -> object:
+            self._connects.discard(connecting)
+            return result
+
+        connecting.addBoth(settled)
+
+    def release(self) -> None:
+        self.closed = True
+        connects, self._connects = self._connects, set()
+        for connecting in connects:
+            connecting.cancel()
+        listeners, self.listeners = self.listeners, {}
+        for listener in listeners.values():
+            listener.stop()
+
+
+class ForwardRegistry:
+    """Finds (or starts) the forwarding state of a connection."""
+
+    def __init__(self) -> None:
+        self._by_connection: dict[SSHServerProtocol, ConnectionForwards] = {}
+
+    def get(self, conn: SSHServerProtocol) -> ConnectionForwards:
+        forwards = self._by_connection.get(conn)
+        if forwards is None:
+            forwards = ConnectionForwards(conn)
+            self._by_connection[conn] = forwards
+            # Runs at once for a connection already gone: the caller sees ``closed``.
+            conn.on_connection_lost(lambda: self._release(conn))
+        return forwards
+
+    def _release(self, conn: SSHServerProtocol) -> None:
+        forwards = self._by_connection.pop(conn, None)
+        if forwards is not None:
+            forwards.release()
