@@ -3,8 +3,8 @@
 Each side is the other's producer: when the channel's output backlog grows,
 the TCP socket stops reading; when the socket's send buffer fills, the channel
 stops handing on data and so stops reopening the peer's window. Neither
-direction can therefore grow memory beyond one channel window plus one
-socket buffer.
+direction can therefore hold more than about one channel window (or the
+channel's output high-water mark) besides the kernel's socket buffers.
 
 End of data travels separately in each direction (TCP FIN <-> CHANNEL_EOF);
 the channel is closed and the socket dropped once both directions are done,
