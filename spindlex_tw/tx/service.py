@@ -69,14 +69,16 @@ def default_host_key() -> PKey:
     """The embedded default's ed25519 host key: made on first use, then reused."""
     directory = state_directory()
     path = os.path.join(directory, HOST_KEY_NAME)
-    if os.path.exists(path):
-        return Ed25519Key.from_private_key_file(path)
     try:
+        if os.path.exists(path):
+            return Ed25519Key.from_private_key_file(path)
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        key = Ed25519Key.generate()
+        key.save_to_file(path)
+    except KeyFileError as exc:
+        raise usage.UsageError(f"default host key: {exc}") from exc
     except OSError as exc:
         raise usage.UsageError(f"cannot create {directory}: {exc.strerror}") from exc
-    key = Ed25519Key.generate()
-    key.save_to_file(path)
     log.info("created host key {path}", path=path)
     return key
 
@@ -253,9 +255,9 @@ class ServiceOptions(usage.Options):
         return result
 
     def _host_keys(self) -> list[PKey]:
+        if not self["host-key"]:
+            return [default_host_key()]
         try:
-            if not self["host-key"]:
-                return [default_host_key()]
             keys = [PKey.from_private_key_file(os.path.expanduser(p)) for p in self["host-key"]]
         except KeyFileError as exc:
             raise usage.UsageError(f"--host-key: {exc}") from exc

@@ -11,13 +11,23 @@ from typing import Any
 import bcrypt
 import pytest
 from twisted.application.service import IService
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from spindlex_tw.crypto.pkey import Ed25519Key, RSAKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx.default_app import DefaultServer
-from spindlex_tw.tx.service import Options, ServiceOptions, makeService
+from spindlex_tw.tx.default_app import DefaultServer, ServerConfig, build_server
+from spindlex_tw.tx.service import (
+    SHUTDOWN_GRACE,
+    Options,
+    ServiceConfig,
+    ServiceOptions,
+    SpindleService,
+    makeService,
+)
+from spindlex_tw.tx.settings import ServerSettings
 
 
 class PasswordOnlyApp(SSHServer):
@@ -207,3 +217,49 @@ def test_make_service(home: Path, capsys: Any) -> None:
     out = capsys.readouterr().out
     assert f"one-time password for {getpass.getuser()}: " in out
     assert options.config.server.config.read_only
+
+
+def test_unusable_default_host_key(home: Path) -> None:
+    key_path = home / ".local" / "state" / "spindlex_tw" / "host_ed25519"
+    key_path.parent.mkdir(parents=True)
+    key_path.write_text("garbage\n")
+    with pytest.raises(usage.UsageError, match="default host key: cannot load host key"):
+        parse()
+
+
+class _SlowSession:
+    """Stands in for an SFTP session whose last writes are still on their way to disk."""
+
+    def __init__(self) -> None:
+        self.finished: defer.Deferred[None] = defer.Deferred()
+        self.protocol = self
+
+    def when_finished(self) -> defer.Deferred[None]:
+        return self.finished
+
+
+def _service() -> tuple[SpindleService, MemoryReactorClock, _SlowSession]:
+    reactor = MemoryReactorClock()
+    server = build_server(None, ServerConfig())
+    session = _SlowSession()
+    server.sftp_sessions.add(session)  # type: ignore[arg-type]
+    config = ServiceConfig([], [Ed25519Key.generate()], server, ServerSettings())
+    service = SpindleService(config, reactor)
+    service.startService()
+    return service, reactor, session
+
+
+def test_stop_waits_for_sftp_writes_in_flight() -> None:
+    service, reactor, session = _service()
+    stopped = service.stopService()
+    reactor.advance(SHUTDOWN_GRACE / 2)
+    assert not stopped.called
+    session.finished.callback(None)
+    assert stopped.called
+
+
+def test_stop_waits_a_bounded_time() -> None:
+    service, reactor, _ = _service()
+    stopped = service.stopService()
+    reactor.advance(SHUTDOWN_GRACE + 1)
+    assert stopped.called
