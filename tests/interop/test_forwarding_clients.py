@@ -233,6 +233,37 @@ def test_paramiko_remote_forward(forwarding: ServerProcess) -> None:
     assert poll(lambda: refused(port), what="the forwarded port to close with the connection")
 
 
+def test_connection_end_closes_bridged_sockets(forwarding: ServerProcess) -> None:
+    target = socket.create_server(("127.0.0.1", 0))
+    target.settimeout(30)
+    arrivals: queue.Queue[paramiko.Channel] = queue.Queue()
+    with target, transport(forwarding.port) as t:
+        direct(t, target.getsockname()[1])
+        far_end, _ = target.accept()
+        port = t.request_port_forward("127.0.0.1", 0, handler=lambda ch, *_: arrivals.put(ch))
+        near_end = socket.create_connection(("127.0.0.1", port), timeout=30)
+        arrivals.get(timeout=30)
+        t.close()
+        with far_end, near_end:
+            far_end.settimeout(30)
+            assert far_end.recv(1) == b""  # the direct-tcpip target
+            assert near_end.recv(1) == b""  # the client of the forwarded port
+    assert poll(lambda: refused(port), what="the forwarded port to close with the connection")
+
+
+def test_forwarded_channels_count_toward_the_channel_limit(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(app=FORWARDING_APP, settings={"channels": {"max_channels": 1}})
+    with transport(server.port) as t:
+        port = t.request_port_forward("127.0.0.1", 0)
+        session = t.open_session(timeout=30)  # the one channel allowed
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            assert sock.recv(1) == b""
+        session.close()
+    assert "dropped: too many channels" in server.log()
+
+
 def test_paramiko_refused_forwarded_channel_drops_the_socket(forwarding: ServerProcess) -> None:
     with transport(forwarding.port) as t:
         # A raw request: Paramiko then has no handler and refuses forwarded-tcpip opens.
