@@ -136,20 +136,30 @@ class PacketEncoder:
     def reset_sequence(self) -> None:
         self.sequence = 0
 
-    def encode(self, payload: bytes) -> bytes:
+    def encode(self, payload: bytes | bytearray | memoryview) -> bytearray:
+        """The wire form of one packet carrying ``payload``.
+
+        The packet is framed once, in a buffer with room for the tag, and
+        sealed there: the payload is copied exactly once.
+        """
         if self._compressor is not None:
-            payload = self._compressor.compress(payload)
+            payload = self._compressor.compress(bytes(payload))
         sealer = self._sealer
         block = sealer.block_size
+        size = len(payload)
         # The aligned part is padding_length || payload || padding, plus the
         # length field unless the protection keeps that field outside.
-        unpadded = 1 + len(payload) + (0 if sealer.length_excluded else 4)
+        unpadded = 1 + size + (0 if sealer.length_excluded else 4)
         padding = block - unpadded % block
         if padding < _MIN_PADDING:
             padding += block
-        packet_length = 1 + len(payload) + padding
-        packet = b"".join((_HEADER.pack(packet_length, padding), payload, self._rng(padding)))
-        wire = sealer.seal(self.sequence, packet)
+        packet_length = 1 + size + padding
+        end = 4 + packet_length
+        wire = bytearray(end + sealer.tag_size)
+        _HEADER.pack_into(wire, 0, packet_length, padding)
+        wire[5 : 5 + size] = payload
+        wire[5 + size : end] = self._rng(padding)
+        sealer.seal_into(self.sequence, wire, end)
         self.sequence = (self.sequence + 1) & _SEQ_MASK
         self.bytes_since_kex += len(wire)
         self.packets_since_kex += 1

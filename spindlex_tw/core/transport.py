@@ -115,7 +115,7 @@ class ServerTransport:
         self._version = VersionExchange(config.version)
         self._decoder = PacketDecoder(config.max_packet_length, config.max_payload)
         self._encoder = PacketEncoder(rng)
-        self._out: list[bytes] = []
+        self._out: list[bytes | bytearray] = []
         self._held: list[bytes] = []  # upper-layer payloads held back during a key exchange
         self._our_version = (
             identification_line(config.software_version)

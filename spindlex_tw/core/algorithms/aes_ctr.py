@@ -14,6 +14,7 @@ import struct
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from spindlex_tw.core.algorithms.inplace import InPlaceSealer
 from spindlex_tw.core.algorithms.macs import PacketMac
 from spindlex_tw.core.errors import MacError, ProtocolError
 
@@ -29,7 +30,7 @@ def _wrong_size() -> ProtocolError:
     return ProtocolError("packet data does not match its length field")
 
 
-class CtrHmacSealer:
+class CtrHmacSealer(InPlaceSealer):
     """Encrypts a packet with the running counter and MACs its cleartext."""
 
     block_size = _BLOCK
@@ -38,10 +39,14 @@ class CtrHmacSealer:
     def __init__(self, key: bytes, iv: bytes, mac: str, mac_key: bytes) -> None:
         self._encryptor = _ctr(key, iv).encryptor()
         self._mac = PacketMac(mac, mac_key)
+        self.tag_size = self._mac.digest_size
 
-    def seal(self, seq: int, packet: bytes | bytearray | memoryview) -> bytes:
-        tag = self._mac.compute(seq, packet)
-        return self._encryptor.update(packet) + tag
+    def seal_into(self, seq: int, buffer: bytearray, length: int) -> None:
+        view = memoryview(buffer)
+        tag = self._mac.compute(seq, view[:length])
+        # update_into wants a block's worth of room past the data: the tag space is that.
+        self._encryptor.update_into(view[:length], view)
+        buffer[length : length + self.tag_size] = tag
 
 
 class CtrHmacOpener:
@@ -73,7 +78,7 @@ class CtrHmacOpener:
         return self._first[4:] + rest
 
 
-class CtrEtmSealer:
+class CtrEtmSealer(InPlaceSealer):
     """Encrypts all but the length field, then MACs length and ciphertext."""
 
     block_size = _BLOCK
@@ -82,12 +87,13 @@ class CtrEtmSealer:
     def __init__(self, key: bytes, iv: bytes, mac: str, mac_key: bytes) -> None:
         self._encryptor = _ctr(key, iv).encryptor()
         self._mac = PacketMac(mac, mac_key)
+        self.tag_size = self._mac.digest_size
 
-    def seal(self, seq: int, packet: bytes | bytearray | memoryview) -> bytes:
-        view = memoryview(packet)
-        header = view[:4]
-        ciphertext = self._encryptor.update(view[4:])
-        return b"".join((header, ciphertext, self._mac.compute(seq, header, ciphertext)))
+    def seal_into(self, seq: int, buffer: bytearray, length: int) -> None:
+        view = memoryview(buffer)
+        # update_into wants a block's worth of room past the data: the tag space is that.
+        self._encryptor.update_into(view[4:length], view[4:])
+        buffer[length : length + self.tag_size] = self._mac.compute(seq, view[:length])
 
 
 class CtrEtmOpener:

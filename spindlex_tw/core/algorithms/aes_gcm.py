@@ -14,10 +14,11 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from spindlex_tw.core.algorithms.inplace import InPlaceSealer
 from spindlex_tw.core.errors import MacError, ProtocolError
 
 _U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
+_NONCE = struct.Struct(">4sQ")
 _COUNTER_MASK = (1 << 64) - 1
 _BLOCK = 16
 TAG_SIZE = 16
@@ -33,25 +34,28 @@ class _Nonces:
         self._counter = int.from_bytes(iv[4:12], "big")
 
     def next(self) -> bytes:
-        nonce = self._fixed + _U64.pack(self._counter)
+        nonce = _NONCE.pack(self._fixed, self._counter)
         self._counter = (self._counter + 1) & _COUNTER_MASK
         return nonce
 
 
-class GcmSealer:
+class GcmSealer(InPlaceSealer):
     """Encrypts everything after the length field, which is authenticated in clear."""
 
     block_size = _BLOCK
     length_excluded = True
+    tag_size = TAG_SIZE
 
     def __init__(self, key: bytes, iv: bytes) -> None:
         self._aead = AESGCM(key)
         self._nonces = _Nonces(iv)
 
-    def seal(self, seq: int, packet: bytes | bytearray | memoryview) -> bytes:
-        view = memoryview(packet)
-        header = view[:4]
-        return b"".join((header, self._aead.encrypt(self._nonces.next(), view[4:], header)))
+    def seal_into(self, seq: int, buffer: bytearray, length: int) -> None:
+        view = memoryview(buffer)
+        # In place: OpenSSL's GCM reads each block before it writes it.
+        self._aead.encrypt_into(
+            self._nonces.next(), view[4:length], view[:4], view[4 : length + TAG_SIZE]
+        )
 
 
 class GcmOpener:

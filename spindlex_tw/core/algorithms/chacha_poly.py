@@ -9,9 +9,10 @@ followed by the encrypted payload.
 
 ``cryptography``'s ChaCha20 takes a 16-byte nonce laid out as an 8-byte
 little-endian block counter followed by the 8-byte nonce, which is exactly the
-original (DJB) ChaCha20 that OpenSSH uses.  The nonce changes every packet, so
-the contexts are per packet; one K_2 context yields the Poly1305 key (block 0)
-and then runs straight on into the payload (block 1).
+original (DJB) ChaCha20 that OpenSSH uses.  Each key keeps one context for
+its lifetime and is re-pointed at every packet's nonce (``reset_nonce``), which
+costs far less than building a context per packet; the K_2 context yields the
+Poly1305 key (block 0) and then runs straight on into the payload (block 1).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
+from spindlex_tw.core.algorithms.inplace import InPlaceSealer
 from spindlex_tw.core.errors import MacError, ProtocolError
 
 _U32 = struct.Struct(">I")
@@ -32,43 +34,43 @@ KEY_SIZE = 64
 
 
 class _Keys:
-    """The two halves of the key and the per-packet contexts they give."""
+    """One long-lived ChaCha20 context per half of the key, re-pointed per packet."""
 
-    __slots__ = ("_length_key", "_payload_key")
+    __slots__ = ("_length", "_payload")
 
     def __init__(self, key: bytes) -> None:
-        self._payload_key = key[:32]
-        self._length_key = key[32:]
+        start = _SEQ_NONCE.pack(0)
+        self._payload = Cipher(algorithms.ChaCha20(key[:32], start), None).encryptor()
+        self._length = Cipher(algorithms.ChaCha20(key[32:], start), None).encryptor()
 
     def length_stream(self, seq: int) -> CipherContext:
-        nonce = _SEQ_NONCE.pack(seq & 0xFFFFFFFF)
-        return Cipher(algorithms.ChaCha20(self._length_key, nonce), None).encryptor()
+        """K_1's context at the start of packet ``seq``'s keystream."""
+        self._length.reset_nonce(_SEQ_NONCE.pack(seq & 0xFFFFFFFF))
+        return self._length
 
     def payload_stream(self, seq: int) -> tuple[CipherContext, bytes]:
-        """The payload context positioned at block 1, and the Poly1305 key from block 0."""
-        nonce = _SEQ_NONCE.pack(seq & 0xFFFFFFFF)
-        stream = Cipher(algorithms.ChaCha20(self._payload_key, nonce), None).encryptor()
+        """K_2's context positioned at block 1, and the Poly1305 key from block 0."""
+        stream = self._payload
+        stream.reset_nonce(_SEQ_NONCE.pack(seq & 0xFFFFFFFF))
         return stream, stream.update(_KEYSTREAM_BLOCK)[:32]
 
 
-class ChachaSealer:
+class ChachaSealer(InPlaceSealer):
     """Encrypts length and payload under their own keys and appends the Poly1305 tag."""
 
     block_size = 8
     length_excluded = True
+    tag_size = TAG_SIZE
 
     def __init__(self, key: bytes) -> None:
         self._keys = _Keys(key)
 
-    def seal(self, seq: int, packet: bytes | bytearray | memoryview) -> bytes:
-        view = memoryview(packet)
-        header = self._keys.length_stream(seq).update(view[:4])
+    def seal_into(self, seq: int, buffer: bytearray, length: int) -> None:
+        view = memoryview(buffer)
+        self._keys.length_stream(seq).update_into(view[:4], view[:4])
         stream, poly_key = self._keys.payload_stream(seq)
-        ciphertext = stream.update(view[4:])
-        poly = Poly1305(poly_key)
-        poly.update(header)
-        poly.update(ciphertext)
-        return b"".join((header, ciphertext, poly.finalize()))
+        stream.update_into(view[4:length], view[4:length])
+        buffer[length : length + TAG_SIZE] = Poly1305.generate_tag(poly_key, view[:length])
 
 
 class ChachaOpener:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from spindlex_tw.core.algorithms import aes_ctr, aes_gcm, chacha_poly
+from spindlex_tw.core.algorithms.inplace import InPlaceSealer
 from spindlex_tw.core.algorithms.macs import MACS
 from spindlex_tw.core.errors import ProtocolError
 
@@ -41,10 +42,14 @@ class CipherSpec:
 
 
 class Sealer(Protocol):
-    """Outgoing protection: ``seal`` returns the encrypted packet followed by its MAC or tag."""
+    """Outgoing protection: ``seal_into`` encrypts a packet in place and writes its
+    MAC or tag after it (see :mod:`.inplace`); ``seal`` is the copying form."""
 
     block_size: int
     length_excluded: bool
+    tag_size: int
+
+    def seal_into(self, seq: int, buffer: bytearray, length: int) -> None: ...
 
     def seal(self, seq: int, packet: bytes | bytearray | memoryview) -> bytes: ...
 
@@ -81,7 +86,7 @@ NONE = "none"
 _NONE_BLOCK_SIZE = 8
 
 
-class _Cleartext:
+class _Cleartext(InPlaceSealer):
     """The identity protection in force before the first NEWKEYS."""
 
     block_size = _NONE_BLOCK_SIZE
@@ -89,8 +94,8 @@ class _Cleartext:
     first_size = 4
     tag_size = 0
 
-    def seal(self, seq: int, packet: bytes | bytearray | memoryview) -> bytes:
-        return bytes(packet)
+    def seal_into(self, seq: int, buffer: bytearray, length: int) -> None:
+        pass  # the packet goes out as it is
 
     def length(self, seq: int, first: memoryview) -> int:
         return int(_U32.unpack_from(first)[0])
