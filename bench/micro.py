@@ -45,7 +45,7 @@ class _Transport:
 
     def __init__(self, encoder: PacketEncoder) -> None:
         self.encoder = encoder
-        self.out: list[bytes] = []
+        self.out: list[bytes | bytearray] = []
         self.closed = False
 
     def send(self, payload: bytes) -> None:

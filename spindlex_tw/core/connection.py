@@ -7,8 +7,9 @@ queued per channel, with any EOF, request or CLOSE behind it kept in order.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from spindlex_tw.core.transport import ServerTransport
 
 _MAX_WINDOW = 0xFFFFFFFF
+_DATA_HEADER = struct.Struct(">BII")  # CHANNEL_DATA: recipient, data length
+_EXTENDED_HEADER = struct.Struct(">BIII")  # EXTENDED_DATA: recipient, type, data length
 
 
 @dataclass(frozen=True)
@@ -259,11 +262,20 @@ class ConnectionService:
 
     def send_data(self, channel_id: int, data: bytes, stream: int = 0) -> None:
         """Queue data (stream 0) or extended data (1 = stderr) and send what the window allows."""
+        self.send_parts(channel_id, (data,), stream)
+
+    def send_parts(
+        self, channel_id: int, parts: Iterable[bytes | bytearray | memoryview], stream: int = 0
+    ) -> None:
+        """:meth:`send_data` for data in pieces (a header and a body, say), without joining
+        them first: packets are cut across the pieces."""
         state = self._channels.get(channel_id)
-        if state is None or not state.open or state.eof_sent or state.close_requested or not data:
+        if state is None or not state.open or state.eof_sent or state.close_requested:
             return
-        state.output.append((stream, memoryview(data)))
-        state.buffered += len(data)
+        for data in parts:
+            if data:
+                state.output.append((stream, memoryview(data)))
+                state.buffered += len(data)
         self._pump(state)
 
     def send_request(self, channel_id: int, name: str, data: bytes = b"") -> None:
@@ -363,35 +375,44 @@ class ConnectionService:
         if not state.confirmed:
             return []
         send = self._transport.send
-        peer = wire.uint32(state.peer_id)
+        peer_id = state.peer_id
         output = state.output
         while output:
             item = output[0]
             if isinstance(item, bytes):
                 output.popleft()
                 # Messages were queued with a placeholder recipient: put the peer's id in.
-                send(item[:1] + peer + item[5:])
+                send(item[:1] + wire.uint32(peer_id) + item[5:])
                 continue
-            stream, view = item
+            stream = item[0]
             allowed = min(state.remote_window, state.remote_max_packet)
             if allowed <= 0:
                 break
-            chunk = view[:allowed]
+            # One packet from as many queued pieces of this stream as fit.
+            parts: list[bytes | memoryview] = [b""]
+            size = 0
+            while size < allowed and output:
+                item = output[0]
+                if isinstance(item, bytes) or item[0] != stream:
+                    break
+                view = item[1]
+                room = allowed - size
+                if len(view) <= room:
+                    output.popleft()
+                else:
+                    output[0] = (stream, view[room:])
+                    view = view[:room]
+                parts.append(view)
+                size += len(view)
             if stream:
-                send(
-                    wire.byte(c.SSH_MSG_CHANNEL_EXTENDED_DATA)
-                    + peer
-                    + wire.uint32(stream)
-                    + wire.string(chunk)
+                parts[0] = _EXTENDED_HEADER.pack(
+                    c.SSH_MSG_CHANNEL_EXTENDED_DATA, peer_id, stream, size
                 )
             else:
-                send(wire.byte(c.SSH_MSG_CHANNEL_DATA) + peer + wire.string(chunk))
-            state.remote_window -= len(chunk)
-            state.buffered -= len(chunk)
-            if len(chunk) == len(view):
-                output.popleft()
-            else:
-                output[0] = (stream, view[len(chunk) :])
+                parts[0] = _DATA_HEADER.pack(c.SSH_MSG_CHANNEL_DATA, peer_id, size)
+            send(b"".join(parts))  # the one copy of the data before sealing
+            state.remote_window -= size
+            state.buffered -= size
         if not output and state.close_requested and not state.close_sent:
             self._send_close(state)
         return []

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import interfaces
@@ -257,7 +257,8 @@ class Channel:
         self._write_out(data, 0)
 
     def writeSequence(self, data: list[bytes]) -> None:
-        self._write_out(b"".join(data), 0)
+        # Not joined here: the connection cuts packets across the pieces.
+        self._write_parts(data, 0)
 
     def loseConnection(self) -> None:
         if not self._exit_status_sent and self.kind == "session":
@@ -358,9 +359,12 @@ class Channel:
             self.loseConnection()
 
     def _write_out(self, data: bytes, stream: int) -> None:
-        if self._closed or self._eof_sent or not data:
+        self._write_parts((data,), stream)
+
+    def _write_parts(self, parts: Sequence[bytes], stream: int) -> None:
+        if self._closed or self._eof_sent or not any(parts):
             return
-        self._connection.channel_send(self._id, data, stream)
+        self._connection.channel_send(self._id, parts, stream)
         self._check_backlog()
 
     def _check_backlog(self) -> None:

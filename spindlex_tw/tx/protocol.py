@@ -10,7 +10,7 @@ written after each step.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import interfaces, protocol
@@ -328,9 +328,9 @@ class SSHServerProtocol(protocol.Protocol):
     def channels(self) -> list[Channel]:
         return list(self._channels.values())
 
-    def channel_send(self, channel_id: int, data: bytes, stream: int) -> None:
+    def channel_send(self, channel_id: int, parts: Sequence[bytes], stream: int) -> None:
         if self.connection is not None:
-            self.connection.send_data(channel_id, data, stream)
+            self.connection.send_parts(channel_id, parts, stream)
             self.flush()
 
     def channel_buffered(self, channel_id: int) -> int:
