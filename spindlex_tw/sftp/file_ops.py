@@ -64,10 +64,15 @@ def setstat_change(attrs: Attrs) -> SetStat:
 
 
 def open_flags(pflags: int) -> int:
-    """O_* flags for SSH_FXF_* ones, as OpenSSH's flags_from_portable()."""
-    if pflags & SSH_FXF_READ and pflags & SSH_FXF_WRITE:
+    """O_* flags for SSH_FXF_* ones, as OpenSSH's flags_from_portable().
+
+    Unlike OpenSSH, APPEND alone opens for writing: appending is writing, and
+    the handle would otherwise refuse every write.
+    """
+    writing = pflags & (SSH_FXF_WRITE | SSH_FXF_APPEND)
+    if pflags & SSH_FXF_READ and writing:
         flags = os.O_RDWR
-    elif pflags & SSH_FXF_WRITE:
+    elif writing:
         flags = os.O_WRONLY
     else:
         flags = os.O_RDONLY

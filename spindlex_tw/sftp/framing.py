@@ -73,6 +73,13 @@ class PacketBuffer:
             self._chunks.popleft()
             self._offset = 0
 
+    def has_packet(self) -> bool:
+        """Whether a whole packet (or a bad length) is waiting to be taken."""
+        return self._size >= 4 and (
+            not MIN_PACKET_LENGTH <= (length := self._peek_length()) <= self._max_length
+            or self._size >= 4 + length
+        )
+
     def next_packet(self) -> memoryview | bytes | None:
         """The next complete payload, or None until more bytes arrive."""
         if self._size < 4:

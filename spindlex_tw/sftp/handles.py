@@ -50,8 +50,8 @@ class FileHandle(Handle):
 
     @property
     def readable(self) -> bool:
-        # Neither READ nor WRITE means read, as open(2) with O_RDONLY == 0.
-        return bool(self.pflags & SSH_FXF_READ) or not self.pflags & SSH_FXF_WRITE
+        # Asking neither to read nor to write means read, as O_RDONLY is 0.
+        return bool(self.pflags & SSH_FXF_READ) or not self.writable
 
     @property
     def writable(self) -> bool:

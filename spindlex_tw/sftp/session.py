@@ -89,6 +89,7 @@ class SftpSession:
         self._bytes = 0
         self._initialized = False
         self._output_blocked = False
+        self._input_ended = False
         self._running = False
         self.closed = False
         self.finished = False
@@ -131,6 +132,16 @@ class SftpSession:
             and not self._saturated()
             and len(self._buffer) < self.limits.max_packet_length
         )
+
+    def end_of_input(self) -> None:
+        """The client sent EOF: answer what came before it, then :attr:`drained` is true."""
+        self._input_ended = True
+        self._pump()
+
+    @property
+    def drained(self) -> bool:
+        """EOF came and every request before it has been answered."""
+        return self._input_ended and not self._tasks and not self._buffer.has_packet()
 
     @property
     def outstanding(self) -> int:

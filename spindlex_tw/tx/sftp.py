@@ -63,7 +63,7 @@ class _WorkerPool:
 workers = _WorkerPool()
 
 
-@implementer(interfaces.IPushProducer)
+@implementer(interfaces.IPushProducer, interfaces.IHalfCloseableProtocol)
 class SFTPProtocol(Protocol):
     """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks."""
 
@@ -121,6 +121,18 @@ class SFTPProtocol(Protocol):
         self._session.connection_lost()
         self._flush()
 
+    # --- IHalfCloseableProtocol: EOF is not the end of the requests already sent --------------
+
+    def readConnectionLost(self) -> None:
+        """The client sent EOF: answer what it sent before, then close."""
+        if self._session is not None:
+            self._session.end_of_input()
+            self._flush()
+
+    def writeConnectionLost(self) -> None:
+        """Nobody can read replies any more."""
+        self.close()
+
     # --- IPushProducer: the transport's consumer side asks us to hold replies ------------------
 
     def pauseProducing(self) -> None:
@@ -164,6 +176,9 @@ class SFTPProtocol(Protocol):
             self._run(job)
         if session.protocol_error is not None and not self._ending and not self._lost:
             log.warn("SFTP session ended: {error}", error=session.protocol_error)
+            self._ending = True
+            self._transport.loseConnection()
+        if session.drained and not self._ending and not self._lost:
             self._ending = True
             self._transport.loseConnection()
         if not self._lost:

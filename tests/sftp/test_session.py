@@ -561,3 +561,29 @@ def test_connection_lost_while_open_in_flight(root: Path) -> None:
         d.step()
     assert d.session.finished and _open_fds() == before
     assert d.replies() == [] and not d.errors
+
+
+def test_append_alone_opens_for_writing(drv: Driver, root: Path) -> None:
+    (root / "log").write_bytes(b"one\n")
+    h = drv.open("/log", A)
+    assert drv.write(h, 0, b"two\n")[0] == SSH_FX_OK
+    assert drv.read(h, 0, 10).status()[0] == SSH_FX_PERMISSION_DENIED
+    drv.close(h)
+    assert (root / "log").read_bytes() == b"one\ntwo\n"
+
+
+def test_eof_answers_what_came_before(root: Path) -> None:
+    (root / "f").write_bytes(b"abc")
+    d = Driver(root)
+    d.init()
+    h = d.open("/f", R)
+    d.hold = True
+    d.feed(request(codes.SSH_FXP_READ, 70, s(h), uint64(0), uint32(3)))
+    d.feed(request(codes.SSH_FXP_REALPATH, 71, "/")[:-2])  # cut short by the EOF
+    d.session.end_of_input()
+    assert not d.session.drained
+    d.hold = False
+    while d.held:
+        d.step()
+    assert d.session.drained
+    assert [r.request_id for r in d.replies()] == [70]

@@ -1,0 +1,22 @@
+"""SFTPServer subclasses the out-of-process tests load with ``--server-class``."""
+
+from __future__ import annotations
+
+from spindlex_tw.server.sftp_server import SFTPServer
+
+
+class ReadOnlyServer(SFTPServer):
+    """Everything may be read; nothing may be written."""
+
+    def check_file_access(self, path: str, mode: str) -> bool:
+        return mode == "r"
+
+    def check_directory_access(self, path: str, mode: str) -> bool:
+        return mode == "r"
+
+
+class PrivateFilesServer(SFTPServer):
+    """New files are private to their owner."""
+
+    def get_file_permissions(self, path: str) -> int:
+        return 0o600
