@@ -9,6 +9,7 @@ written after each step.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,21 @@ if TYPE_CHECKING:
     from spindlex_tw.tx.factory import SSHServerFactory
 
 log = Logger(namespace="spindlex_tw.connection")
+
+_current: contextvars.ContextVar[SSHServerProtocol | None] = contextvars.ContextVar(
+    "spindlex_tw_connection", default=None
+)
+
+
+def current_connection() -> SSHServerProtocol | None:
+    """The connection whose message the running hook is answering, or None.
+
+    SpindleX's authentication hooks get no connection argument; this is how
+    a hook keeps per-connection state (key it by ``connection_id``) or reads
+    the client's address (``peer``). Coroutine hooks keep it across awaits.
+    """
+    return _current.get()
+
 
 _OPEN_FAILURE_TEXT = {
     c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: "administratively prohibited",
@@ -158,12 +174,17 @@ class SSHServerProtocol(protocol.Protocol):
     # --- event handling -------------------------------------------------------------------
 
     def process(self, events: list[ev.Event]) -> None:
-        for event in events:
-            handler = _EVENT_HANDLERS.get(type(event))
-            if handler is not None:
-                handler(self, event)
-            elif self.auth is not None:
-                self.auth.handle(event)
+        # Hooks called from here can ask current_connection() who they answer.
+        token = _current.set(self)
+        try:
+            for event in events:
+                handler = _EVENT_HANDLERS.get(type(event))
+                if handler is not None:
+                    handler(self, event)
+                elif self.auth is not None:
+                    self.auth.handle(event)
+        finally:
+            _current.reset(token)
 
     def flush(self) -> None:
         core = self.core
