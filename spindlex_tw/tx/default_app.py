@@ -13,13 +13,12 @@ is filled in from the options.
 
 Some options belong to the key a client logged in with (``from=``,
 ``command=``, ``no-pty``...), so the hooks need to know the connection they
-are called for: :class:`PolicyProtocol` publishes it in a context variable
-while it handles the client's bytes, which is when every hook runs.
+are called for (``current_connection()``); :class:`PolicyProtocol`
+connections keep those options for the rest of the session.
 """
 
 from __future__ import annotations
 
-import contextvars
 import fnmatch
 import getpass
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from spindlex_tw.protocol.constants import (
 )
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx import process
+from spindlex_tw.tx import process, protocol
 from spindlex_tw.tx.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.tx.credentials import Passwords
 from spindlex_tw.tx.factory import SSHServerFactory
@@ -56,25 +55,14 @@ log = Logger(namespace="spindlex_tw.app")
 #: Environment variables a client may set for --exec processes (as Debian's sshd AcceptEnv).
 ACCEPTED_ENV = ("LANG", "LC_*")
 
-_current: contextvars.ContextVar[PolicyProtocol | None] = contextvars.ContextVar(
-    "spindlex_current_connection", default=None
-)
-
 
 class PolicyProtocol(SSHServerProtocol):
-    """A connection that makes itself known to the hooks and remembers its key's options."""
+    """A connection that remembers the options of the authorized_keys line it logged in with."""
 
     def __init__(self, factory: SSHServerFactory) -> None:
         super().__init__(factory)
         self.candidate_key: KeyOptions | None = None
         self.key_options: KeyOptions | None = None
-
-    def dataReceived(self, data: bytes) -> None:
-        token = _current.set(self)
-        try:
-            super().dataReceived(data)
-        finally:
-            _current.reset(token)
 
     def authenticated(self, username: str, method: str) -> None:
         # The last key a hook accepted is the one whose signature just verified.
@@ -93,8 +81,9 @@ class PolicyFactory(ManagedFactory):
 
 
 def current_connection() -> PolicyProtocol | None:
-    """The connection whose request a hook is answering, if it runs under PolicyProtocol."""
-    return _current.get()
+    """The connection a hook is answering, when it is one of ours (it always is under twistd)."""
+    conn = protocol.current_connection()
+    return conn if isinstance(conn, PolicyProtocol) else None
 
 
 class ReadOnlySFTPServer(SFTPServer):
