@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from twisted.internet import defer, interfaces
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -113,7 +113,7 @@ class SFTPProtocol(Protocol):
             self._session.receive_data(data)
             self._flush()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
         if self._session is None:
             self._fire_finished()
