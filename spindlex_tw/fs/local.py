@@ -30,12 +30,6 @@ def _unsupported() -> OSError:
 
 
 @dataclass(slots=True)
-class OpenedFile:
-    fd: int
-    created: bool
-
-
-@dataclass(slots=True)
 class DirEntry:
     name: bytes
     stat: os.stat_result
@@ -87,7 +81,7 @@ class LocalFileSystem:
 
     # --- files -----------------------------------------------------------------------------
 
-    def open_file(self, loc: Location, flags: int, create_mode: int | None) -> OpenedFile:
+    def open_file(self, loc: Location, flags: int, create_mode: int | None) -> int:
         """Open a regular file; with ``create_mode``, create it (mode exactly that) if absent.
 
         ``flags`` are O_* access and O_APPEND/O_TRUNC/O_EXCL bits; O_EXCL with a
@@ -115,7 +109,7 @@ class LocalFileSystem:
         except BaseException:
             os.close(fd)
             raise
-        return OpenedFile(fd, created)
+        return fd
 
     @staticmethod
     def _open_or_create(loc: Location, flags: int) -> tuple[int, bool]:

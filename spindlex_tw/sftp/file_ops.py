@@ -102,11 +102,11 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
                 mode = await ctx.creation_mode(
                     ctx.policy.get_file_permissions, loc.path, attrs.permissions
                 )
-            opened = await ctx.io(partial(ctx.fs.open_file, loc, open_flags(pflags), mode))
+            fd = await ctx.io(partial(ctx.fs.open_file, loc, open_flags(pflags), mode))
     except BaseException:
         ctx.handles.release()
         raise
-    handle = FileHandle(loc.path, ctx.host_path(loc.path), opened.fd, pflags)
+    handle = FileHandle(loc.path, ctx.host_path(loc.path), fd, pflags)
     return replies.handle(rid, await ctx.install(handle))
 
 
