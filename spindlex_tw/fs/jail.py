@@ -26,6 +26,13 @@ DIR_FLAGS = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 MAX_SYMLINKS = 40  # as Linux: more links than this in one lookup is a loop
 MAX_PATH_BYTES = 4096  # PATH_MAX
+# Directories one lookup may open: links full of names and ".." over a deep tree
+# could otherwise keep a worker busy for minutes; real paths need tens.
+MAX_WALK = 8192
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _error(number: int, name: bytes = b"") -> OSError:
@@ -69,6 +76,7 @@ class Jail:
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
         self.root_fd = os.open(self.root, DIR_FLAGS)
+        self.root_id = _identity(os.fstat(self.root_fd))
 
     def close(self) -> None:
         if self.root_fd >= 0:
@@ -109,7 +117,9 @@ class Jail:
             raise _error(errno.ENAMETOOLONG)
         pending = deque(path.split(b"/"))
         names: list[bytes] = []
+        ids: list[tuple[int, int]] = []  # (st_dev, st_ino) of each directory in names
         links = 0
+        walked = 0
         cur = os.dup(self.root_fd)
         try:
             while pending:
@@ -119,9 +129,12 @@ class Jail:
                 if name == b"..":
                     if names:
                         names.pop()
-                        os.close(cur)
-                        cur = -1
-                        cur = self._open_dirs(names)
+                        ids.pop()
+                        walked += 1
+                        if walked > MAX_WALK:
+                            raise _error(errno.ELOOP)
+                        below, cur = cur, -1
+                        cur = self._parent(below, ids[-1] if ids else self.root_id, names)
                     continue
                 if not pending:
                     # The final name: a link there is followed only on request.
@@ -129,11 +142,15 @@ class Jail:
                     if st is None or not stat.S_ISLNK(st.st_mode):
                         return self._hand_over(cur, name, names)
                 else:
+                    walked += 1
+                    if walked > MAX_WALK:
+                        raise _error(errno.ELOOP)
                     child = self._enter(name, cur)
                     if child >= 0:
                         os.close(cur)
                         cur = child
                         names.append(name)
+                        ids.append(_identity(os.fstat(child)))
                         continue
                 # A symbolic link: splice its text into what is left to walk.
                 links += 1
@@ -142,6 +159,7 @@ class Jail:
                 target = os.readlink(name, dir_fd=cur)
                 if target.startswith(b"/"):
                     names.clear()
+                    ids.clear()
                     os.close(cur)
                     cur = -1
                     cur = os.dup(self.root_fd)
@@ -159,6 +177,22 @@ class Jail:
             if cur >= 0:
                 os.close(cur)
             raise
+
+    def _parent(self, cur: int, expected: tuple[int, int], names: list[bytes]) -> int:
+        """Step from ``cur`` up to root/names, whose identity is ``expected``; closes ``cur``.
+
+        The kernel's ".." is taken only if it is the directory we came through:
+        a directory moved out of the root meanwhile has another parent, and the
+        walk then starts again from the root.
+        """
+        try:
+            parent = os.open(b"..", DIR_FLAGS, dir_fd=cur)
+        finally:
+            os.close(cur)
+        if _identity(os.fstat(parent)) == expected:
+            return parent
+        os.close(parent)
+        return self._open_dirs(names)
 
     @staticmethod
     def _hand_over(fd: int, name: bytes, names: list[bytes]) -> Location:

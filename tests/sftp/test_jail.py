@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -231,3 +232,44 @@ def test_final_name_swapped_for_a_link_is_not_followed(world: tuple[Path, Path])
 def test_nul_and_overlong_paths(drv: Driver) -> None:
     assert drv.status(codes.SSH_FXP_STAT, b"/ins\0ide")[0] == 5  # EINVAL: bad message
     assert drv.status(codes.SSH_FXP_STAT, "/" + "a/" * 3000)[0] == 5  # ENAMETOOLONG
+
+
+def test_lookup_work_is_bounded(world: tuple[Path, Path]) -> None:
+    """Links full of ".." over a deep tree cannot make one lookup walk forever."""
+    root, _ = world
+    deep = root
+    for _ in range(200):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    down = "/".join(["d"] * 200)
+    up = "/".join([".."] * 200)
+    # Each link goes down the tree and back up (400 steps), then on to the next link.
+    os.symlink(f"/{down}/{up}", root / "l0")
+    for i in range(1, 30):
+        os.symlink(f"/{down}/{up}/l{i - 1}", root / f"l{i}")
+    jail = Jail(str(root))
+    try:
+        loc = jail.locate(b"/l0", b"/", follow=True)  # one round trip is fine
+        loc.close()
+        with pytest.raises(OSError) as info:
+            jail.locate(b"/l29/x", b"/", follow=True)
+        assert info.value.errno == errno.ELOOP
+    finally:
+        jail.close()
+
+
+def test_dotdot_from_a_directory_moved_out_of_the_root(world: tuple[Path, Path]) -> None:
+    """".." is the kernel's only while it is still the directory the walk came through."""
+    root, outside = world
+    (root / "a" / "b").mkdir(parents=True)
+    jail = Jail(str(root))
+    b = os.open(root / "a" / "b", os.O_RDONLY | os.O_DIRECTORY)
+    expected = (os.stat(root / "a").st_dev, os.stat(root / "a").st_ino)
+    os.rename(root / "a" / "b", outside / "b")  # someone moves it out meanwhile
+    parent = jail._parent(b, expected, [b"a"])
+    try:
+        st = os.fstat(parent)
+        assert (st.st_dev, st.st_ino) == expected  # back inside, not outside/
+    finally:
+        os.close(parent)
+        jail.close()
