@@ -259,7 +259,7 @@ def test_lookup_work_is_bounded(world: tuple[Path, Path]) -> None:
 
 
 def test_dotdot_from_a_directory_moved_out_of_the_root(world: tuple[Path, Path]) -> None:
-    """".." is the kernel's only while it is still the directory the walk came through."""
+    """The kernel's ".." is taken only while it is the directory the walk came through."""
     root, outside = world
     (root / "a" / "b").mkdir(parents=True)
     jail = Jail(str(root))
