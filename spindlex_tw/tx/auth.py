@@ -74,7 +74,7 @@ class AuthDriver:
                 service.send_banner(text)
             handler(self, event)
 
-        d.addCallback(send_banner)
+        d.addCallback(lambda text: self._conn.in_context(send_banner, text))
 
     def _none(self, event: ev.AuthNoneRequested) -> None:
         self._answer(defer.succeed(AUTH_FAILED), "none", event.username)
@@ -107,7 +107,7 @@ class AuthDriver:
                 self._conn.process(service.reject(partial=False, methods=None, count=False))
             self._conn.flush()
 
-        d.addCallback(decided)
+        d.addCallback(lambda code: self._conn.in_context(decided, code))
 
     def _key_signed(self, event: ev.AuthPublicKeyRequested) -> None:
         key = PKey.from_public_blob(event.key_blob)
@@ -148,7 +148,7 @@ class AuthDriver:
             else:
                 self._answer(defer.succeed(AUTH_FAILED), "keyboard-interactive", event.username)
 
-        d.addCallback(asked)
+        d.addCallback(lambda prompts: self._conn.in_context(asked, prompts))
 
     def _kbd_response(self, event: ev.AuthKeyboardInteractiveResponse) -> None:
         mode, self._kbd_mode = self._kbd_mode, None
@@ -203,9 +203,12 @@ class AuthDriver:
             # Refusals leave no sooner than a fixed time after the request, so the
             # answer's timing tells nothing about which check failed or how.
             wait = started + self._conn.factory.settings.auth_failure_delay - clock.seconds()
-            clock.callLater(max(wait, 0.0), self._conclude, code, method, username)
+            clock.callLater(
+                max(wait, 0.0), self._conn.in_context, self._conclude, code, method, username
+            )
 
-        d.addCallback(decided)
+        # Continuations run as part of this connection, for current_connection().
+        d.addCallback(lambda code: self._conn.in_context(decided, code))
 
     def _conclude(self, code: object, method: str, username: str) -> None:
         service = self._service()

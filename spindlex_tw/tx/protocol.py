@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import interfaces, protocol
 from twisted.internet.task import LoopingCall
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from spindlex_tw.tx.factory import SSHServerFactory
 
 log = Logger(namespace="spindlex_tw.connection")
+
+_T = TypeVar("_T")
 
 _current: contextvars.ContextVar[SSHServerProtocol | None] = contextvars.ContextVar(
     "spindlex_tw_connection", default=None
@@ -116,10 +118,14 @@ class SSHServerProtocol(protocol.Protocol):
         core = self.core
         if core is None:
             return
+        # In context: the core itself asks get_allowed_auths while parsing requests.
+        self.in_context(self._receive, core, data)
+        self.flush()
+
+    def _receive(self, core: ServerTransport, data: bytes) -> None:
         self.process(core.feed(data))
         while (events := core.next_events()) is not None:
             self.process(events)
-        self.flush()
 
     def connectionLost(self, reason: Any = None) -> None:
         for timer in (self._grace_timer,):
@@ -174,15 +180,25 @@ class SSHServerProtocol(protocol.Protocol):
     # --- event handling -------------------------------------------------------------------
 
     def process(self, events: list[ev.Event]) -> None:
-        # Hooks called from here can ask current_connection() who they answer.
+        self.in_context(self._dispatch, events)
+
+    def _dispatch(self, events: list[ev.Event]) -> None:
+        for event in events:
+            handler = _EVENT_HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event)
+            elif self.auth is not None:
+                self.auth.handle(event)
+
+    def in_context(self, func: Callable[..., _T], *args: Any) -> _T:
+        """Call ``func(*args)`` with this connection as ``current_connection()``.
+
+        Everything that may call a hook on this connection's behalf runs so:
+        event dispatch, and continuations after an asynchronous hook.
+        """
         token = _current.set(self)
         try:
-            for event in events:
-                handler = _EVENT_HANDLERS.get(type(event))
-                if handler is not None:
-                    handler(self, event)
-                elif self.auth is not None:
-                    self.auth.handle(event)
+            return func(*args)
         finally:
             _current.reset(token)
 
