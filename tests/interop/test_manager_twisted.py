@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import paramiko
 import pytest
 import pytest_twisted
 from twisted.application.service import MultiService
-from twisted.internet import defer, utils
+from twisted.internet import defer, reactor, task, threads, utils
 
-from spindlex_tw import AUTH_FAILED, AUTH_SUCCESSFUL, Ed25519Key, SSHServer, SSHServerManager
+from spindlex_tw import (
+    AUTH_FAILED,
+    AUTH_PARTIAL,
+    AUTH_SUCCESSFUL,
+    Ed25519Key,
+    SSHServer,
+    SSHServerManager,
+)
 from spindlex_tw.tx.manager import ServerStartError
+from spindlex_tw.tx.protocol import current_connection
 from tests.support.harness import OpenSSH
 
 pytestmark = pytest.mark.interop
@@ -92,3 +101,44 @@ async def test_binding_a_taken_port_fails_at_once() -> None:
         second.start_server()
     assert not second.is_running()
     await first.stop_server()
+
+
+class PartialAfterAwait(SSHServer):
+    """An async password hook whose AUTH_PARTIAL is answered after an await."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.halfway: set[str] = set()
+
+    def get_allowed_auths(self, username: str) -> list[str]:
+        conn = current_connection()
+        if conn is not None and conn.connection_id in self.halfway:
+            return ["keyboard-interactive"]
+        return ["password"]
+
+    async def check_auth_password(self, username: str, password: str) -> int:
+        await task.deferLater(reactor, 0.01, lambda: None)
+        conn = current_connection()
+        assert conn is not None
+        self.halfway.add(conn.connection_id)
+        return AUTH_PARTIAL
+
+
+def _partial_login(port: int) -> list[str]:
+    transport = paramiko.Transport(("127.0.0.1", port))
+    try:
+        transport.start_client(timeout=30)
+        return list(transport.auth_password("alice", "first"))
+    finally:
+        transport.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_current_connection_survives_async_hooks() -> None:
+    manager = SSHServerManager(PartialAfterAwait(), Ed25519Key.generate(), "127.0.0.1", 0)
+    await manager.start_server()
+    try:
+        remaining = await threads.deferToThread(_partial_login, manager.get_port())
+    finally:
+        await manager.stop_server()
+    assert remaining == ["keyboard-interactive"]
