@@ -13,6 +13,7 @@ from typing import Any
 
 from spindlex_tw.core.wire import Reader, string, uint32, uint64
 from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.protocol.constants import SSH_FX_EOF
 from spindlex_tw.sftp import codes
 from spindlex_tw.sftp.attrs import Attrs
 from spindlex_tw.sftp.context import Limits
@@ -187,7 +188,7 @@ class Driver:
         while True:
             reply = self.call(codes.SSH_FXP_READDIR, s(handle))
             if reply.kind == codes.SSH_FXP_STATUS:
-                assert reply.status()[0] == codes_eof()
+                assert reply.status()[0] == SSH_FX_EOF
                 break
             entries.extend(self.names(reply))
         assert self.close(handle)[0] == 0
@@ -196,9 +197,3 @@ class Driver:
     def realpath(self, path: str) -> bytes:
         reply = self.call(codes.SSH_FXP_REALPATH, path)
         return self.names(reply)[0][0]
-
-
-def codes_eof() -> int:
-    from spindlex_tw.protocol.constants import SSH_FX_EOF
-
-    return SSH_FX_EOF

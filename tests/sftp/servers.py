@@ -16,7 +16,7 @@ class ReadOnlyServer(SFTPServer):
 
 
 class PrivateFilesServer(SFTPServer):
-    """New files are private to their owner."""
+    """New files are private to their owner (and keep their execute bit)."""
 
     def get_file_permissions(self, path: str) -> int:
-        return 0o600
+        return 0o700

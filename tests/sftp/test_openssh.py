@@ -141,3 +141,16 @@ def test_read_only_server_reports_permission_denied(root: Path, local: Path) -> 
     assert result.stderr.count("Permission denied") >= 4
     assert (local / "got").read_bytes() == b"data"
     assert sorted(os.listdir(root)) == ["f"]
+
+
+def test_uploads_get_the_mode_the_hook_decides(root: Path, local: Path) -> None:
+    (local / "script").write_bytes(b"#!/bin/sh\n")
+    os.chmod(local / "script", 0o755)
+    (local / "notes").write_bytes(b"n")
+    os.chmod(local / "notes", 0o644)
+    result = sftp_batch(
+        root, "put script\nput notes\n", local, server_class="tests.sftp.servers:PrivateFilesServer"
+    )
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((root / "script").stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "notes").stat().st_mode) == 0o600
