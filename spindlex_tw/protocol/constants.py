@@ -7,6 +7,8 @@ SFTP status codes those of draft-ietf-secsh-filexfer-02.
 
 from typing import Final
 
+from spindlex_tw.sftp import codes as _sftp
+
 # --- Authentication hook results (SpindleX API) --------------------------------
 AUTH_SUCCESSFUL: Final = 0
 AUTH_FAILED: Final = 1
@@ -90,17 +92,15 @@ SSH_FX_CONNECTION_LOST: Final = 7
 SSH_FX_OP_UNSUPPORTED: Final = 8
 
 # --- SFTP open flags and attribute flags -----------------------------------------
-# Defined with the SFTP engine; re-exported here, where SpindleX users import them.
-from spindlex_tw.sftp.codes import (  # noqa: E402
-    SSH_FILEXFER_ATTR_ACMODTIME as SSH_FILEXFER_ATTR_ACMODTIME,
-    SSH_FILEXFER_ATTR_EXTENDED as SSH_FILEXFER_ATTR_EXTENDED,
-    SSH_FILEXFER_ATTR_PERMISSIONS as SSH_FILEXFER_ATTR_PERMISSIONS,
-    SSH_FILEXFER_ATTR_SIZE as SSH_FILEXFER_ATTR_SIZE,
-    SSH_FILEXFER_ATTR_UIDGID as SSH_FILEXFER_ATTR_UIDGID,
-    SSH_FXF_APPEND as SSH_FXF_APPEND,
-    SSH_FXF_CREAT as SSH_FXF_CREAT,
-    SSH_FXF_EXCL as SSH_FXF_EXCL,
-    SSH_FXF_READ as SSH_FXF_READ,
-    SSH_FXF_TRUNC as SSH_FXF_TRUNC,
-    SSH_FXF_WRITE as SSH_FXF_WRITE,
-)
+# Defined with the SFTP engine; repeated here, where SpindleX users import them.
+SSH_FXF_READ: Final = _sftp.SSH_FXF_READ
+SSH_FXF_WRITE: Final = _sftp.SSH_FXF_WRITE
+SSH_FXF_APPEND: Final = _sftp.SSH_FXF_APPEND
+SSH_FXF_CREAT: Final = _sftp.SSH_FXF_CREAT
+SSH_FXF_TRUNC: Final = _sftp.SSH_FXF_TRUNC
+SSH_FXF_EXCL: Final = _sftp.SSH_FXF_EXCL
+SSH_FILEXFER_ATTR_SIZE: Final = _sftp.SSH_FILEXFER_ATTR_SIZE
+SSH_FILEXFER_ATTR_UIDGID: Final = _sftp.SSH_FILEXFER_ATTR_UIDGID
+SSH_FILEXFER_ATTR_PERMISSIONS: Final = _sftp.SSH_FILEXFER_ATTR_PERMISSIONS
+SSH_FILEXFER_ATTR_ACMODTIME: Final = _sftp.SSH_FILEXFER_ATTR_ACMODTIME
+SSH_FILEXFER_ATTR_EXTENDED: Final = _sftp.SSH_FILEXFER_ATTR_EXTENDED
