@@ -74,6 +74,8 @@ class Channel:
         self.started = False  # exec, shell or subsystem granted (one per channel)
         self._open_callbacks: list[Callable[[Channel], None]] = []
         self._confirmed = kind != "forwarded-tcpip"
+        # Output made while an exec/shell/subsystem request awaits its reply.
+        self._held_output: list[Callable[[], None]] | None = None
 
     # --- identity ----------------------------------------------------------------------
 
@@ -362,6 +364,9 @@ class Channel:
         self._write_parts((data,), stream)
 
     def _write_parts(self, parts: Sequence[bytes], stream: int) -> None:
+        if self._held_output is not None:
+            self._held_output.append(lambda: self._write_parts(parts, stream))
+            return
         if self._closed or self._eof_sent or not any(parts):
             return
         self._connection.channel_send(self._id, parts, stream)
@@ -386,17 +391,41 @@ class Channel:
         self._request_out("exit-status", struct.pack(">I", status & 0xFFFFFFFF))
 
     def _request_out(self, name: str, data: bytes) -> None:
-        if not self._closed:
+        if self._held_output is not None:
+            self._held_output.append(lambda: self._request_out(name, data))
+        elif not self._closed:
             self._connection.channel_request_out(self._id, name, data)
 
     def _eof_out(self) -> None:
-        if not self._closed and not self._eof_sent:
+        if self._held_output is not None:
+            self._held_output.append(self._eof_out)
+        elif not self._closed and not self._eof_sent:
             self._eof_sent = True
             self._connection.channel_eof_out(self._id)
 
     def _close_out(self) -> None:
-        if not self._closed:
+        if self._held_output is not None:
+            self._held_output.append(self._close_out)
+        elif not self._closed:
             self._connection.channel_close_out(self._id)
+
+    # --- ordering around a request's reply ----------------------------------------------------
+
+    def hold_output(self) -> None:
+        """Keep what the hook of a starting request sends until its reply has gone out.
+
+        SpindleX hooks often write, send the exit status and close before
+        returning True; sent at once, the CLOSE would precede the request's
+        SUCCESS and clients such as Paramiko and AsyncSSH then fail the request.
+        """
+        if self._held_output is None:
+            self._held_output = []
+
+    def release_output(self) -> None:
+        """Send, in order, what was held since hold_output()."""
+        held, self._held_output = self._held_output, None
+        for action in held or ():
+            action()
 
 
 def _as_bytes(data: bytes | str) -> bytes:

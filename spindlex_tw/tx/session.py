@@ -128,6 +128,7 @@ def handle_channel_request(
         return
     if event.name in _STARTERS:
         channel.started = True
+        channel.hold_output()
     d = call_hook(
         conn.reactor, hook, *args, denied=False, timeout=conn.factory.settings.hook_timeout
     )
@@ -139,5 +140,7 @@ def handle_channel_request(
         if not granted and event.name in _STARTERS:
             channel.started = False
         conn.channel_reply(channel, event.want_reply, granted)
+        if event.name in _STARTERS:
+            channel.release_output()
 
     d.addCallback(decided)
