@@ -76,6 +76,8 @@ class Channel:
         self._confirmed = kind != "forwarded-tcpip"
         # Output made while an exec/shell/subsystem request awaits its reply.
         self._held_output: list[Callable[[], None]] | None = None
+        # As Twisted's transports: protocols such as LineReceiver read it.
+        self.disconnecting = False
 
     # --- identity ----------------------------------------------------------------------
 
@@ -263,6 +265,7 @@ class Channel:
         self._write_parts(data, 0)
 
     def loseConnection(self) -> None:
+        self.disconnecting = True
         if not self._exit_status_sent and self.kind == "session":
             self._exit_status(0)
         self._close_out()
