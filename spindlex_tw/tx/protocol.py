@@ -88,6 +88,11 @@ class SSHServerProtocol(protocol.Protocol):
     # --- Twisted protocol ---------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        # Replies and window adjusts are small writes; with Nagle each would wait
+        # for the peer's delayed ACK (40 ms) whenever a segment is in flight.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.connection_id = f"{self.peer}#{id(self):x}"
