@@ -93,9 +93,10 @@ def receive_cost(cipher: str, mac: str | None, packet: int) -> float:
     encoder = PacketEncoder(os.urandom)
     encoder.set_protection(make_sealer(cipher, mac, key, iv, mac_key))
     config = TransportConfig()
-    decoder = PacketDecoder(config.max_packet_length, config.max_payload)
+    room = packet + 1024  # message header and padding
+    decoder = PacketDecoder(max(config.max_packet_length, room), max(config.max_payload, room))
     decoder.set_protection(make_opener(cipher, mac, key, iv, mac_key))
-    limits = ChannelLimits()
+    limits = ChannelLimits(max_packet=max(ChannelLimits().max_packet, packet))
     service = ConnectionService(_Transport(PacketEncoder(os.urandom)), limits)  # type: ignore[arg-type]
     local = _open_channel(service, 0, CHUNK)
     data = os.urandom(packet)
@@ -122,8 +123,14 @@ def _best(measure: Callable[[], float], rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--packet",
+        type=int,
+        default=ChannelLimits().max_packet,
+        help="data bytes per received CHANNEL_DATA (default: our max packet)",
+    )
     args = parser.parse_args()
-    packet = min(ChannelLimits().max_packet, TransportConfig().max_payload - 64)
+    packet = args.packet
     print(f"| cipher | send us/32KiB | receive us/32KiB ({packet // 1024} KiB packets) |")
     print("|---|---:|---:|")
     for cipher, mac in COMBINATIONS:
