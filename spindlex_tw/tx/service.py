@@ -365,11 +365,13 @@ class _Listener(service.Service):
     def _listening(self, port: Any) -> None:
         self.port = port
         address = port.getHost()
-        shown = (
-            f"{address.host}:{address.port}"
-            if hasattr(address, "port")
-            else str(getattr(address, "name", address))
-        )
+        name = getattr(address, "name", None)
+        if hasattr(address, "port"):
+            shown = f"{address.host}:{address.port}"
+        elif isinstance(name, bytes | str):
+            shown = os.fsdecode(name)  # a UNIX socket path
+        else:
+            shown = str(address)
         log.info(
             "listening on {address} ({endpoint})",
             address=shown,

@@ -6,11 +6,13 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import textwrap
 import urllib.request
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from tests.support.harness import ROOT, OpenSSH
@@ -214,5 +216,32 @@ def test_tac_with_twisted_web(tmp_path: Path) -> None:
         assert server.stop() == 0, server.log()
         for port in (web_port, ssh_port):
             server.wait_for(re.compile(rf"\(TCP Port {port} Closed\)"))
+    finally:
+        server.kill()
+
+
+def test_unix_socket_endpoint(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "over-unix.txt").write_text("hi\n")
+    path = tmp_path / "ssh.sock"
+    server = Twistd(
+        ["spindlex", "--listen", f"unix:{path}", "--auth", "memory:alice:secret"],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        server.wait_for(re.compile(rf"listening on {re.escape(str(path))} "))
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            transport = paramiko.Transport(sock)
+            try:
+                transport.connect(username="alice", password="secret")
+                sftp = paramiko.SFTPClient.from_transport(transport)
+                assert sftp is not None
+                assert sftp.listdir(".") == ["over-unix.txt"]
+            finally:
+                transport.close()
+        assert server.stop() == 0
     finally:
         server.kill()
