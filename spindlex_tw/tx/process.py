@@ -3,12 +3,12 @@
 Each request becomes a child of ``reactor.spawnProcess`` bridged to its
 channel: channel data to the child's stdin (EOF closes it), stdout and stderr
 back as channel data and extended data, in a pseudo-terminal when the client
-asked for one (``window-change`` resizes it). ``signal`` requests reach the
-child; its end is reported as ``exit-status`` or ``exit-signal`` and the
-channel is closed. Flow control holds both ways: a child that does not read
-stops the client's window, a client that does not read pauses the child's
-output. When the channel goes away first, the child gets SIGHUP, as a
-terminal hang-up would send.
+asked for one (set to the client's terminal modes, resized on
+``window-change``). ``signal`` requests reach the child; its end is reported
+as ``exit-status`` or ``exit-signal`` and the channel is closed. Flow control
+holds both ways: a child that does not read stops the client's window, a
+client that does not read pauses the child's output. When the channel goes
+away first, the child gets SIGHUP, as a terminal hang-up would send.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from twisted.internet import error, interfaces, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from spindlex_tw.tx import ttymodes
 
 if TYPE_CHECKING:
     from spindlex_tw.tx.channel import Channel
@@ -156,6 +158,7 @@ class ProcessSession(protocol.ProcessProtocol):
             # Our own pty, so the window has the client's size before the child starts.
             master, slave = pty.openpty()
             self._master_fd = master
+            ttymodes.apply(slave, self.channel.term_modes)
             _set_window_size(master, self.channel.term_size)
             env["TERM"] = self.channel.term or "vt100"
             env["SSH_TTY"] = os.ttyname(slave)

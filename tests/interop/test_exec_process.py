@@ -151,7 +151,7 @@ def test_scp_legacy_protocol_both_ways(
 
 
 async def _asyncssh_session(port: int, client_keys: dict[str, Path]) -> dict[str, object]:
-    """Signals, window changes and env through asyncssh, which can send all three."""
+    """Signals, window changes, terminal modes and env through asyncssh, which sends them all."""
     results: dict[str, object] = {}
     async with asyncssh.connect(
         "127.0.0.1",
@@ -178,6 +178,18 @@ async def _asyncssh_session(port: int, client_keys: dict[str, Path]) -> dict[str
             while len(lines) < 2:
                 lines.append((await proc.stdout.readline()).strip())
             results["size_after"] = lines[-1]
+        modes = await conn.run(
+            "stty -a",
+            term_type="xterm",
+            term_modes={
+                asyncssh.PTY_VERASE: 8,
+                asyncssh.PTY_VINTR: 255,
+                asyncssh.PTY_ECHO: 0,
+                asyncssh.PTY_OP_ISPEED: 9600,
+                asyncssh.PTY_OP_OSPEED: 9600,
+            },
+        )
+        results["stty"] = modes.stdout
         env_result = await conn.run(
             "echo $LANG/$LC_TIME/${NOT_ACCEPTED:-unset}",
             env={"LANG": "C.UTF-8", "LC_TIME": "C", "NOT_ACCEPTED": "x"},
@@ -186,7 +198,7 @@ async def _asyncssh_session(port: int, client_keys: dict[str, Path]) -> dict[str
     return results
 
 
-def test_signals_window_change_and_env(
+def test_signals_window_change_modes_and_env(
     exec_server: tuple[Twistd, OpenSSH, Path], client_keys: dict[str, Path]
 ) -> None:
     _, client, _ = exec_server
@@ -196,6 +208,11 @@ def test_signals_window_change_and_env(
     assert results["size_before"] == "24 80"
     assert results["size_after"] == "50 132"
     assert results["env"] == "C.UTF-8/C/unset\n"
+    # The client's terminal modes reached the pty.
+    stty = str(results["stty"])
+    assert "speed 9600 baud" in stty
+    assert "erase = ^H" in stty and "intr = <undef>" in stty
+    assert "-echo " in stty
 
 
 def test_logins_are_logged(exec_server: tuple[Twistd, OpenSSH, Path]) -> None:
