@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import interfaces
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -29,6 +30,8 @@ from spindlex_tw.core import wire
 
 if TYPE_CHECKING:
     from spindlex_tw.tx.protocol import SSHServerProtocol
+
+log = Logger(namespace="spindlex_tw.channel")
 
 # Above this much queued output, producers are paused and sendall() waits.
 HIGH_WATER = 1024 * 1024
@@ -348,7 +351,8 @@ class Channel:
         protocol = self._protocol
         while self._held and not self._paused and protocol is not None and not self._closed:
             data, _ = self._held.popleft()
-            protocol.dataReceived(data)
+            if not self._guarded(protocol.dataReceived, data):
+                return
             self._connection.channel_consumed(self._id, len(data))
             protocol = self._protocol
         if not self._held and self._eof_received and self._protocol is not None:
@@ -359,9 +363,23 @@ class Channel:
         if protocol is None:
             return
         if interfaces.IHalfCloseableProtocol.providedBy(protocol):
-            protocol.readConnectionLost()
+            self._guarded(protocol.readConnectionLost)
         else:
             self.loseConnection()
+
+    def _guarded(self, callback: Callable[..., object], *args: object) -> bool:
+        """Run an attached protocol's callback; if it raises, only this channel pays.
+
+        The error is logged with its traceback and the channel closed; the
+        connection and its other channels carry on. Returns False on error.
+        """
+        try:
+            callback(*args)
+        except Exception:
+            log.failure("protocol on channel {id} raised; closing the channel", id=self._id)
+            self._close_out()
+            return False
+        return True
 
     def _write_out(self, data: bytes, stream: int) -> None:
         self._write_parts((data,), stream)

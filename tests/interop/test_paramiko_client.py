@@ -126,3 +126,16 @@ def test_forged_signature_is_refused(server: ServerProcess, client_keys: dict[st
         with pytest.raises(paramiko.AuthenticationException):
             t.auth_publickey("alice", Forger())
         assert not t.is_authenticated()
+
+
+def test_failing_attached_protocol_costs_only_its_channel(server: ServerProcess) -> None:
+    with transport(server.port) as t:
+        t.auth_password("alice", "secret")
+        channel = t.open_session(timeout=30)
+        channel.settimeout(30)
+        channel.exec_command("boom")
+        channel.sendall(b"trigger")
+        assert channel.recv(100) == b""  # the channel was closed
+        assert t.is_active()
+        assert run(t, "echo alive") == (b"alive\n", b"", 0)
+    assert "attached protocol failure" in server.log()

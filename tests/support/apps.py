@@ -8,9 +8,10 @@
   that key (AUTH_PARTIAL) and then the password "secret".
 - keyboard-interactive: user "kbd" answers two prompts ("one", "two").
 - exec: "echo WORDS", "stderr WORDS", "exit N", "cat" (echo stdin back, via an
-  attached protocol), "sha256" (a worker thread reads stdin with recv() and
-  prints its digest), "signal NAME", "env NAME", "wait-signal" (exits when a
-  signal request arrives), "pty" (prints the pty term and size).
+  attached protocol), "boom" (an attached protocol that raises), "sha256" (a
+  worker thread reads stdin with recv() and prints its digest), "signal NAME",
+  "env NAME", "wait-signal" (exits when a signal request arrives), "pty"
+  (prints the pty term and size).
 - shell: a line echo that quits on "exit".
 - every env/window-change/signal hook call is appended as a JSON line to
   $SPINDLEX_TEST_RECORD when set.
@@ -61,6 +62,13 @@ class Cat(protocol.Protocol):
 
     def writeConnectionLost(self) -> None:
         pass
+
+
+class Boom(protocol.Protocol):
+    """Raises on the first data it gets: only its channel may suffer."""
+
+    def dataReceived(self, data: bytes) -> None:
+        raise RuntimeError("attached protocol failure")
 
 
 class LineShell(protocol.Protocol):
@@ -197,6 +205,9 @@ class TestServer(SSHServer):
 
     def _exec_cat(self, channel: Any, rest: str) -> None:
         channel.attach_protocol(Cat())
+
+    def _exec_boom(self, channel: Any, rest: str) -> None:
+        channel.attach_protocol(Boom())
 
     def _exec_sha256(self, channel: Any, rest: str) -> None:
         def work() -> None:
