@@ -52,6 +52,12 @@ def current_connection() -> SSHServerProtocol | None:
     return _current.get()
 
 
+# Reads and the write backlog of connections that move bulk data (see _bulk),
+# which a read or a channel write this large reveals.
+_BULK_BUFFER = 256 * 1024
+_BULK_READ = 64 * 1024  # Twisted's default read size: the read was full
+_BULK_WRITE = 64 * 1024
+
 _OPEN_FAILURE_TEXT = {
     c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: "administratively prohibited",
     c.SSH_OPEN_CONNECT_FAILED: "connect failed",
@@ -123,6 +129,8 @@ class SSHServerProtocol(protocol.Protocol):
         core = self.core
         if core is None:
             return
+        if len(data) >= _BULK_READ:
+            self._bulk()
         # In context: the core itself asks get_allowed_auths while parsing requests.
         self.in_context(self._receive, core, data)
         self.flush()
@@ -216,6 +224,18 @@ class SSHServerProtocol(protocol.Protocol):
             self.transport.write(data)
         if core.closed:
             self.transport.loseConnection()
+
+    def _bulk(self) -> None:
+        """This connection moves bulk data: read and buffer in larger steps.
+
+        Twisted's 64 KiB ``bufferSize`` is both the size of each read and the
+        write backlog that pauses us; at SFTP speeds that means four times the
+        reads and a pause/resume per 256 KiB reply. Raised only for connections
+        that fill a read or write big chunks, so a small read (most logins) does
+        not pay for a large receive buffer.
+        """
+        if getattr(self.transport, "bufferSize", _BULK_BUFFER) < _BULK_BUFFER:
+            self.transport.bufferSize = _BULK_BUFFER
 
     def disconnect(self, reason: int, description: str) -> None:
         if self.core is not None:
@@ -371,6 +391,8 @@ class SSHServerProtocol(protocol.Protocol):
         return list(self._channels.values())
 
     def channel_send(self, channel_id: int, parts: Sequence[bytes], stream: int) -> None:
+        if sum(map(len, parts)) >= _BULK_WRITE:
+            self._bulk()
         if self.connection is not None:
             self.connection.send_parts(channel_id, parts, stream)
             self.flush()
