@@ -23,6 +23,7 @@ Rng = Callable[[int], bytes]
 _U32 = struct.Struct(">I")
 _HEADER = struct.Struct(">IB")
 _MIN_PADDING = 4
+_RANDOM_POOL = 4096
 _SEQ_MASK = 0xFFFFFFFF
 
 
@@ -120,13 +121,17 @@ class PacketEncoder:
     def __init__(self, rng: Rng) -> None:
         self._rng = rng
         self._sealer: Sealer = make_sealer("none", None, b"", b"", b"")
+        self._tag_room = b""
         self._compressor: Compressor | None = None
+        self._random = b""  # padding is cut from this, refilled from rng when used up
+        self._random_pos = 0
         self.sequence = 0
         self.bytes_since_kex = 0
         self.packets_since_kex = 0
 
     def set_protection(self, sealer: Sealer) -> None:
         self._sealer = sealer
+        self._tag_room = bytes(sealer.tag_size)
         self.bytes_since_kex = 0
         self.packets_since_kex = 0
 
@@ -136,11 +141,21 @@ class PacketEncoder:
     def reset_sequence(self) -> None:
         self.sequence = 0
 
+    def _padding(self, count: int) -> bytes:
+        """``count`` random bytes; one rng call serves hundreds of packets."""
+        pos = self._random_pos
+        if pos + count > len(self._random):
+            self._random = self._rng(_RANDOM_POOL)
+            pos = 0
+        self._random_pos = pos + count
+        return self._random[pos : pos + count]
+
     def encode(self, payload: bytes | bytearray | memoryview) -> bytearray:
         """The wire form of one packet carrying ``payload``.
 
-        The packet is framed once, in a buffer with room for the tag, and
-        sealed there: the payload is copied exactly once.
+        The packet is framed once, in a buffer with room for the tag (joined,
+        not zero-filled and then copied into), and sealed there: the payload
+        is copied exactly once.
         """
         if self._compressor is not None:
             payload = self._compressor.compress(bytes(payload))
@@ -154,12 +169,15 @@ class PacketEncoder:
         if padding < _MIN_PADDING:
             padding += block
         packet_length = 1 + size + padding
-        end = 4 + packet_length
-        wire = bytearray(end + sealer.tag_size)
-        _HEADER.pack_into(wire, 0, packet_length, padding)
-        wire[5 : 5 + size] = payload
-        wire[5 + size : end] = self._rng(padding)
-        sealer.seal_into(self.sequence, wire, end)
+        wire = bytearray().join(
+            (
+                _HEADER.pack(packet_length, padding),
+                payload,
+                self._padding(padding),
+                self._tag_room,
+            )
+        )
+        sealer.seal_into(self.sequence, wire, 4 + packet_length)
         self.sequence = (self.sequence + 1) & _SEQ_MASK
         self.bytes_since_kex += len(wire)
         self.packets_since_kex += 1
