@@ -36,6 +36,7 @@ from spindlex_tw.sftp.codes import (
     SSH_FXP_WRITE,
 )
 from spindlex_tw.sftp.context import READ, WRITE, Context, Handler
+from spindlex_tw.sftp.effects import Wait
 from spindlex_tw.sftp.handles import DirHandle, FileHandle
 from spindlex_tw.sftp.longname import longname
 from spindlex_tw.sftp.replies import Reply
@@ -140,7 +141,17 @@ async def write(ctx: Context, rid: int, r: Reader) -> Reply:
     if not handle.writable:
         return replies.status(rid, SSH_FX_PERMISSION_DENIED)
     with handle.use():
-        await ctx.io(partial(LocalFileSystem.write, handle.fd, payload, offset))
+        if not handle.appending:
+            await ctx.io(partial(LocalFileSystem.write, handle.fd, payload, offset))
+            return replies.status(rid, SSH_FX_OK)
+        while handle.writing:  # woken in the order the writes arrived
+            await Wait(handle.write_done)
+        handle.writing = True
+        try:
+            await ctx.io(partial(LocalFileSystem.write, handle.fd, payload, offset))
+        finally:
+            handle.writing = False
+            handle.write_done.fire()
     return replies.status(rid, SSH_FX_OK)
 
 

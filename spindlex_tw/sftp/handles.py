@@ -41,12 +41,17 @@ class Handle:
 
 
 class FileHandle(Handle):
-    __slots__ = ("fd", "pflags")
+    __slots__ = ("appending", "fd", "pflags", "write_done", "writing")
 
     def __init__(self, path: bytes, host_path: str, fd: int, pflags: int) -> None:
         super().__init__(path, host_path)
         self.fd = fd
         self.pflags = pflags
+        # O_APPEND writes land wherever the file ends when they run, so on an
+        # APPEND handle they must run one at a time, in the order they came.
+        self.appending = bool(pflags & SSH_FXF_APPEND)
+        self.writing = False
+        self.write_done = Signal()
 
     @property
     def readable(self) -> bool:

@@ -28,7 +28,16 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_OP_UNSUPPORTED,
 )
 from spindlex_tw.sftp import extensions, file_ops, path_ops, replies
-from spindlex_tw.sftp.codes import SSH_FXP_EXTENDED, SSH_FXP_INIT, SSH_FXP_READ
+from spindlex_tw.sftp.codes import (
+    SSH_FXP_CLOSE,
+    SSH_FXP_EXTENDED,
+    SSH_FXP_FSETSTAT,
+    SSH_FXP_FSTAT,
+    SSH_FXP_INIT,
+    SSH_FXP_READ,
+    SSH_FXP_READDIR,
+    SSH_FXP_WRITE,
+)
 from spindlex_tw.sftp.context import AccessPolicy, Context, Handler, Limits, SessionClosed
 from spindlex_tw.sftp.effects import Blocking, CallHook, Effect, Wait
 from spindlex_tw.sftp.framing import FramingError, PacketBuffer
@@ -49,12 +58,31 @@ def _ignore(message: str, error: BaseException) -> None:
 class _Task:
     """One request in progress."""
 
-    __slots__ = ("coro", "cost", "request_id")
+    __slots__ = ("coro", "cost", "done", "lane", "reply", "request_id")
 
     def __init__(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> None:
         self.coro = coro
         self.request_id = request_id
         self.cost = cost
+        self.lane: bytes | None = None  # the handle whose replies must keep request order
+        self.done = False
+        self.reply: Reply | None = None
+
+
+# Requests whose first field is a handle. OpenSSH's clients take their replies
+# to come back in order per handle: scp truncates an upload, and reget/reput
+# give up, at the first reordered acknowledgement. So the work on one handle
+# still runs concurrently, but its replies are released in request order.
+_HANDLE_REQUESTS = frozenset(
+    {
+        SSH_FXP_CLOSE,
+        SSH_FXP_READ,
+        SSH_FXP_WRITE,
+        SSH_FXP_FSTAT,
+        SSH_FXP_FSETSTAT,
+        SSH_FXP_READDIR,
+    }
+)
 
 
 class Job:
@@ -85,6 +113,7 @@ class SftpSession:
         self._out: list[bytes] = []
         self._jobs: list[Job] = []
         self._ready: deque[tuple[_Task, object, BaseException | None]] = deque()
+        self._lanes: dict[bytes, deque[_Task]] = {}
         self._tasks = 0
         self._bytes = 0
         self._initialized = False
@@ -220,12 +249,18 @@ class SftpSession:
         if kind == SSH_FXP_READ:
             # What the reply will hold: the length field ends the packet.
             cost += min(int.from_bytes(packet[-4:], "big"), self.limits.max_read_length)
-        self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost)
+        task = self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost)
+        if kind in _HANDLE_REQUESTS and len(packet) >= 9:
+            lane = bytes(packet[9 : 9 + int.from_bytes(packet[5:9], "big")])
+            task.lane = lane
+            self._lanes.setdefault(lane, deque()).append(task)
 
-    def _start(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> None:
+    def _start(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> _Task:
         self._tasks += 1
         self._bytes += cost
-        self._ready.append((_Task(coro, request_id, cost), None, None))
+        task = _Task(coro, request_id, cost)
+        self._ready.append((task, None, None))
+        return task
 
     def _step(self, task: _Task, value: object, error: BaseException | None) -> None:
         try:
@@ -266,6 +301,18 @@ class SftpSession:
         return replies.status(request_id, SSH_FX_FAILURE)
 
     def _finish(self, task: _Task, reply: Reply | None) -> None:
+        if task.lane is None:
+            self._emit(task, reply)
+            return
+        task.reply, task.done = reply, True
+        lane = self._lanes[task.lane]
+        while lane and lane[0].done:
+            done = lane.popleft()
+            self._emit(done, done.reply)
+        if not lane:
+            del self._lanes[task.lane]
+
+    def _emit(self, task: _Task, reply: Reply | None) -> None:
         self._tasks -= 1
         self._bytes -= task.cost
         if reply is not None and not self.closed:

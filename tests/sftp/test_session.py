@@ -499,6 +499,28 @@ def test_replies_go_out_as_requests_complete(root: Path) -> None:
     assert [r.request_id for r in d.replies()] == [60]
 
 
+def test_replies_on_one_handle_keep_request_order(root: Path) -> None:
+    """OpenSSH's scp truncates an upload at the first reordered write acknowledgement."""
+    d = Driver(root)
+    d.init()
+    h = d.open("/up", W | codes.SSH_FXF_CREAT)
+    d.hold = True
+    for rid, offset in ((70, 0), (71, 3), (72, 6)):
+        d.feed(request(codes.SSH_FXP_WRITE, rid, s(h), uint64(offset), s(b"xyz")))
+    d.feed(request(codes.SSH_FXP_REALPATH, 73, "/"))
+    first, second, third, other = d.held
+    d.held.clear()
+    d.hold = False
+    for job in (third, second, other):  # the disk finishes them out of order
+        d.run_job(job)
+        d.run()
+    assert [r.request_id for r in d.replies()] == [73]  # other work is not held up
+    d.run_job(first)
+    d.run()
+    assert [r.request_id for r in d.replies()] == [70, 71, 72]
+    assert (root / "up").read_bytes() == b"xyz" * 3
+
+
 def test_outstanding_requests_pause_input(root: Path) -> None:
     (root / "f").write_bytes(b"abc")
     d = Driver(root, limits=Limits(max_outstanding_requests=4))
