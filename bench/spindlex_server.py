@@ -20,17 +20,22 @@ import hashlib
 import hmac
 import json
 import os
-import sys
 from typing import Any
 
 from twisted.internet import reactor as default_reactor
-from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.logger import globalLogBeginner
 
 from spindlex_tw.crypto.pkey import PKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx.workers import WorkerConfig, WorkerPool, build_factory, listen_reuseport
+from spindlex_tw.tx.workers import (
+    WorkerConfig,
+    WorkerPool,
+    build_factory,
+    listen_reuseport,
+    stderr_observer,
+)
 
 reactor: Any = default_reactor
 _SALT = b"spindlex-bench-salt"
@@ -86,13 +91,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--settings", default="{}")
     args = parser.parse_args()
-    observer: Any = textFileLogObserver(sys.stderr)
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    # Warnings and errors only, as the other servers are run: sshd at LogLevel
+    # ERROR, AsyncSSH with Python's default WARNING.
     config = WorkerConfig(
         app="bench.spindlex_server:BenchServer",
         host_keys=tuple(args.host_key),
         settings=json.loads(args.settings),
+        log_level="warn",
     )
+    globalLogBeginner.beginLoggingTo([stderr_observer(config.log_level)], redirectStandardIO=False)
     if args.workers > 1:
         pool = WorkerPool(config, args.workers, reactor)
         pool.ready.addCallbacks(_announce, _failed)

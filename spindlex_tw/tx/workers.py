@@ -35,7 +35,13 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
-from twisted.logger import Logger
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    textFileLogObserver,
+)
 
 from spindlex_tw.tx.settings import ServerSettings
 
@@ -60,6 +66,7 @@ class WorkerConfig:
     port: int = 0
     backlog: int = 128
     settings: dict[str, Any] = field(default_factory=dict)
+    log_level: str = "info"  # a twisted.logger LogLevel name; events below it are not written
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -106,6 +113,17 @@ def listen_reuseport(reactor: Any, factory: Any, interface: str, port: int, back
         return reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
     finally:
         sock.close()  # the reactor holds its own duplicate
+
+
+def stderr_observer(level: str) -> Any:
+    """A log observer writing events at ``level`` and above to stderr as text.
+
+    Formatting is most of the cost of an event: filtering before it keeps
+    debug events (several per login) from costing anything but their creation.
+    """
+    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    observer: Any = textFileLogObserver(sys.stderr)
+    return FilteringLogObserver(observer, [predicate])
 
 
 def build_factory(config: WorkerConfig, reactor: Any = None) -> Any:
@@ -227,12 +245,11 @@ class WorkerPool(Service):
 def main(argv: list[str]) -> None:
     """One worker process: listen on the shared port and serve until SIGTERM."""
     from twisted.internet import reactor as default_reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
     reactor: Any = default_reactor
     config = WorkerConfig.from_json(argv[0])
-    observer: Any = textFileLogObserver(sys.stderr)
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([stderr_observer(config.log_level)], redirectStandardIO=False)
     factory = build_factory(config, reactor)
     listening = listen_reuseport(reactor, factory, config.interface, config.port, config.backlog)
     sys.stdout.write(f"READY {listening.getHost().port}\n")
