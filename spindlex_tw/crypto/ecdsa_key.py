@@ -108,10 +108,7 @@ class ECDSAKey(PKey):
     def _openssh_private_fields(self) -> bytes:
         secret = require_private(self._private).private_numbers().private_value
         return (
-            string(self.get_name())
-            + string(self.curve_name)
-            + string(self._point)
-            + mpint(secret)
+            string(self.get_name()) + string(self.curve_name) + string(self._point) + mpint(secret)
         )
 
     @classmethod

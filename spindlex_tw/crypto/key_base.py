@@ -341,9 +341,7 @@ class PKey(ABC):
         return cls._narrow(key)
 
     @classmethod
-    def from_private_key_file(
-        cls, path: str | os.PathLike[str], password: Password = None
-    ) -> Self:
+    def from_private_key_file(cls, path: str | os.PathLike[str], password: Password = None) -> Self:
         """Load a private key file; every failure is a one-line :class:`KeyFileError`."""
         try:
             with open(path, "rb") as handle:

@@ -126,8 +126,9 @@ def _unarmor(block: bytes) -> bytes:
         raise KeyFormatError("malformed base64 in OpenSSH private key") from exc
 
 
-def _derive(spec: _CipherSpec, kdf_name: str, kdf_options: bytes,
-            password: bytes | None) -> tuple[bytes, bytes]:
+def _derive(
+    spec: _CipherSpec, kdf_name: str, kdf_options: bytes, password: bytes | None
+) -> tuple[bytes, bytes]:
     if kdf_name != "bcrypt":
         raise KeyFormatError(f"unsupported key derivation {kdf_name!r}")
     if not password:
@@ -195,8 +196,9 @@ def read_trailer(fields: Reader) -> str:
     return comment
 
 
-def encode(public_blob: bytes, private_fields: bytes, comment: str,
-           password: bytes | None) -> bytes:
+def encode(
+    public_blob: bytes, private_fields: bytes, comment: str, password: bytes | None
+) -> bytes:
     """Build an armored OpenSSH private key as ``ssh-keygen`` writes it.
 
     ``private_fields`` starts with the key type string.  With a passphrase
@@ -212,8 +214,13 @@ def encode(public_blob: bytes, private_fields: bytes, comment: str,
         salt = os.urandom(SALT_LENGTH)
         kdf_name = "bcrypt"
         kdf_options = string(salt) + uint32(WRITE_KDF_ROUNDS)
-        derived = bcrypt.kdf(password, salt, spec.key_length + spec.iv_length,
-                             WRITE_KDF_ROUNDS, ignore_few_rounds=True)
+        derived = bcrypt.kdf(
+            password,
+            salt,
+            spec.key_length + spec.iv_length,
+            WRITE_KDF_ROUNDS,
+            ignore_few_rounds=True,
+        )
         key, iv = derived[: spec.key_length], derived[spec.key_length :]
         encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
         section = encryptor.update(section) + encryptor.finalize()
@@ -231,5 +238,6 @@ def encode(public_blob: bytes, private_fields: bytes, comment: str,
     )
     text = base64.b64encode(raw).decode("ascii")
     lines = [text[i : i + _LINE_LENGTH] for i in range(0, len(text), _LINE_LENGTH)]
-    return ("\n".join([f"-----BEGIN {LABEL}-----", *lines, f"-----END {LABEL}-----"])
-            + "\n").encode("ascii")
+    return (
+        "\n".join([f"-----BEGIN {LABEL}-----", *lines, f"-----END {LABEL}-----"]) + "\n"
+    ).encode("ascii")

@@ -87,7 +87,8 @@ def dump(key: PrivateKeyTypes, fmt: PemFormat, password: bytes | None) -> bytes:
     (AES-256-CBC); OpenSSL, and therefore ssh-keygen, reads both forms.
     """
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password
+        serialization.BestAvailableEncryption(password)
+        if password
         else serialization.NoEncryption()
     )
     return key.private_bytes(serialization.Encoding.PEM, _WRITE_FORMATS[fmt], encryption)

@@ -87,9 +87,7 @@ class RSAKey(PKey):
     def _openssh_private_fields(self) -> bytes:
         private = require_private(self._private).private_numbers()
         # OpenSSH's order; its "iqmp" is q^-1 mod p, as cryptography's.
-        values = (
-            self._numbers.n, self._numbers.e, private.d, private.iqmp, private.p, private.q
-        )
+        values = (self._numbers.n, self._numbers.e, private.d, private.iqmp, private.p, private.q)
         return string(_NAME) + b"".join(mpint(value) for value in values)
 
     @classmethod

@@ -104,7 +104,9 @@ def test_names_bits_and_algorithms(keys: dict[str, PKey]) -> None:
     for key_id, (name, bits, algorithms) in expected.items():
         key = keys[key_id]
         assert (key.get_name(), key.get_bits(), key.host_key_algorithms()) == (
-            name, bits, algorithms
+            name,
+            bits,
+            algorithms,
         )
         assert key.can_sign()
         assert key.get_ssh_type() == key.algorithm_name == name
@@ -132,9 +134,7 @@ def test_fingerprints_follow_openssh(key: PKey) -> None:
     sha = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     assert key.get_fingerprint() == "SHA256:" + sha
     md5 = hashlib.md5(blob).hexdigest()
-    assert key.get_fingerprint("md5") == "MD5:" + ":".join(
-        md5[i : i + 2] for i in range(0, 32, 2)
-    )
+    assert key.get_fingerprint("md5") == "MD5:" + ":".join(md5[i : i + 2] for i in range(0, 32, 2))
     with pytest.raises(ValueError):
         key.get_fingerprint("sha1")
 
@@ -438,9 +438,7 @@ def test_openssh_writer_matches_ssh_keygen_parameters(keys: dict[str, PKey]) -> 
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_other_implementations_read_our_files(
-    tmp_path: Path, key: PKey, fmt: str
-) -> None:
+def test_other_implementations_read_our_files(tmp_path: Path, key: PKey, fmt: str) -> None:
     data = key.get_private_bytes(PASSPHRASE, fmt)  # type: ignore[arg-type]
     imported = asyncssh.import_private_key(data, PASSPHRASE)
     assert imported.public_data == key.get_public_key_bytes()
@@ -478,12 +476,12 @@ def _small_rsa_public() -> rsa.RSAPublicKey:
         (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== c", "not a private key"),
         (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "not a private key"),
         (b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n", "truncated"),
-        (b"-----BEGIN OPENSSH PRIVATE KEY-----\nAA!A\n-----END OPENSSH PRIVATE KEY-----",
-         "armor"),
-        (b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----",
-         "openssh-key-v1"),
-        (b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
-         "malformed"),
+        (b"-----BEGIN OPENSSH PRIVATE KEY-----\nAA!A\n-----END OPENSSH PRIVATE KEY-----", "armor"),
+        (
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----",
+            "openssh-key-v1",
+        ),
+        (b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----", "malformed"),
     ],
 )
 def test_bad_private_data(data: bytes, message: str) -> None:
@@ -564,8 +562,9 @@ def test_save_to_file_is_private_and_reloads(tmp_path: Path, key: PKey, fmt: str
     assert load_key_from_file(str(path), PASSPHRASE.encode()) == key
 
 
-def test_save_without_passphrase_and_plain_filename(tmp_path: Path, keys: dict[str, PKey],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_without_passphrase_and_plain_filename(
+    tmp_path: Path, keys: dict[str, PKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     keys["nistp256"].save_to_file("plain")
     assert stat.S_IMODE(os.stat("plain").st_mode) == 0o600

@@ -57,8 +57,10 @@ def test_public_blob_plausible_fields(name: str, fields: list[bytes]) -> None:
     _public_or_format_error(string(name) + b"".join(string(field) for field in fields))
 
 
-@given(st.integers(min_value=-(1 << 2100), max_value=1 << 2100),
-       st.integers(min_value=-(1 << 2100), max_value=1 << 2100))
+@given(
+    st.integers(min_value=-(1 << 2100), max_value=1 << 2100),
+    st.integers(min_value=-(1 << 2100), max_value=1 << 2100),
+)
 @FUZZ
 def test_public_blob_random_rsa_numbers(e: int, n: int) -> None:
     _public_or_format_error(string("ssh-rsa") + mpint(e) + mpint(n))
@@ -72,8 +74,16 @@ def test_private_key_random_bytes(data: bytes) -> None:
 
 
 @given(
-    st.sampled_from(["OPENSSH PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY",
-                     "PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "DSA PRIVATE KEY"]),
+    st.sampled_from(
+        [
+            "OPENSSH PRIVATE KEY",
+            "RSA PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+            "DSA PRIVATE KEY",
+        ]
+    ),
     st.binary(max_size=1200),
     st.sampled_from([None, "pass phrase"]),
 )
@@ -87,8 +97,9 @@ def test_private_key_random_armored_body(label: str, body: bytes, password: str 
 
 def _mutations(data: bytes, start: int = 0) -> st.SearchStrategy[bytes]:
     flip = st.tuples(st.integers(start, len(data) - 1), st.integers(1, 255)).map(
-        lambda change: data[: change[0]] + bytes([data[change[0]] ^ change[1]])
-        + data[change[0] + 1 :]
+        lambda change: (
+            data[: change[0]] + bytes([data[change[0]] ^ change[1]]) + data[change[0] + 1 :]
+        )
     )
     cut = st.integers(start, len(data) - 1).map(lambda length: data[:length])
     return st.one_of(flip, cut)
@@ -161,10 +172,12 @@ def test_verify_never_raises(keys: list[PKey], blob: bytes, message: bytes) -> N
 def test_verify_plausible_blobs(keys: list[PKey], data: st.DataObject) -> None:
     key = data.draw(st.sampled_from(keys))
     name = data.draw(st.sampled_from([*key.host_key_algorithms(), "ssh-rsa", "x"]))
-    inner = data.draw(st.one_of(
-        st.binary(max_size=300),
-        st.tuples(st.integers(-(1 << 530), 1 << 530), st.integers(-(1 << 530), 1 << 530)).map(
-            lambda rs: mpint(rs[0]) + mpint(rs[1])
-        ),
-    ))
+    inner = data.draw(
+        st.one_of(
+            st.binary(max_size=300),
+            st.tuples(st.integers(-(1 << 530), 1 << 530), st.integers(-(1 << 530), 1 << 530)).map(
+                lambda rs: mpint(rs[0]) + mpint(rs[1])
+            ),
+        )
+    )
     assert key.verify_ssh(b"message", string(name) + string(inner)) is False

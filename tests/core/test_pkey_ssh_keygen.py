@@ -137,8 +137,9 @@ def test_load_other_openssh_ciphers(tmp_path: Path, cipher: str) -> None:
 
 def test_unsupported_openssh_cipher_is_named(tmp_path: Path) -> None:
     path = tmp_path / "key"
-    keygen("-q", "-t", "ed25519", "-Z", "chacha20-poly1305@openssh.com", "-N", PASSPHRASE,
-           "-f", path)
+    keygen(
+        "-q", "-t", "ed25519", "-Z", "chacha20-poly1305@openssh.com", "-N", PASSPHRASE, "-f", path
+    )
     with pytest.raises(KeyFileError, match=r"unsupported cipher 'chacha20-poly1305@openssh\.com'"):
         PKey.from_private_key_file(path, PASSPHRASE)
 
@@ -166,7 +167,8 @@ def test_ssh_keygen_reads_what_we_wrote(
         # the file is the standard form instead.
         data = key.get_private_bytes(PASSPHRASE if encrypted else None, fmt)  # type: ignore[arg-type]
         assert data.startswith(
-            b"-----BEGIN ENCRYPTED PRIVATE KEY-----" if encrypted
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+            if encrypted
             else b"-----BEGIN PRIVATE KEY-----"
         )
         return

@@ -29,7 +29,8 @@ def _audit(port: int) -> dict[str, object]:
     exe = shutil.which("ssh-audit") or str(Path(sys.executable).parent / "ssh-audit")
     result = subprocess.run(
         [exe, "-j", "--skip-rate-test", "-p", str(port), "127.0.0.1"],
-        capture_output=True, timeout=120,
+        capture_output=True,
+        timeout=120,
     )
     return json.loads(result.stdout)
 
