@@ -18,16 +18,15 @@ from typing import Any
 
 from twisted.internet import defer, interfaces
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.sftp.context import AccessPolicy, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
+from spindlex_tw.tx.blocking import BlockingPool
 from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT, call_hook
 
 log = Logger(namespace="spindlex_tw.sftp")
@@ -44,17 +43,18 @@ class _WorkerPool:
     """The threads of every SFTP session in this process."""
 
     def __init__(self) -> None:
-        self._pool: ThreadPool | None = None
+        self._pool: BlockingPool | None = None
 
-    def get(self, reactor: Any) -> ThreadPool:
+    def get(self, reactor: Any) -> BlockingPool:
         if self._pool is None:
-            pool = ThreadPool(minthreads=0, maxthreads=WORKER_THREADS, name="spindlex-sftp")
-            pool.start()
+            # Not Twisted's ThreadPool: its per-call hand-off costs ten times as much
+            # CPU (see spindlex_tw.tx.blocking), and every READ and WRITE is one call.
+            pool = BlockingPool(reactor, WORKER_THREADS, "spindlex-sftp")
             reactor.addSystemEventTrigger("during", "shutdown", self._stop, pool)
             self._pool = pool
         return self._pool
 
-    def _stop(self, pool: ThreadPool) -> None:
+    def _stop(self, pool: BlockingPool) -> None:
         if self._pool is pool:
             self._pool = None
         pool.stop()
@@ -197,7 +197,7 @@ class SFTPProtocol(Protocol):
     def _run(self, job: Job) -> None:
         effect = job.effect
         if isinstance(effect, Blocking):
-            d = deferToThreadPool(self._reactor, workers.get(self._reactor), effect.function)
+            d = workers.get(self._reactor).run(effect.function)
         else:
             d = call_hook(
                 self._reactor,
