@@ -61,19 +61,27 @@ def openssh_tool(
     )
 
 
+def file_digest(path: Path) -> bytes:
+    with path.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").digest()
+
+
 def test_sftp_put_get_large_file(
     sftp_server: ServerProcess, client_keys: dict[str, Path], root: Path, tmp_path: Path
 ) -> None:
     local = tmp_path / "big"
-    local.write_bytes(os.urandom(48 << 20))
+    with local.open("wb") as out:  # 256 MiB, as the issue asks, without holding it in memory
+        block = os.urandom(1 << 20)
+        for index in range(256):
+            out.write(hashlib.sha256(block + bytes([index])).digest() * 32768)
     batch = f"put {local} big\nget big {tmp_path / 'back'}\n".encode()
     result = openssh_tool(
         "sftp", sftp_server, client_keys, tmp_path, "-b", "-", "alice@127.0.0.1", stdin=batch
     )
     assert result.returncode == 0, result.stderr  # exit-status 0 arrived
-    digest = hashlib.sha256(local.read_bytes()).digest()
-    assert hashlib.sha256((root / "big").read_bytes()).digest() == digest
-    assert hashlib.sha256((tmp_path / "back").read_bytes()).digest() == digest
+    digest = file_digest(local)
+    assert file_digest(root / "big") == digest
+    assert file_digest(tmp_path / "back") == digest
 
 
 def test_scp_both_ways(
