@@ -28,6 +28,7 @@ from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.tx.ratelimit import TokenBucket
 from spindlex_tw.tx.session import handle_channel_request
 
 if TYPE_CHECKING:
@@ -118,6 +119,9 @@ class SSHServerProtocol(protocol.Protocol):
         )
         self.transport.registerProducer(self, True)
         self._grace_timer = self.reactor.callLater(settings.login_grace, self._grace_expired)
+        self._requests = TokenBucket(
+            settings.max_requests_per_second, settings.max_requests_burst, self.reactor.seconds
+        )
         if settings.rekey_seconds:
             self._rekey_loop = LoopingCall(core.request_rekey)
             self._rekey_loop.clock = self.reactor
@@ -284,7 +288,17 @@ class SSHServerProtocol(protocol.Protocol):
 
     # --- connection protocol events --------------------------------------------------------
 
+    def _too_fast(self) -> bool:
+        """Global requests, channel opens and channel requests share one rate limit."""
+        if self._requests.take():
+            return False
+        log.info("disconnected {peer}: too many requests", peer=self.peer, event="rate")
+        self.disconnect(c.SSH_DISCONNECT_BY_APPLICATION, "Too many requests")
+        return True
+
     def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:
+        if self._too_fast():
+            return
         handler = self.factory.global_handlers.get(event.name)
         if handler is not None:
             handler(self, event)
@@ -302,6 +316,8 @@ class SSHServerProtocol(protocol.Protocol):
             self.flush()
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
+        if self._too_fast():
+            return
         d = call_hook(
             self.reactor,
             self.server.check_channel_request,
@@ -347,6 +363,8 @@ class SSHServerProtocol(protocol.Protocol):
         self.flush()
 
     def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
+        if self._too_fast():
+            return
         channel = self._channels.get(event.channel_id)
         if channel is not None:
             handle_channel_request(self, channel, event)

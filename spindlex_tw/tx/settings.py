@@ -21,6 +21,8 @@ class ServerSettings:
     max_connections_per_source: int = 50  # one address may not hold every slot
     max_startups: tuple[int, int, int] = (10, 30, 100)  # OpenSSH's MaxStartups start:rate:full
     max_startups_per_source: int = 10  # unauthenticated connections one address may hold
+    max_requests_per_second: float = 100.0  # global + channel requests and opens, averaged
+    max_requests_burst: float = 500.0  # ... of which this many may come at once
     auth_failure_delay: float = 0.1  # a refused password answers no sooner than this (s)
     max_forward_listeners: int = 16  # tcpip-forward requests alive at once per connection
     forward_connect_timeout: float = 10.0  # seconds for a direct-tcpip connect

@@ -125,8 +125,31 @@ def test_preauth_ignore_flood(server: ServerProcess) -> None:
     assert "Corrupted MAC" not in server.log()  # the flood itself was well-formed
 
 
-def test_peer_that_never_reads_is_not_buffered_forever(server: ServerProcess) -> None:
+def test_request_rate_limit(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(settings={"max_requests_per_second": 10, "max_requests_burst": 50})
+    client = RawClient(server.port)
+    client.login()
+    for _ in range(200):
+        client.send(
+            wire.byte(c.SSH_MSG_GLOBAL_REQUEST)
+            + wire.string("keepalive@openssh.com")
+            + wire.boolean(True)
+        )
+    while True:
+        message = client.recv()
+        if message[0] == c.SSH_MSG_DISCONNECT:
+            assert wire.Reader(message, 5).text() == "Too many requests"
+            break
+        assert message[0] == c.SSH_MSG_REQUEST_FAILURE  # keepalives answered until then
+    assert good_login(server) < 10
+
+
+def test_peer_that_never_reads_is_not_buffered_forever(
+    start_server: Callable[..., ServerProcess],
+) -> None:
     """keepalive requests from a peer that reads nothing: the server stops reading too."""
+    # No rate limit here: the point is what happens when the answers pile up.
+    server = start_server(settings={"max_requests_burst": 10**9})
     client = RawClient(server.port)
     client.login()
     client.sock.settimeout(2.0)  # a send that cannot finish in 2 s means: not read any more
