@@ -11,6 +11,20 @@ from pathlib import Path
 from tests.support.harness import OpenSSH, ServerProcess
 
 
+def _ssh_key(
+    client: OpenSSH,
+    key: Path,
+    command: list[str],
+    extra: list[str] | None = None,
+    verbose: bool = False,
+    **run: object,
+) -> subprocess.CompletedProcess[bytes]:
+    """``ssh -i key alice@server command`` with stdin/input from ``run``; output captured."""
+    argv = ["ssh", *client.options(extra=extra or []), *(["-v"] if verbose else [])]
+    argv += ["-p", str(client.port), "-i", str(key), "alice@127.0.0.1", *command]
+    return subprocess.run(argv, capture_output=True, timeout=300, **run)  # type: ignore[call-overload]
+
+
 def _peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -60,40 +74,12 @@ def test_64_mib_both_ways(
     expected = hashlib.sha256(blob.read_bytes()).hexdigest()
     before = _peak_rss_kib(server.proc.pid)
     with blob.open("rb") as source:
-        result = subprocess.run(
-            [
-                "ssh",
-                *openssh.options(),
-                "-p",
-                str(openssh.port),
-                "-i",
-                str(client_keys["ed25519"]),
-                "alice@127.0.0.1",
-                "cat",
-            ],
-            stdin=source,
-            capture_output=True,
-            timeout=300,
-        )
+        result = _ssh_key(openssh, client_keys["ed25519"], ["cat"], stdin=source)
     assert result.returncode == 0, result.stderr
     assert hashlib.sha256(result.stdout).hexdigest() == expected
     # The thread-based reader (recv() in a worker) sees the same bytes.
     with blob.open("rb") as source:
-        digest = subprocess.run(
-            [
-                "ssh",
-                *openssh.options(),
-                "-p",
-                str(openssh.port),
-                "-i",
-                str(client_keys["ed25519"]),
-                "alice@127.0.0.1",
-                "sha256",
-            ],
-            stdin=source,
-            capture_output=True,
-            timeout=300,
-        )
+        digest = _ssh_key(openssh, client_keys["ed25519"], ["sha256"], stdin=source)
     assert digest.stdout.split() == [expected.encode(), str(64 << 20).encode()]
     # Flow control keeps the server's memory bounded: far less than the 64 MiB moved.
     assert _peak_rss_kib(server.proc.pid) - before < 24 * 1024
@@ -158,22 +144,7 @@ def test_env_accepted_and_refused(
 def _cat_8_mib(client: OpenSSH, key: Path, extra: list[str]) -> bytes:
     """Send 8 MiB through ``cat`` with ``ssh -v``; return ssh's log after checking the data."""
     payload = os.urandom(8 << 20)
-    result = subprocess.run(
-        [
-            "ssh",
-            *client.options(extra=extra),
-            "-v",
-            "-p",
-            str(client.port),
-            "-i",
-            str(key),
-            "alice@127.0.0.1",
-            "cat",
-        ],
-        input=payload,
-        capture_output=True,
-        timeout=300,
-    )
+    result = _ssh_key(client, key, ["cat"], extra=extra, verbose=True, input=payload)
     assert result.returncode == 0
     assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(payload).digest()
     return result.stderr
