@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 
 from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx import process
+from spindlex_tw.tx import process, siblings
 from spindlex_tw.tx.authorized_keys import AuthorizedKeysFile, OptionError
 from spindlex_tw.tx.credentials import (
     CredentialsError,
@@ -94,6 +94,10 @@ class ServiceConfig:
     #: (user, password) of the embedded default's one-time password, to print once.
     one_time: tuple[str, str] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Processes serving the TCP ports together (``--workers``), and the options
+    #: the copies are started with.
+    workers: int = 1
+    arguments: list[str] = field(default_factory=list)
 
 
 def _number(kind: Callable[[str], Any], minimum: float) -> Callable[[str, str], Any]:
@@ -185,6 +189,13 @@ class ServiceOptions(usage.Options):
         ["login-grace", None, "30", "Seconds a client has to log in."],
         ["max-auth-tries", None, "6", "Failed login attempts before disconnecting."],
         ["banner", None, None, "File whose text clients see before logging in."],
+        [
+            "workers",
+            None,
+            "1",
+            "Serve from N processes sharing the TCP ports (Linux SO_REUSEPORT); needs "
+            "tcp:PORT endpoints with a fixed port. Limits apply per process.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -193,6 +204,7 @@ class ServiceOptions(usage.Options):
         self["host-key"] = []
         self["auth"] = []
         self._config: ServiceConfig | None = None
+        self.arguments: list[str] = []  # as given, for the copies --workers starts
 
     def opt_listen(self, description: str) -> None:
         """Twisted server endpoint, e.g. unix:/run/ssh.sock; repeatable [default: tcp:2222]."""
@@ -205,6 +217,10 @@ class ServiceOptions(usage.Options):
     def opt_auth(self, spec: str) -> None:
         """memory:USER:PASSWORD, or file:PATH of user:bcrypt-or-SHA-crypt-hash lines; repeatable."""
         self["auth"].append(spec)
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
 
     @property
     def config(self) -> ServiceConfig:
@@ -238,7 +254,13 @@ class ServiceOptions(usage.Options):
         warnings = []
         if server_config.read_only and server_config.exec_settings is not None:
             warnings.append("--read-only limits SFTP only: --exec commands can still write")
-        return ServiceConfig(listen, host_keys, server, settings, one_time, warnings)
+        workers = _number(int, 1)("workers", str(self["workers"]))
+        if workers > 1:
+            for description, _ in listen:
+                siblings.tcp_address(description)
+        return ServiceConfig(
+            listen, host_keys, server, settings, one_time, warnings, workers, self.arguments
+        )
 
     def _endpoints(self) -> list[tuple[str, Any]]:
         from twisted.internet import reactor
@@ -310,7 +332,9 @@ class ServiceOptions(usage.Options):
                 raise usage.UsageError(f"--authorized-keys: {exc}") from exc
             server_config.authorized_keys = keys
         if embedded and not _app_defines(app_class, "check_auth_password"):
-            user, password = getpass.getuser(), one_time_password()
+            # Worker copies (--workers) accept the password their parent printed.
+            shared = os.environ.get(siblings.PASSWORD_ENV) if siblings.is_worker() else None
+            user, password = getpass.getuser(), shared or one_time_password()
             passwords.add(MemoryPasswords({user: password}))
             return user, password
         return None
@@ -408,7 +432,19 @@ class SpindleService(service.MultiService):
         self.server = config.server
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
         for description, endpoint in config.endpoints:
-            _Listener(description, endpoint, self.factory).setServiceParent(self)
+            if config.workers > 1:
+                interface, port = siblings.tcp_address(description)
+                listener: service.Service = siblings.ReusePortListener(
+                    interface, port, self.factory, reactor
+                )
+            else:
+                listener = _Listener(description, endpoint, self.factory)
+            listener.setServiceParent(self)
+        if config.workers > 1 and not siblings.is_worker():
+            password = config.one_time[1] if config.one_time else None
+            siblings.SiblingProcesses(
+                config.workers - 1, config.arguments, password, reactor
+            ).setServiceParent(self)
 
     def startService(self) -> None:
         for key in self.config.host_keys:
@@ -467,7 +503,7 @@ class SpindleService(service.MultiService):
 def makeService(options: ServiceOptions) -> service.MultiService:
     """The SSH service described by parsed ``options`` (twistd's plugin entry point)."""
     config = options.config
-    if config.one_time is not None:
+    if config.one_time is not None and not siblings.is_worker():
         user, password = config.one_time
         # Printed, not logged: a password has no place in a log file.
         print(f"spindlex_tw: one-time password for {user}: {password}", flush=True)

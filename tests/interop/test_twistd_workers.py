@@ -1,0 +1,95 @@
+"""twistd spindlex --workers N: processes sharing one TCP port, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from tests.interop.test_twistd import _run_twistd
+from tests.support.twistd import PASSWORD, Twistd, isolated_home
+
+pytestmark = pytest.mark.interop
+
+WORKER = re.compile(r"started worker (?P<pid>\d+)")
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(?P<port>\d+) \(worker (?P<pid>\d+)\)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sockets(pid: int) -> int:
+    fd_dir = f"/proc/{pid}/fd"
+    return sum(
+        1 for fd in os.listdir(fd_dir) if os.readlink(f"{fd_dir}/{fd}").startswith("socket:")
+    )
+
+
+def test_two_workers_share_the_port(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("shared\n")
+    port = free_port()
+    # The embedded default, so the one-time password must work in both workers.
+    server = Twistd(
+        ["spindlex", "--workers", "2", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        user, password = server.wait_for(PASSWORD).group("user", "password")
+        listeners = server.wait_for_all(LISTENING, 2)
+        pids = {int(m["pid"]) for m in listeners}
+        assert len(pids) == 2 and server.proc.pid in pids
+        idle = {pid: sockets(pid) for pid in pids}
+
+        async def hold_connections() -> dict[int, int]:
+            connections = [
+                await asyncssh.connect(
+                    "127.0.0.1",
+                    port,
+                    username=user,
+                    password=password,
+                    known_hosts=None,
+                    client_keys=None,
+                )
+                for _ in range(16)
+            ]
+            try:
+                for conn in connections:
+                    async with conn.start_sftp_client() as sftp:
+                        assert (await sftp.stat("f.txt")).size == 7
+                return {pid: sockets(pid) for pid in pids}
+            finally:
+                for conn in connections:
+                    conn.close()
+                    await conn.wait_closed()
+
+        busy = asyncio.run(asyncio.wait_for(hold_connections(), 120))
+        # The kernel spread the 16 connections over both processes (all on one: 2**-15).
+        assert all(busy[pid] > idle[pid] for pid in pids), (idle, busy)
+        child = int(server.wait_for(WORKER)["pid"])
+        assert server.stop() == 0
+        assert not Path(f"/proc/{child}").exists()  # stopped and reaped with its parent
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--workers", "2", "--listen", "unix:spindlex.sock"], "--workers needs tcp:PORT"),
+        (["--workers", "2", "--listen", "tcp:0:interface=127.0.0.1"], "with a fixed port"),
+        (["--workers", "0"], "--workers expects a number of at least 1"),
+    ],
+)
+def test_bad_worker_options(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = _run_twistd(tmp_path, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.splitlines()) == 1 and needle in result.stderr
