@@ -21,7 +21,6 @@ from zope.interface import implementer
 
 from spindlex_tw.core import events as ev
 from spindlex_tw.core.connection import ConnectionService
-from spindlex_tw.core.errors import ProtocolError
 from spindlex_tw.core.transport import ServerTransport
 from spindlex_tw.core.userauth import UserAuthService
 from spindlex_tw.protocol import constants as c
@@ -484,4 +483,3 @@ _EVENT_HANDLERS: dict[type, Callable[[SSHServerProtocol, Any], None]] = {
     ev.ChannelWritable: SSHServerProtocol._on_channel_writable,
 }
 
-__all__ = ["ProtocolError", "SSHServerProtocol"]
