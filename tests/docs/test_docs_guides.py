@@ -40,23 +40,7 @@ Start = Callable[..., Any]
 def _sftp(
     client: OpenSSH, user: str, password: str, commands: str
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            "sshpass",
-            "-p",
-            password,
-            "sftp",
-            *client.options(batch=False),
-            "-o",
-            "PubkeyAuthentication=no",
-            "-P",
-            str(client.port),
-            f"{user}@127.0.0.1",
-        ],
-        input=commands.encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    return client.sftp(user, password, commands)
 
 
 def _served_client(start_server: Start, tmp: Path, block: str, cls: str, **env: str) -> OpenSSH:

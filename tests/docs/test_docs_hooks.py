@@ -151,23 +151,7 @@ def test_subsystem(tmp_path: Path, start_server: Start) -> None:
     root.mkdir()
     (root / "notes.txt").write_text("served by SFTPServer\n")
     client = _client(start_server, tmp_path, "hooks-subsystem", "FileServer", SFTP_ROOT=str(root))
-    result = subprocess.run(
-        [
-            "sshpass",
-            "-p",
-            "x",
-            "sftp",
-            *client.options(batch=False),
-            "-o",
-            "PubkeyAuthentication=no",
-            "-P",
-            str(client.port),
-            "alice@127.0.0.1",
-        ],
-        input=f"get notes.txt {tmp_path}/got.txt\n".encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    result = client.sftp("alice", "x", f"get notes.txt {tmp_path}/got.txt\n")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "got.txt").read_text() == "served by SFTPServer\n"
 
@@ -220,19 +204,7 @@ def test_async_hook(tmp_path: Path, start_server: Start) -> None:
 def test_across_connections(tmp_path: Path, start_server: Start) -> None:
     client = _client(start_server, tmp_path, "hooks-channels", "AdminServer")
     stay = subprocess.Popen(
-        [
-            "sshpass",
-            "-p",
-            "x",
-            "ssh",
-            *client.options(batch=False),
-            "-o",
-            "PubkeyAuthentication=no",
-            "-p",
-            str(client.port),
-            "alice@127.0.0.1",
-            "stay",
-        ],
+        client.password_argv("ssh", "alice", "x", "stay"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

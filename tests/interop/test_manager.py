@@ -175,19 +175,7 @@ def manager_script(tmp_path: Path) -> Any:
 def _hold(client: OpenSSH) -> subprocess.Popen[bytes]:
     """An ssh session kept open by the server's "hold" command, once it is under way."""
     proc = subprocess.Popen(
-        [
-            "sshpass",
-            "-p",
-            "secret",
-            "ssh",
-            *client.options(batch=False),
-            "-o",
-            "PubkeyAuthentication=no",
-            "-p",
-            str(client.port),
-            "alice@127.0.0.1",
-            "hold",
-        ],
+        client.password_argv("ssh", "alice", "secret", "hold"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -212,23 +200,7 @@ def test_synchronous_manager_serves_and_stops(manager_script: Script, tmp_path: 
     assert (result.returncode, result.stdout) == (0, b"ran echo hi\n"), result.stderr
 
     fetched = tmp_path / "fetched.txt"
-    sftp = subprocess.run(
-        [
-            "sshpass",
-            "-p",
-            "secret",
-            "sftp",
-            *client.options(batch=False),
-            "-o",
-            "PubkeyAuthentication=no",
-            "-P",
-            str(client.port),
-            "alice@127.0.0.1",
-        ],
-        input=f"get hello.txt {fetched}\n".encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    sftp = client.sftp("alice", "secret", f"get hello.txt {fetched}\n")
     assert sftp.returncode == 0, sftp.stderr
     assert fetched.read_text() == "hello from the manager\n"
 

@@ -70,23 +70,7 @@ def test_help_lists_every_option(tmp_path: Path) -> None:
 
 
 def _sftp(client: OpenSSH, commands: str, password: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            "sshpass",
-            "-p",
-            password,
-            "sftp",
-            *client.options(batch=False),
-            "-o",
-            "PubkeyAuthentication=no",
-            "-P",
-            str(client.port),
-            "alice@127.0.0.1",
-        ],
-        input=commands.encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    return client.sftp("alice", password, commands)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -103,18 +87,7 @@ def test_signals_stop_gracefully_with_status_0(tmp_path: Path, sig: int) -> None
         client = OpenSSH(tmp_path, port)
         # A client in the middle of an SFTP session when the signal comes.
         held = subprocess.Popen(
-            [
-                "sshpass",
-                "-p",
-                "secret",
-                "sftp",
-                *client.options(batch=False),
-                "-o",
-                "PubkeyAuthentication=no",
-                "-P",
-                str(port),
-                "alice@127.0.0.1",
-            ],
+            client.password_argv("sftp", "alice", "secret"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

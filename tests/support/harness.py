@@ -126,6 +126,32 @@ class OpenSSH:
             opts += ["-o", option]
         return opts
 
+    def password_argv(self, tool: str, user: str, password: str, *rest: str) -> list[str]:
+        """``ssh`` or ``sftp`` logging in as ``user`` with ``password`` (via sshpass)."""
+        port_flag = "-p" if tool == "ssh" else "-P"
+        return [
+            "sshpass",
+            "-p",
+            password,
+            tool,
+            *self.options(batch=False),
+            "-o",
+            "PubkeyAuthentication=no",
+            port_flag,
+            str(self.port),
+            f"{user}@127.0.0.1",
+            *rest,
+        ]
+
+    def sftp(self, user: str, password: str, commands: str) -> subprocess.CompletedProcess[bytes]:
+        """Run SFTP ``commands`` (one per line) as ``user``, logged in by password."""
+        return subprocess.run(
+            self.password_argv("sftp", user, password),
+            input=commands.encode(),
+            capture_output=True,
+            timeout=60,
+        )
+
     def ssh(
         self,
         user: str,
