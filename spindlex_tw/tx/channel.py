@@ -191,7 +191,7 @@ class Channel:
         limit = timeout if timeout is not None else self._timeout
         with self._lock:
             if not self._lock.wait_for(
-                lambda: self._closed or self._connection.channel_buffered(self._id) < HIGH_WATER,
+                lambda: self._closed or not self._congested(),
                 limit,
             ):
                 raise TimeoutError("channel send timed out")
@@ -397,13 +397,23 @@ class Channel:
         producer = self._producer
         if producer is None:
             return
-        buffered = self._connection.channel_buffered(self._id)
-        if buffered >= HIGH_WATER and not self._producer_paused:
+        if self._congested() and not self._producer_paused:
             self._producer_paused = True
             producer.pauseProducing()
-        elif buffered <= LOW_WATER and self._producer_paused:
+        elif (
+            self._producer_paused
+            and not self._connection.write_paused
+            and self._connection.channel_buffered(self._id) <= LOW_WATER
+        ):
             self._producer_paused = False
             producer.resumeProducing()
+
+    def _congested(self) -> bool:
+        """Too much queued for the peer's window, or the TCP send buffer is full."""
+        return (
+            self._connection.write_paused
+            or self._connection.channel_buffered(self._id) >= HIGH_WATER
+        )
 
     def _exit_status(self, status: int) -> None:
         if self._exit_status_sent:

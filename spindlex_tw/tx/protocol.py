@@ -417,9 +417,7 @@ class SSHServerProtocol(protocol.Protocol):
     def channel_buffered(self, channel_id: int) -> int:
         if self.connection is None:
             return 0
-        backlog = self.connection.buffered(channel_id)
-        # A full TCP send buffer counts as a full channel: stop producers too.
-        return backlog + (1 << 30 if self.write_paused else 0)
+        return self.connection.buffered(channel_id)
 
     def channel_consumed(self, channel_id: int, count: int) -> None:
         if self.connection is not None:
@@ -482,4 +480,3 @@ _EVENT_HANDLERS: dict[type, Callable[[SSHServerProtocol, Any], None]] = {
     ev.ChannelClosed: SSHServerProtocol._on_channel_closed,
     ev.ChannelWritable: SSHServerProtocol._on_channel_writable,
 }
-
