@@ -269,19 +269,16 @@ class ServerTransport:
         if msg in _KEX_METHOD_RANGE:
             return self._on_kex_method(payload)
         if msg < 50 or msg > 127:
-            return self._unimplemented()
+            return self.unimplemented()
         if self.service is None:
             raise ProtocolError(f"unexpected message {msg} before a service was accepted")
         return self.service.handle(msg, payload)
 
-    def _unimplemented(self) -> list[Event]:
+    def unimplemented(self) -> list[Event]:
+        """Answer a message number nobody knows with UNIMPLEMENTED (services too)."""
         seq = (self._decoder.sequence - 1) & 0xFFFFFFFF
         self.send(wire.byte(c.SSH_MSG_UNIMPLEMENTED) + wire.uint32(seq))
         return []
-
-    def unimplemented(self) -> list[Event]:
-        """For services: answer a message number they do not know."""
-        return self._unimplemented()
 
     def _on_disconnect(self, payload: bytes) -> list[Event]:
         reader = wire.Reader(payload, 1)

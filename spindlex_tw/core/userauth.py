@@ -75,6 +75,8 @@ class UserAuthService:
         self._username: str | None = None
         self._service: str | None = None
         self.failures = 0
+        self._current_request = b""  # the request being parsed: publickey signs a prefix of it
+        self._prompt_count = 0  # prompts of the outstanding keyboard-interactive round
         self.banner_sent = False
         self.done = False
 
@@ -253,9 +255,6 @@ class UserAuthService:
     def _dispatch_request(self, payload: bytes) -> list[Event]:
         self._current_request = payload
         return self._request(payload)
-
-    _current_request: bytes = b""
-    _prompt_count = 0
 
 
 _METHODS: dict[str, Callable[[UserAuthService, str, wire.Reader], list[Event]]] = {
