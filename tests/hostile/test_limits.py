@@ -129,12 +129,14 @@ def test_request_rate_limit(start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(settings={"max_requests_per_second": 10, "max_requests_burst": 50})
     client = RawClient(server.port)
     client.login()
-    for _ in range(200):
-        client.send(
-            wire.byte(c.SSH_MSG_GLOBAL_REQUEST)
-            + wire.string("keepalive@openssh.com")
-            + wire.boolean(True)
-        )
+    keepalive = (
+        wire.byte(c.SSH_MSG_GLOBAL_REQUEST)
+        + wire.string("keepalive@openssh.com")
+        + wire.boolean(True)
+    )
+    # One write, so the server has read all of it before it hangs up (no reset, no
+    # broken pipe on our side): ten more requests than the burst allows.
+    client.send_raw(b"".join(client.encoder.encode(keepalive) for _ in range(60)))
     while True:
         message = client.recv()
         if message[0] == c.SSH_MSG_DISCONNECT:
