@@ -234,8 +234,8 @@ def test_pipelined_auth_requests_are_bounded(server: ServerProcess) -> None:
         + wire.boolean(False)
         + wire.string("x")
     )
-    for _ in range(20):
-        client.send(request)
+    # In one write, so the hang-up cannot race our sends.
+    client.send_raw(b"".join(client.encoder.encode(request) for _ in range(20)))
     disconnect = client.expect_disconnect()
     assert "too many authentication requests" in disconnect.description
     assert good_login(server) < 10
