@@ -81,6 +81,16 @@ class LocalFileSystem:
 
     # --- files -----------------------------------------------------------------------------
 
+    def open_path(
+        self, path: bytes, base: bytes, follow: bool, flags: int, create_mode: int | None
+    ) -> tuple[int, bytes]:
+        """:meth:`locate` then :meth:`open_file` in one call: the descriptor and resolved path."""
+        loc = self.locate(path, base, follow)
+        try:
+            return self.open_file(loc, flags, create_mode), loc.path
+        finally:
+            loc.close()
+
     def open_file(self, loc: Location, flags: int, create_mode: int | None) -> int:
         """Open a regular file; with ``create_mode``, create it (mode exactly that) if absent.
 

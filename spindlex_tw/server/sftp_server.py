@@ -24,7 +24,7 @@ from spindlex_tw.sftp.codes import (
     SSH_FXF_TRUNC,
     SSH_FXF_WRITE,
 )
-from spindlex_tw.sftp.context import HEADER_ROOM, SIZE_LIMIT, Limits
+from spindlex_tw.sftp.context import HEADER_ROOM, SIZE_LIMIT, Limits, fixed_answer
 from spindlex_tw.sftp.status import SFTPError
 from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT
 from spindlex_tw.tx.sftp import SFTPProtocol
@@ -133,12 +133,20 @@ class SFTPServer:
     home_directory: str = "/"
     #: Seconds a hook returning a Deferred may take before the request is refused.
     hook_timeout: float = DEFAULT_HOOK_TIMEOUT
+    #: Where file calls run: "threads" keeps a slow disk from stalling other
+    #: connections; "inline" runs them on the reactor thread, which halves the
+    #: CPU per small file but lets one slow call hold up everyone; "auto" is
+    #: inline when ``root_path`` is on tmpfs or ramfs (no call waits on a device)
+    #: and threads anywhere else.
+    disk_io: str = "auto"
 
     def __init__(self, channel: Any, root_path: str = "/", start_thread: bool = True) -> None:
         self._channel = channel
         # Resolved once: the jail is the directory this names now, whatever links change later.
         self._root_path = os.path.realpath(os.path.abspath(root_path))
-        self._protocol = SFTPProtocol(self, self._root_path, self._limits(), self.hook_timeout)
+        self._protocol = SFTPProtocol(
+            self, self._root_path, self._limits(), self.hook_timeout, disk_io=self.disk_io
+        )
         channel.attach_protocol(self._protocol)
 
     @property
@@ -164,6 +172,7 @@ class SFTPServer:
 
     # --- hooks: override in a subclass ---------------------------------------------------------
 
+    @fixed_answer(True)
     def check_file_access(self, path: str, mode: str) -> bool:
         """May the client use the file at host path ``path``; ``mode`` is "r" or "w"?
 
@@ -174,6 +183,7 @@ class SFTPServer:
         """
         return True
 
+    @fixed_answer(True)
     def check_directory_access(self, path: str, mode: str) -> bool:
         """May the client use the directory at host path ``path``; ``mode`` is "r" or "w"?
 
@@ -182,6 +192,7 @@ class SFTPServer:
         """
         return True
 
+    @fixed_answer(0o644)
     def get_file_permissions(self, path: str) -> int:
         """The mode of a file the client creates at host path ``path``.
 
@@ -189,6 +200,7 @@ class SFTPServer:
         """
         return 0o644
 
+    @fixed_answer(0o755)
     def get_directory_permissions(self, path: str) -> int:
         """The mode of a directory the client creates at host path ``path``.
 

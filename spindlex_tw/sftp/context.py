@@ -62,6 +62,35 @@ class Limits:
     home: bytes = b"/"
 
 
+#: What :func:`known_answer` gives for a hook that must be asked.
+_ASK = object()
+
+
+def fixed_answer(answer: object) -> Callable[[T], T]:
+    """Mark a hook that always answers ``answer`` (a default nobody overrode).
+
+    The session then knows the answer without calling the hook, and can open
+    a file in one worker call instead of two around the hook.
+    """
+
+    def mark(hook: T) -> T:
+        hook.fixed_answer = answer  # type: ignore[attr-defined]
+        return hook
+
+    return mark
+
+
+def known_answer(hook: Callable[..., object]) -> object:
+    """The answer of a :func:`fixed_answer` hook, or ``_ASK`` for any other."""
+    return getattr(hook, "fixed_answer", _ASK)
+
+
+def narrowed_mode(answer: int, requested: int | None) -> int:
+    """A permissions hook's mode, narrowed by what the client asked for, as a umask would."""
+    mode = answer & 0o7777
+    return mode & requested if requested is not None else mode
+
+
 class SessionClosed(Exception):
     """The client went away; the request unwinds without a reply."""
 
@@ -114,8 +143,28 @@ class Context:
         self.closed = False
 
     def io(self, function: Callable[[], T]) -> Awaitable[T]:
-        """Run blocking ``function`` in a worker thread."""
+        """Run blocking ``function``, a call on the served files, in a worker thread."""
         return Blocking(function)
+
+    def lookup(self, function: Callable[[], T]) -> Awaitable[T]:
+        """Run ``function``, which looks up accounts (maybe over the network), in a worker."""
+        return Blocking(function, files_only=False)
+
+    def open_without_asking(self, creating: bool, requested: int | None) -> tuple[bool, int | None]:
+        """``(True, mode)`` for an OPEN whose hooks' answers are known, else ``(False, None)``.
+
+        Known when the access hook grants everything and, for a create, the
+        permissions hook gives a fixed mode: the defaults of ``SFTPServer``.
+        The mode is None when not creating.
+        """
+        if known_answer(self.policy.check_file_access) is not True:
+            return False, None
+        if not creating:
+            return True, None
+        mode = known_answer(self.policy.get_file_permissions)
+        if not isinstance(mode, int) or isinstance(mode, bool):
+            return False, None
+        return True, narrowed_mode(mode, requested)
 
     def located(self, path: bytes, follow: bool) -> _Located:
         return _Located(self, path, follow)
@@ -126,6 +175,9 @@ class Context:
     # --- hooks -----------------------------------------------------------------------------
 
     async def _ask(self, hook: Callable[..., object], *args: object) -> object:
+        known = known_answer(hook)
+        if known is not _ASK:
+            return known
         try:
             return await CallHook(hook, *args)
         except (SFTPError, SessionClosed):
@@ -157,8 +209,7 @@ class Context:
         if not isinstance(answer, int) or isinstance(answer, bool):
             self.report("SFTP permissions hook returned a non-integer", TypeError(repr(answer)))
             raise SFTPError(None, SSH_FX_FAILURE)
-        mode = answer & 0o7777
-        return mode & requested if requested is not None else mode
+        return narrowed_mode(answer, requested)
 
     # --- handles ---------------------------------------------------------------------------
 

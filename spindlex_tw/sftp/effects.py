@@ -26,12 +26,18 @@ class Effect(Generic[T]):
 
 
 class Blocking(Effect[T]):
-    """Call ``function`` where blocking is harmless: a worker thread."""
+    """Call ``function`` where blocking is harmless: a worker thread.
 
-    __slots__ = ("function",)
+    ``files_only`` says the call touches nothing but the served files, so on
+    a filesystem held in memory it never waits and the driver may run it
+    inline; account lookups, which may ask a directory server, say False.
+    """
 
-    def __init__(self, function: Callable[[], T]) -> None:
+    __slots__ = ("files_only", "function")
+
+    def __init__(self, function: Callable[[], T], files_only: bool = True) -> None:
         self.function = function
+        self.files_only = files_only
 
 
 class CallHook(Effect[object]):

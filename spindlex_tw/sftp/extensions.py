@@ -181,7 +181,7 @@ def _names(fs: LocalFileSystem, uids: Iterable[int], gids: Iterable[int]) -> byt
 async def users_groups_by_id(ctx: Context, rid: int, r: Reader) -> Reply:
     uids = _ids(r.string())
     gids = _ids(r.string())
-    return replies.extended_reply(rid, await ctx.io(partial(_names, ctx.fs, uids, gids)))
+    return replies.extended_reply(rid, await ctx.lookup(partial(_names, ctx.fs, uids, gids)))
 
 
 # name -> (version advertised in VERSION, handler); the VERSION order is this order.

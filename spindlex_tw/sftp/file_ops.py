@@ -94,20 +94,30 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.status(rid, SSH_FX_FAILURE)
     creating = bool(pflags & SSH_FXF_CREAT)
     exclusive = creating and bool(pflags & SSH_FXF_EXCL)
+    flags = open_flags(pflags)
+    # O_CREAT|O_EXCL never follows a final link: it must fail if the name exists.
+    follow = not exclusive
     try:
-        # O_CREAT|O_EXCL never follows a final link: it must fail if the name exists.
-        async with ctx.located(path, follow=not exclusive) as loc:
-            await ctx.require_file(loc.path, WRITE if pflags & _WRITING else READ)
-            mode = None
-            if creating:
-                mode = await ctx.creation_mode(
-                    ctx.policy.get_file_permissions, loc.path, attrs.permissions
-                )
-            fd = await ctx.io(partial(ctx.fs.open_file, loc, open_flags(pflags), mode))
+        known, mode = ctx.open_without_asking(creating, attrs.permissions)
+        if known:
+            # No hook to consult between resolving and opening: one worker call.
+            fd, virtual = await ctx.io(
+                partial(ctx.fs.open_path, path, ctx.limits.home, follow, flags, mode)
+            )
+        else:
+            async with ctx.located(path, follow) as loc:
+                await ctx.require_file(loc.path, WRITE if pflags & _WRITING else READ)
+                mode = None
+                if creating:
+                    mode = await ctx.creation_mode(
+                        ctx.policy.get_file_permissions, loc.path, attrs.permissions
+                    )
+                fd = await ctx.io(partial(ctx.fs.open_file, loc, flags, mode))
+                virtual = loc.path
     except BaseException:
         ctx.handles.release()
         raise
-    handle = FileHandle(loc.path, ctx.host_path(loc.path), fd, pflags)
+    handle = FileHandle(virtual, ctx.host_path(virtual), fd, pflags)
     return replies.handle(rid, await ctx.install(handle))
 
 
@@ -206,7 +216,7 @@ async def readdir(ctx: Context, rid: int, r: Reader) -> Reply:
     if ctx.handles.directory(handle.handle_id) is not handle:
         raise SFTPError(None, SSH_FX_FAILURE)  # closed while this request waited
     with handle.use():
-        batch = await ctx.io(partial(_list, ctx.fs, handle.stream, ctx.limits.readdir_batch))
+        batch = await ctx.lookup(partial(_list, ctx.fs, handle.stream, ctx.limits.readdir_batch))
     if not batch:
         return replies.status(rid, SSH_FX_EOF)
     return replies.names(rid, batch)

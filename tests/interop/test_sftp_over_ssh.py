@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,24 +15,44 @@ import asyncssh
 import paramiko
 import pytest
 
+from spindlex_tw.fs.storage import in_memory
 from tests.support.harness import OpenSSH, ServerProcess
 
 
+@pytest.fixture(params=["threads", "auto-tmpfs"])
+def disk_io(request: pytest.FixtureRequest) -> str:
+    """Where file calls run: worker threads, or "auto" on tmpfs, which runs them inline."""
+    return str(request.param)
+
+
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "root"
-    path.mkdir()
-    return path
+def root(disk_io: str, tmp_path: Path) -> Iterator[Path]:
+    if disk_io == "threads":
+        path = tmp_path / "root"
+        path.mkdir()
+        yield path
+        return
+    if not os.path.isdir("/dev/shm") or not in_memory("/dev/shm"):
+        pytest.skip("no tmpfs at /dev/shm")
+    path = Path(tempfile.mkdtemp(prefix="spindlex-sftp-", dir="/dev/shm"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
 def sftp_server(
-    start_server: Callable[..., ServerProcess], client_keys: dict[str, Path], root: Path
+    start_server: Callable[..., ServerProcess],
+    client_keys: dict[str, Path],
+    root: Path,
+    disk_io: str,
 ) -> Iterator[ServerProcess]:
     yield start_server(
         env={
             "SPINDLEX_TEST_AUTHORIZED": str(client_keys["authorized"]),
             "SPINDLEX_TEST_SFTP_ROOT": str(root),
+            "SPINDLEX_TEST_DISK_IO": "threads" if disk_io == "threads" else "auto",
         }
     )
 

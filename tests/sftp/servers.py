@@ -20,3 +20,9 @@ class PrivateFilesServer(SFTPServer):
 
     def get_file_permissions(self, path: str) -> int:
         return 0o700
+
+
+class InlineServer(SFTPServer):
+    """File calls on the event-loop thread, as "auto" does on tmpfs."""
+
+    disk_io = "inline"

@@ -42,7 +42,16 @@ def local(tmp_path: Path) -> Path:
     return here
 
 
-def test_put_and_get_recursive_tree_and_large_file(root: Path, local: Path) -> None:
+# Where file calls run: worker threads (the default on a disk), or inline.
+DISK_IO = pytest.mark.parametrize(
+    "server_class", [None, "tests.sftp.servers:InlineServer"], ids=["threads", "inline"]
+)
+
+
+@DISK_IO
+def test_put_and_get_recursive_tree_and_large_file(
+    root: Path, local: Path, server_class: str | None
+) -> None:
     tree = local / "tree"
     (tree / "a" / "b").mkdir(parents=True)
     for i in range(1000):
@@ -51,30 +60,32 @@ def test_put_and_get_recursive_tree_and_large_file(root: Path, local: Path) -> N
     with open(tree / "large.bin", "wb") as f:
         for _ in range(64):
             f.write(os.urandom(1 << 20))
-    result = sftp_batch(root, "put -r tree\nget -r tree back\n", local)
+    result = sftp_batch(root, "put -r tree\nget -r tree back\n", local, server_class)
     assert result.returncode == 0, result.stderr
     assert _tree_digest(root / "tree") == _tree_digest(tree)
     assert _tree_digest(local / "back") == _tree_digest(tree)
 
 
-def test_resume_with_reput_and_reget(root: Path, local: Path) -> None:
+@DISK_IO
+def test_resume_with_reput_and_reget(root: Path, local: Path, server_class: str | None) -> None:
     data = os.urandom(5 * 1024 * 1024 + 123)
     (local / "up.bin").write_bytes(data)
     (root / "up.bin").write_bytes(data[: 2 * 1024 * 1024])  # an interrupted upload
     (root / "down.bin").write_bytes(data)
     (local / "down.bin").write_bytes(data[:1_000_000])  # an interrupted download
-    result = sftp_batch(root, "reput up.bin\nreget down.bin\n", local)
+    result = sftp_batch(root, "reput up.bin\nreget down.bin\n", local, server_class)
     assert result.returncode == 0, result.stderr
     assert (root / "up.bin").read_bytes() == data
     assert (local / "down.bin").read_bytes() == data
 
 
-def test_ls_long_of_5000_entries(root: Path, local: Path) -> None:
+@DISK_IO
+def test_ls_long_of_5000_entries(root: Path, local: Path, server_class: str | None) -> None:
     big = root / "many"
     big.mkdir()
     for i in range(5000):
         (big / f"entry{i:05}").write_bytes(b"x" * (i % 10))
-    result = sftp_batch(root, "ls -l many\nls -la many/entry00007\n", local)
+    result = sftp_batch(root, "ls -l many\nls -la many/entry00007\n", local, server_class)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "entry" in line and "sftp>" not in line]
     assert len(lines) == 5001

@@ -175,7 +175,10 @@ class TestServer(SSHServer):
             return False
         from spindlex_tw.server.sftp_server import SFTPServer
 
-        SFTPServer(channel, os.environ.get("SPINDLEX_TEST_SFTP_ROOT", os.getcwd()))
+        class Served(SFTPServer):
+            disk_io = os.environ.get("SPINDLEX_TEST_DISK_IO", "auto")
+
+        Served(channel, os.environ.get("SPINDLEX_TEST_SFTP_ROOT", os.getcwd()))
         return True
 
     def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
