@@ -45,6 +45,9 @@ FULL_SET: dict[str, Scenario] = {
 SPINDLEX_ONLY = ("password-logins",)
 # Extra worker processes only help with concurrent connections.
 WORKER_SET = ("async-logins", "parallel-logins", "password-logins")
+# The SFTP root is on tmpfs, where spindlex_tw runs file calls inline; these
+# are run again with worker threads, the default on a disk.
+THREADS_SET = ("transfer", "small")
 
 
 def _versions() -> dict[str, str]:
@@ -99,6 +102,11 @@ def main() -> None:
                 plan.append((SpindlexServer(work, keys, ctx.sftp_root), chosen))
             else:
                 sys.exit(f"unknown server {name}")
+        if "spindlex_tw" in names:
+            threaded = [s for s in chosen if s in THREADS_SET]
+            if threaded:
+                threads = SpindlexServer(work, keys, ctx.sftp_root, disk_io="threads")
+                plan.append((threads, threaded))
         if args.workers > 1 and "spindlex_tw" in names:
             workers = [s for s in chosen if s in WORKER_SET]
             if workers:

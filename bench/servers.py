@@ -100,14 +100,20 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 class SpindlexServer(Server):
     name = "spindlex_tw"
 
-    def __init__(self, work: Path, keys: Any, sftp_root: Path, workers: int = 1) -> None:
+    def __init__(
+        self, work: Path, keys: Any, sftp_root: Path, workers: int = 1, disk_io: str = "auto"
+    ) -> None:
         if workers > 1:
             self.name = f"spindlex_tw x{workers}"
+        if disk_io != "auto":
+            # The SFTP root is on tmpfs, where "auto" runs file calls inline.
+            self.name = f"spindlex_tw {disk_io}"
         super().__init__(work)
         self.keys = keys
         self.sftp_root = sftp_root
         self.workers = workers
-        self.log_path = work / f"spindlex-{workers}.log"
+        self.disk_io = disk_io
+        self.log_path = work / f"spindlex-{workers}-{disk_io}.log"
 
     def start(self) -> None:
         # The benchmarks hold 200 connections from one address; production limits would refuse.
@@ -130,6 +136,7 @@ class SpindlexServer(Server):
         env = {
             "SPINDLEX_BENCH_AUTHORIZED": str(self.keys.authorized),
             "SPINDLEX_BENCH_SFTP_ROOT": str(self.sftp_root),
+            "SPINDLEX_BENCH_DISK_IO": self.disk_io,
         }
         self._spawn_announcing(cmd, env)
 

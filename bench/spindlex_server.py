@@ -6,7 +6,8 @@ Prints ``PORT <n>`` once listening on 127.0.0.1. With ``--workers N`` (N > 1)
 this process only supervises N worker processes sharing the port
 (:mod:`spindlex_tw.tx.workers`). The application (:class:`BenchServer`) takes
 the keys listed in $SPINDLEX_BENCH_AUTHORIZED, the password "secret" for any
-user, runs ``true`` as a command and serves SFTP from $SPINDLEX_BENCH_SFTP_ROOT.
+user, runs ``true`` as a command and serves SFTP from $SPINDLEX_BENCH_SFTP_ROOT
+(with file calls where $SPINDLEX_BENCH_DISK_IO says, by default "auto").
 
 The password is checked as a real server checks a stored hash: PBKDF2-SHA256
 with OWASP's 600,000 iterations, on the reactor thread (~0.14 s of CPU). That makes
@@ -46,6 +47,12 @@ def _password_hash(password: str) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), _SALT, _ITERATIONS)
 
 
+class BenchSFTP(SFTPServer):
+    """SFTP as configured; $SPINDLEX_BENCH_DISK_IO picks where file calls run."""
+
+    disk_io = os.environ.get("SPINDLEX_BENCH_DISK_IO", SFTPServer.disk_io)
+
+
 class BenchServer(SSHServer):
     """What every benchmarked server offers: key and password logins, ``true``, SFTP."""
 
@@ -76,7 +83,7 @@ class BenchServer(SSHServer):
     def check_channel_subsystem_request(self, channel: Any, name: str) -> bool:
         if name != "sftp":
             return False
-        SFTPServer(channel, self.root)
+        BenchSFTP(channel, self.root)
         return True
 
 
