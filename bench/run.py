@@ -27,7 +27,14 @@ import cryptography
 import twisted
 from bench import procstat, report, scenarios
 from bench.clients import Keys
-from bench.servers import AsyncSSHServer, OpenSSHServer, Server, SpindlexServer, have_openssh_client
+from bench.servers import (
+    AsyncSSHServer,
+    OpenSSHServer,
+    Server,
+    SpindlexServer,
+    TwistdServer,
+    have_openssh_client,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -111,6 +118,9 @@ def main() -> None:
             workers = [s for s in chosen if s in WORKER_SET]
             if workers:
                 plan.append((SpindlexServer(work, keys, ctx.sftp_root, args.workers), workers))
+                # twistd spindlex --workers, as users run it: 1 process, then N.
+                for count in (1, args.workers):
+                    plan.append((TwistdServer(work, keys, ctx.sftp_root, count), workers))
         for server, todo in plan:
             results[server.name] = run_server(server, ctx, todo)
     finally:

@@ -228,17 +228,71 @@ class OpenSSHServer(Server):
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited; see {self.log_path}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"sshd did not listen; see {self.log_path}")
+        _wait_listening(self, "sshd")
+
+
+def _wait_listening(server: Server, what: str) -> None:
+    """Wait until ``server`` accepts connections on its port, or fail naming its log."""
+    assert server.proc is not None
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited; see {server.log_path}")
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{what} did not listen; see {server.log_path}")
+
+
+class TwistdServer(Server):
+    """``twistd -n spindlex --workers N`` with the bench's application, as a user runs it."""
+
+    def __init__(self, work: Path, keys: Any, sftp_root: Path, workers: int) -> None:
+        self.name = f"twistd x{workers}"
+        super().__init__(work)
+        self.keys = keys
+        self.sftp_root = sftp_root
+        self.workers = workers
+        self.log_path = work / f"twistd-{workers}.log"
+
+    def start(self) -> None:
+        self.port = _free_port()
+        twistd = "from twisted.scripts.twistd import run; run()"
+        cmd = [
+            sys.executable,
+            "-c",
+            twistd,
+            "-n",
+            "--pidfile=",
+            f"--logfile={self.log_path}",
+            "spindlex",
+            "--workers",
+            str(self.workers),
+            "--listen",
+            f"tcp:{self.port}:interface=127.0.0.1",
+            "--app",
+            "bench.spindlex_server:BenchServer",
+            "--host-key",
+            str(self.keys.host_key),
+            "--sftp-root",
+            str(self.sftp_root),
+        ]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["SPINDLEX_BENCH_AUTHORIZED"] = str(self.keys.authorized)
+        env["SPINDLEX_BENCH_SFTP_ROOT"] = str(self.sftp_root)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        _wait_listening(self, "twistd")
 
 
 def _free_port() -> int:

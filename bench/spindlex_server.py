@@ -34,7 +34,6 @@ from spindlex_tw.tx.workers import (
     WorkerConfig,
     WorkerPool,
     build_factory,
-    listen_reuseport,
     stderr_observer,
 )
 
@@ -114,7 +113,7 @@ def main() -> None:
         reactor.addSystemEventTrigger("before", "shutdown", pool.stopService)
     else:
         factory = build_factory(config, reactor)
-        port = listen_reuseport(reactor, factory, config.interface, 0, config.backlog)
+        port = reactor.listenTCP(0, factory, config.backlog, config.interface)
         _announce(port.getHost().port)
     reactor.run()
 

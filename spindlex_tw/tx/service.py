@@ -193,8 +193,8 @@ class ServiceOptions(usage.Options):
             "workers",
             None,
             "1",
-            "Serve from N processes sharing the TCP ports (Linux SO_REUSEPORT); needs "
-            "tcp:PORT endpoints with a fixed port. Limits apply per process.",
+            "Serve from N processes accepting from the same TCP sockets; needs "
+            "tcp:PORT endpoints. Limits apply per process.",
         ],
     ]
 
@@ -431,19 +431,25 @@ class SpindleService(service.MultiService):
         self.config = config
         self.server = config.server
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
-        for description, endpoint in config.endpoints:
-            if config.workers > 1:
-                interface, port = siblings.tcp_address(description)
-                listener: service.Service = siblings.ReusePortListener(
-                    interface, port, self.factory, reactor
-                )
-            else:
-                listener = _Listener(description, endpoint, self.factory)
+        if config.workers > 1:
+            self._share_listeners(config, reactor)
+        else:
+            for description, endpoint in config.endpoints:
+                _Listener(description, endpoint, self.factory).setServiceParent(self)
+
+    def _share_listeners(self, config: ServiceConfig, reactor: Any) -> None:
+        """--workers: listen (or, in a copy, take the inherited sockets) and start the copies."""
+        inherited = siblings.inherited_fds(len(config.endpoints))
+        shared = []
+        for (description, _), fd in zip(config.endpoints, inherited, strict=True):
+            interface, port = siblings.tcp_address(description)
+            listener = siblings.SharedListener(interface, port, self.factory, reactor, fd)
             listener.setServiceParent(self)
-        if config.workers > 1 and not siblings.is_worker():
+            shared.append(listener)
+        if not siblings.is_worker():
             password = config.one_time[1] if config.one_time else None
             siblings.SiblingProcesses(
-                config.workers - 1, config.arguments, password, reactor
+                config.workers - 1, config.arguments, password, reactor, shared
             ).setServiceParent(self)
 
     def startService(self) -> None:

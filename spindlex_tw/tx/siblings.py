@@ -1,9 +1,10 @@
 """``twistd spindlex --workers N``: N processes serving the same TCP ports.
 
 One CPython reactor uses one core. With ``--workers N`` the twistd process
-listens on each TCP port with ``SO_REUSEPORT`` and starts N-1 copies of
-itself with the same options, which do the same; the kernel spreads new
-connections over the processes. Each worker is a whole server: its own
+listens on each TCP port and starts N-1 copies of itself with the same
+options, handing them its listening sockets; every process accepts from
+them, so a new connection goes to a process that is waiting for work (see
+:mod:`spindlex_tw.tx.workers`). Each worker is a whole server: its own
 reactor, connections and limits (so ``--max-connections`` is per worker).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -20,7 +22,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
-from spindlex_tw.tx.workers import listen_reuseport
+from spindlex_tw.tx.workers import adopt_listening, listening_socket
 
 log = Logger(namespace="spindlex_tw.workers")
 
@@ -28,6 +30,10 @@ log = Logger(namespace="spindlex_tw.workers")
 WORKER_ENV = "SPINDLEX_TW_WORKER"
 #: The embedded default's one-time password, the same in every worker.
 PASSWORD_ENV = "SPINDLEX_TW_ONE_TIME_PASSWORD"
+#: The descriptors of the inherited listening sockets, in --listen order ("3,4").
+LISTEN_FDS_ENV = "SPINDLEX_TW_LISTEN_FDS"
+#: Where a copy finds the first inherited socket.
+FIRST_FD = 3
 
 _TCP = re.compile(r"^tcp:(?:port=)?(?P<port>\d+)(?::interface=(?P<interface>[^:\\]+))?$")
 
@@ -36,43 +42,74 @@ def is_worker() -> bool:
     return os.environ.get(WORKER_ENV) == "1"
 
 
+def inherited_fds(count: int) -> list[int | None]:
+    """In a copy, the listening descriptors it inherited (one per --listen); else Nones."""
+    if not is_worker():
+        return [None] * count
+    fds = [int(fd) for fd in os.environ.get(LISTEN_FDS_ENV, "").split(",") if fd]
+    if len(fds) != count:
+        raise RuntimeError(f"worker inherited {len(fds)} listening sockets for {count} --listen")
+    return list(fds)
+
+
 def tcp_address(description: str) -> tuple[str, int]:
-    """``(interface, port)`` of a ``tcp:PORT[:interface=ADDR]`` endpoint with a fixed port."""
+    """``(interface, port)`` of a ``tcp:PORT[:interface=ADDR]`` endpoint."""
     match = _TCP.match(description)
-    if match is None or int(match["port"]) == 0:
+    if match is None:
         raise usage.UsageError(
-            f"--workers needs tcp:PORT[:interface=ADDR] endpoints with a fixed port, "
-            f"not --listen {description!r}"
+            f"--workers needs tcp:PORT[:interface=ADDR] endpoints, not --listen {description!r}"
         )
     return match["interface"] or "0.0.0.0", int(match["port"])
 
 
-class ReusePortListener(service.Service):
-    """Listens on one TCP address that sibling processes share."""
+class SharedListener(service.Service):
+    """One TCP address served by this process and its copies.
 
-    def __init__(self, interface: str, port: int, factory: Any, reactor: Any) -> None:
+    The twistd process binds and listens (in ``privilegedStartService``, so a
+    port below 1024 works before privileges are dropped) and keeps
+    :attr:`socket` for :class:`SiblingProcesses` to hand on; a copy accepts
+    from the descriptor it inherited, ``inherited_fd``.
+    """
+
+    def __init__(
+        self,
+        interface: str,
+        port: int,
+        factory: Any,
+        reactor: Any,
+        inherited_fd: int | None = None,
+    ) -> None:
         self.interface = interface
         self.port_number = port
         self.factory = factory
         self.reactor = reactor
+        self.inherited_fd = inherited_fd
+        self.socket: socket.socket | None = None
         self.port: Any = None
 
     def privilegedStartService(self) -> None:
         service.Service.privilegedStartService(self)
-        self.port = listen_reuseport(
-            self.reactor, self.factory, self.interface, self.port_number, backlog=128
-        )
+        if self.inherited_fd is None:
+            self.socket = listening_socket(self.interface, self.port_number)
+            fd = os.dup(self.socket.fileno())
+        else:
+            fd, self.inherited_fd = self.inherited_fd, None
+        self.port = adopt_listening(self.reactor, self.factory, fd)
+        address = self.port.getHost()
         log.info(
             "listening on {address} (worker {pid})",
-            address=f"{self.interface}:{self.port_number}",
+            address=f"{address.host}:{address.port}",
             pid=os.getpid(),
-            host=self.interface,
-            port=self.port_number,
+            host=address.host,
+            port=address.port,
             event="listening",
         )
 
     def stopService(self) -> Any:
         service.Service.stopService(self)
+        if self.socket is not None:
+            self.socket.close()  # the copies keep theirs until they exit
+            self.socket = None
         port, self.port = self.port, None
         return defer.maybeDeferred(port.stopListening) if port is not None else None
 
@@ -95,15 +132,25 @@ class _Sibling(protocol.ProcessProtocol):
 
 
 class SiblingProcesses(service.Service):
-    """Starts ``count`` copies of this ``twistd spindlex`` and stops them with itself."""
+    """Starts ``count`` copies of this ``twistd spindlex`` and stops them with itself.
+
+    The copies get the listening sockets of ``listeners`` (bound before any
+    service starts) as descriptors 3, 4, ...
+    """
 
     def __init__(
-        self, count: int, arguments: list[str], password: str | None, reactor: Any
+        self,
+        count: int,
+        arguments: list[str],
+        password: str | None,
+        reactor: Any,
+        listeners: list[SharedListener],
     ) -> None:
         self.count = count
         self.arguments = arguments
         self.password = password
         self.reactor = reactor
+        self.listeners = listeners
         self._children: list[_Sibling] = []
 
     def startService(self) -> None:
@@ -112,6 +159,11 @@ class SiblingProcesses(service.Service):
         env[WORKER_ENV] = "1"
         if self.password is not None:
             env[PASSWORD_ENV] = self.password
+        fds: dict[int, Any] = {0: "w", 1: 1, 2: 2}
+        for number, listener in enumerate(self.listeners, FIRST_FD):
+            assert listener.socket is not None, "listeners bind before services start"
+            fds[number] = listener.socket.fileno()
+        env[LISTEN_FDS_ENV] = ",".join(str(fd) for fd in fds if fd >= FIRST_FD)
         # twistd's own entry point, run by this interpreter: no console script needed.
         twistd = "from twisted.scripts.twistd import run; run()"
         command = [sys.executable, "-c", twistd, "-n", "--pidfile=", "spindlex", *self.arguments]
@@ -123,7 +175,7 @@ class SiblingProcesses(service.Service):
                 command,
                 env=env,
                 path=os.getcwd(),
-                childFDs={0: "w", 1: 1, 2: 2},
+                childFDs=fds,
             )
             self._children.append(child)
             log.info("started worker {pid}", pid=child.pid)

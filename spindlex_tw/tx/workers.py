@@ -1,25 +1,28 @@
-"""Serving one address from several worker processes (Linux ``SO_REUSEPORT``).
+"""Serving one address from several worker processes sharing one listening socket.
 
 CPython runs a reactor on one core at a time. To use more cores, N worker
-processes each run their own reactor and listen on the same address with
-``SO_REUSEPORT``; the kernel spreads incoming connections over their
-listening sockets by a hash of the peer's address, with no lock and no
-thundering herd.
+processes each run their own reactor and accept from the same listening
+socket, inherited from the supervisor. A new connection goes to whichever
+worker is waiting for work: a worker busy with a slow login does not accept,
+so the load follows the idle processes. (``SO_REUSEPORT`` would give each
+worker a queue of its own, filled by a hash of the peer's address whether
+or not that worker is busy: 1.64x the single-process rate of CPU-bound logins
+with two workers, against 1.8x for the shared socket; see docs/performance.md.)
 
 :class:`WorkerPool` is the supervisor, an ``IService`` (for ``twistd`` or any
-``MultiService``): it reserves the port with a bound socket that never listens
-(so port 0 works, and the kernel never hands it a connection), starts the
-workers as fresh interpreters (a fork would share the live reactor's epoll
-descriptor) and stops them with itself. Each worker builds its factory from a
-:class:`WorkerConfig`, which is plain data because it crosses a process
-boundary: the application class by import path, host key files, settings.
+``MultiService``): it binds and listens (so port 0 works), never accepts
+itself, starts the workers as fresh interpreters (a fork would share the live
+reactor's epoll descriptor) with the socket as their descriptor 3, and stops
+them with itself. Each worker builds its factory from a :class:`WorkerConfig`,
+which is plain data because it crosses a process boundary: the application
+class by import path, host key files, settings.
 
     pool = WorkerPool(WorkerConfig(app="myapp:Server", host_keys=("/etc/key",)), count=2)
     pool.setServiceParent(application)      # or pool.startService()
     pool.ready.addCallback(lambda port: print("listening on", port))
 
-A worker is ``python -m spindlex_tw.tx.workers CONFIG_JSON``; it prints
-``READY <port>`` once it listens.
+A worker is ``python -m spindlex_tw.tx.workers CONFIG_JSON`` with the listening
+socket as descriptor 3; it prints ``READY <port>`` once it accepts.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from spindlex_tw.tx.settings import ServerSettings
 log = Logger(namespace="spindlex_tw.workers")
 
 _READY = b"READY "
+#: The descriptor a worker finds the shared listening socket on.
+LISTENING_FD = 3
 _STOP_GRACE = 10.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
 
 
@@ -89,16 +94,14 @@ def server_settings(overrides: dict[str, Any]) -> ServerSettings:
     return settings
 
 
-def reuseport_socket(interface: str, port: int, listen: bool, backlog: int = 128) -> socket.socket:
-    """A TCP socket bound to ``(interface, port)`` that sibling processes may share."""
+def listening_socket(interface: str, port: int, backlog: int = 128) -> socket.socket:
+    """A non-blocking TCP socket listening on ``(interface, port)``, to hand to workers."""
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((interface, port))
-        if listen:
-            sock.listen(backlog)
+        sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -106,13 +109,17 @@ def reuseport_socket(interface: str, port: int, listen: bool, backlog: int = 128
     return sock
 
 
-def listen_reuseport(reactor: Any, factory: Any, interface: str, port: int, backlog: int) -> Any:
-    """Listen on ``(interface, port)`` with ``SO_REUSEPORT``; returns the ``IListeningPort``."""
-    sock = reuseport_socket(interface, port, listen=True, backlog=backlog)
+def adopt_listening(reactor: Any, factory: Any, fd: int) -> Any:
+    """Accept connections for ``factory`` from the listening socket ``fd``; returns the port.
+
+    The reactor keeps a duplicate, so ``fd`` is closed here.
+    """
     try:
-        return reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+        with socket.socket(fileno=os.dup(fd)) as probe:  # the family, read from the socket
+            family = probe.family
+        return reactor.adoptStreamPort(fd, family, factory)
     finally:
-        sock.close()  # the reactor holds its own duplicate
+        os.close(fd)
 
 
 def stderr_observer(level: str) -> Any:
@@ -186,19 +193,22 @@ class WorkerPool(Service):
         self.reactor = reactor
         self.ready: defer.Deferred[int] = defer.Deferred()
         self.port: int | None = None
-        self._reservation: socket.socket | None = None
+        self._listening: socket.socket | None = None
         self._workers: list[tuple[_WorkerProcess, Any]] = []
 
     def startService(self) -> None:
         super().startService()
-        self._reservation = reuseport_socket(self.config.interface, self.config.port, listen=False)
-        self.port = self._reservation.getsockname()[1]
+        self._listening = listening_socket(
+            self.config.interface, self.config.port, self.config.backlog
+        )
+        self.port = self._listening.getsockname()[1]
         worker_config = replace(self.config, port=self.port).to_json()
         argv = [sys.executable, "-m", __name__, worker_config]
+        fds = {0: "w", 1: "r", 2: 2, LISTENING_FD: self._listening.fileno()}
         for _ in range(self.count):
             worker = _WorkerProcess(self)
             transport = self.reactor.spawnProcess(
-                worker, sys.executable, argv, env=dict(os.environ), childFDs={0: "w", 1: "r", 2: 2}
+                worker, sys.executable, argv, env=dict(os.environ), childFDs=fds
             )
             self._workers.append((worker, transport))
         started = defer.gatherResults([w.ready for w, _ in self._workers], consumeErrors=True)
@@ -227,9 +237,10 @@ class WorkerPool(Service):
 
     def stopService(self) -> defer.Deferred[list[None]]:
         super().stopService()
-        if self._reservation is not None:
-            self._reservation.close()
-            self._reservation = None
+        if self._listening is not None:
+            # The workers hold their own copies until they exit.
+            self._listening.close()
+            self._listening = None
         self._signal_all(signal.SIGTERM)
         killer = self.reactor.callLater(_STOP_GRACE, self._signal_all, signal.SIGKILL)
         ended = defer.gatherResults([w.ended for w, _ in self._workers])
@@ -243,7 +254,7 @@ class WorkerPool(Service):
 
 
 def main(argv: list[str]) -> None:
-    """One worker process: listen on the shared port and serve until SIGTERM."""
+    """One worker process: accept from the inherited socket and serve until SIGTERM."""
     from twisted.internet import reactor as default_reactor
     from twisted.logger import globalLogBeginner
 
@@ -251,7 +262,7 @@ def main(argv: list[str]) -> None:
     config = WorkerConfig.from_json(argv[0])
     globalLogBeginner.beginLoggingTo([stderr_observer(config.log_level)], redirectStandardIO=False)
     factory = build_factory(config, reactor)
-    listening = listen_reuseport(reactor, factory, config.interface, config.port, config.backlog)
+    listening = adopt_listening(reactor, factory, LISTENING_FD)
     sys.stdout.write(f"READY {listening.getHost().port}\n")
     sys.stdout.flush()
     reactor.run()
