@@ -24,6 +24,7 @@ from spindlex_tw.core.connection import ConnectionService
 from spindlex_tw.core.transport import ServerTransport
 from spindlex_tw.core.userauth import UserAuthService
 from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx import sendnow
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook
@@ -224,7 +225,7 @@ class SSHServerProtocol(protocol.Protocol):
             return
         data = core.data_to_send()
         if data:
-            self.transport.write(data)
+            sendnow.write(self.transport, data)
         if core.closed:
             self.transport.loseConnection()
 
