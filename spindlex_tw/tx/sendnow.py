@@ -22,7 +22,7 @@ def can_send_now(transport: Any) -> bool:
     # UNIX stream sockets (twisted.internet.unix.Server) are tcp.Connection too.
     return (
         isinstance(transport, tcp.Connection)
-        and transport.connected
+        and bool(transport.connected)
         and not transport.disconnecting
         and not transport._writeDisconnected
         and transport._tempDataLen == 0
