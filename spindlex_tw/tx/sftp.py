@@ -185,15 +185,18 @@ class SFTPProtocol(Protocol):
     def _flush(self) -> None:
         session = self._session
         assert session is not None
-        # Jobs first: those that finish at once add their replies to this write.
-        jobs = session.take_jobs()
-        while jobs:
+        while True:
+            # Replies go out before the next jobs run: a channel that cannot take
+            # more pauses this producer at once, and the session stops taking
+            # requests, even while jobs run inline and finish on the spot.
+            output = session.data_to_send()
+            if output and not self._lost:
+                self._transport.writeSequence(output)
+            jobs = session.take_jobs()
+            if not jobs:
+                break
             for job in jobs:
                 self._run(job)
-            jobs = session.take_jobs()
-        output = session.data_to_send()
-        if output and not self._lost:
-            self._transport.writeSequence(output)
         if session.protocol_error is not None and not self._ending and not self._lost:
             log.warn("SFTP session ended: {error}", error=session.protocol_error)
             self._ending = True

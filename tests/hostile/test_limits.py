@@ -254,3 +254,77 @@ def test_random_bytes_after_keys(server: ServerProcess) -> None:
         c.SSH_DISCONNECT_MAC_ERROR,
     )
     assert good_login(server) < 10
+
+
+def _sftp_packet(kind: int, request_id: int, body: bytes) -> bytes:
+    payload = wire.byte(kind) + wire.uint32(request_id) + body
+    return wire.uint32(len(payload)) + payload
+
+
+def _channel_data(channel: int, data: bytes) -> bytes:
+    return wire.byte(c.SSH_MSG_CHANNEL_DATA) + wire.uint32(channel) + wire.string(data)
+
+
+def _sftp_reply(client: RawClient) -> bytes:
+    """The first SFTP reply in the server's CHANNEL_DATA (each reply fits one packet here)."""
+    payload = client.recv_skipping(c.SSH_MSG_CHANNEL_WINDOW_ADJUST, c.SSH_MSG_GLOBAL_REQUEST)
+    assert payload[0] == c.SSH_MSG_CHANNEL_DATA, payload[:1]
+    data = wire.Reader(payload, 5).string()
+    return data[4:]
+
+
+@pytest.mark.parametrize("disk_io", ["inline", "threads"])
+def test_sftp_reads_nobody_takes_are_not_buffered(
+    start_server: Callable[..., ServerProcess], tmp_path: Path, disk_io: str
+) -> None:
+    """Thousands of 256 KiB READs and a client that reads none of the answers."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f").write_bytes(os.urandom(1 << 20))
+    server = start_server(
+        env={"SPINDLEX_TEST_SFTP_ROOT": str(root), "SPINDLEX_TEST_DISK_IO": disk_io},
+        settings={"max_requests_burst": 10**9},
+    )
+    client = RawClient(server.port)
+    client.login()
+    client.send(
+        wire.byte(c.SSH_MSG_CHANNEL_OPEN)
+        + wire.string("session")
+        + wire.uint32(0)
+        + wire.uint32(256 * 1024)  # our window: the server may send us this much
+        + wire.uint32(32768)
+    )
+    confirm = client.recv_skipping(c.SSH_MSG_GLOBAL_REQUEST)
+    assert confirm[0] == c.SSH_MSG_CHANNEL_OPEN_CONFIRMATION
+    channel = wire.Reader(confirm, 5).uint32()
+    client.send(
+        wire.byte(c.SSH_MSG_CHANNEL_REQUEST)
+        + wire.uint32(channel)
+        + wire.string("subsystem")
+        + wire.boolean(True)
+        + wire.string("sftp")
+    )
+    assert client.recv_skipping(c.SSH_MSG_CHANNEL_WINDOW_ADJUST)[0] == c.SSH_MSG_CHANNEL_SUCCESS
+    client.send(_channel_data(channel, wire.uint32(5) + wire.byte(1) + wire.uint32(3)))  # INIT
+    assert _sftp_reply(client)[0] == 2  # VERSION
+    open_file = wire.string("/f") + wire.uint32(1) + wire.uint32(0)  # READ, no attributes
+    client.send(_channel_data(channel, _sftp_packet(3, 1, open_file)))
+    reply = _sftp_reply(client)
+    assert reply[0] == 102, reply  # HANDLE
+    handle = wire.Reader(reply, 5).string()
+    before = rss_kib(server.proc.pid)
+    reads = b"".join(
+        _sftp_packet(5, n, wire.string(handle) + wire.uint64(0) + wire.uint32(256 * 1024))
+        for n in range(2, 4002)
+    )
+    # 4,000 answers of 256 KiB would be 1 GiB; they must wait for a reader instead.
+    client.send_raw(
+        b"".join(
+            client.encoder.encode(_channel_data(channel, reads[i : i + 32768]))
+            for i in range(0, len(reads), 32768)
+        )
+    )
+    time.sleep(1.5)
+    assert rss_kib(server.proc.pid) - before < 48 * 1024
+    assert good_login(server) < 10
+    client.close()
