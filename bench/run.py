@@ -1,7 +1,7 @@
 """Run the benchmarks: ``python -m bench.run [--quick] [--servers ...] [--workers N]``.
 
-Starts OpenSSH's sshd, the AsyncSSH server and spindlex_tw one after another
-on 127.0.0.1, drives each with the same clients, and prints a markdown table
+Starts OpenSSH's sshd, the AsyncSSH server and spindlex_tw side by side on
+127.0.0.1, drives each in turn with the same clients, and prints a markdown table
 (ratios against OpenSSH = 1.0x); the table and the raw figures (JSON) are
 also written to bench/results/. Everything is bounded: fixed counts, client
 timeouts, and every process started here is stopped here.
@@ -121,8 +121,7 @@ def main() -> None:
                 # twistd spindlex --workers, as users run it: 1 process, then N.
                 for count in (1, args.workers):
                     plan.append((TwistdServer(work, keys, ctx.sftp_root, count), workers))
-        for server, todo in plan:
-            results[server.name] = run_server(server, ctx, todo)
+        results = run_plan(plan, ctx, chosen)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -142,19 +141,35 @@ def main() -> None:
     )
 
 
-def run_server(server: Server, ctx: scenarios.Context, todo: list[str]) -> dict[str, float]:
-    figures: dict[str, float] = {}
-    print(f"== {server.name}", file=sys.stderr, flush=True)
-    server.start()
+def run_plan(
+    plan: list[tuple[Server, list[str]]], ctx: scenarios.Context, chosen: list[str]
+) -> dict[str, dict[str, float]]:
+    """Every server runs at once (idle ones cost nothing); each scenario visits them in turn.
+
+    Scenario by scenario rather than server by server, so that the figures a
+    ratio compares are taken minutes apart at most, not a whole run apart, on
+    a machine whose load drifts.
+    """
+    figures: dict[str, dict[str, float]] = {server.name: {} for server, _ in plan}
+    resting: dict[str, int] = {}
     try:
+        for server, _ in plan:
+            server.start()
         time.sleep(0.5)
-        resting = procstat.child_count(server.pid)
-        for name in todo:
-            begun = time.monotonic()
-            figures.update(FULL_SET[name](server, ctx, resting))
-            print(f"   {name}: {time.monotonic() - begun:.1f} s", file=sys.stderr, flush=True)
+        for server, _ in plan:
+            resting[server.name] = procstat.child_count(server.pid)
+        for name in chosen:
+            print(f"== {name}", file=sys.stderr, flush=True)
+            for server, todo in plan:
+                if name not in todo:
+                    continue
+                begun = time.monotonic()
+                figures[server.name].update(FULL_SET[name](server, ctx, resting[server.name]))
+                took = time.monotonic() - begun
+                print(f"   {server.name}: {took:.1f} s", file=sys.stderr, flush=True)
     finally:
-        server.stop()
+        for server, _ in plan:
+            server.stop()
     return figures
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +29,7 @@ from spindlex_tw.tx import sendnow
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.tx.quickack import acknowledge_now, quickack_socket
 from spindlex_tw.tx.ratelimit import TokenBucket
 from spindlex_tw.tx.session import handle_channel_request
 
@@ -91,6 +93,7 @@ class SSHServerProtocol(protocol.Protocol):
         self.connection_id = ""
         self.lost = False
         self._lost_callbacks: list[Callable[[], None]] = []
+        self._quickack: socket.socket | None = None
 
     # --- Twisted protocol ---------------------------------------------------------------
 
@@ -100,6 +103,7 @@ class SSHServerProtocol(protocol.Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+        self._quickack = quickack_socket(self.transport)
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.connection_id = f"{self.peer}#{id(self):x}"
@@ -135,6 +139,8 @@ class SSHServerProtocol(protocol.Protocol):
             return
         if len(data) >= _BULK_READ:
             self._bulk()
+        elif self._quickack is not None:
+            acknowledge_now(self._quickack)
         # In context: the core itself asks get_allowed_auths while parsing requests.
         self.in_context(self._receive, core, data)
         self.flush()
