@@ -23,6 +23,11 @@ from spindlex_tw.fs.jail import O_PATH, Jail, Location
 
 _OPEN_EXTRA = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 _COPY_CHUNK = 64 * 1024
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0) if hasattr(os, "preadv") else 0
+
+
+class CachedReadUnsupported(Exception):
+    """This file cannot be read with a promise not to wait (see ``read_cached``)."""
 
 
 def _unsupported() -> OSError:
@@ -140,6 +145,31 @@ class LocalFileSystem:
     @staticmethod
     def read(fd: int, length: int, offset: int) -> bytes:
         return os.pread(fd, length, offset)
+
+    @staticmethod
+    def read_cached(fd: int, length: int, offset: int) -> bytes | None:
+        """:meth:`read` if it cannot wait on the disk, else None (Linux ``RWF_NOWAIT``).
+
+        The data comes from the page cache or not at all: a read the kernel
+        would have to wait for fails at once, and so does a read only partly
+        cached (it could not be told from a short read at the end of file).
+        Raises :class:`CachedReadUnsupported` where the filesystem (tmpfs) or
+        the system cannot read so.
+        """
+        if not _RWF_NOWAIT:
+            raise CachedReadUnsupported
+        buffer = bytearray(length)
+        try:
+            got = os.preadv(fd, [buffer], offset, _RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise CachedReadUnsupported from exc
+            raise
+        if got == length:
+            return bytes(buffer)
+        return b"" if got == 0 else None
 
     @staticmethod
     def write(fd: int, data: memoryview | bytes, offset: int) -> None:

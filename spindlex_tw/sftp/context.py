@@ -142,9 +142,14 @@ class Context:
         self.handles = HandleTable(limits.max_open_handles)
         self.closed = False
 
-    def io(self, function: Callable[[], T]) -> Awaitable[T]:
-        """Run blocking ``function``, a call on the served files, in a worker thread."""
-        return Blocking(function)
+    def io(
+        self, function: Callable[[], T], attempt: Callable[[], T | None] | None = None
+    ) -> Awaitable[T]:
+        """Run blocking ``function``, a call on the served files, in a worker thread.
+
+        ``attempt`` is the same call that cannot wait; None from it means "would wait".
+        """
+        return Blocking(function, attempt=attempt)
 
     def lookup(self, function: Callable[[], T]) -> Awaitable[T]:
         """Run ``function``, which looks up accounts (maybe over the network), in a worker."""

@@ -31,13 +31,22 @@ class Blocking(Effect[T]):
     ``files_only`` says the call touches nothing but the served files, so on
     a filesystem held in memory it never waits and the driver may run it
     inline; account lookups, which may ask a directory server, say False.
+    ``attempt``, when given, is the same call that cannot wait (a read from
+    the page cache): the driver may try it inline first, and only if it
+    answers None hand ``function`` to a thread.
     """
 
-    __slots__ = ("files_only", "function")
+    __slots__ = ("attempt", "files_only", "function")
 
-    def __init__(self, function: Callable[[], T], files_only: bool = True) -> None:
+    def __init__(
+        self,
+        function: Callable[[], T],
+        files_only: bool = True,
+        attempt: Callable[[], T | None] | None = None,
+    ) -> None:
         self.function = function
         self.files_only = files_only
+        self.attempt = attempt
 
 
 class CallHook(Effect[object]):

@@ -9,7 +9,7 @@ import time
 from functools import partial
 
 from spindlex_tw.core.wire import Reader
-from spindlex_tw.fs.local import DirStream, LocalFileSystem, SetStat
+from spindlex_tw.fs.local import CachedReadUnsupported, DirStream, LocalFileSystem, SetStat
 from spindlex_tw.protocol.constants import (
     SSH_FX_EOF,
     SSH_FX_FAILURE,
@@ -138,10 +138,25 @@ async def read(ctx: Context, rid: int, r: Reader) -> Reply:
     if not length:
         return replies.data(rid, b"")  # odd but allowed; OpenSSH answers the same
     with handle.use():
-        chunk = await ctx.io(partial(LocalFileSystem.read, handle.fd, length, offset))
+        chunk = await ctx.io(
+            partial(LocalFileSystem.read, handle.fd, length, offset),
+            # Data in the page cache is copied at once, without a thread hand-off.
+            attempt=partial(_read_cached, handle, length, offset),
+        )
     if not chunk:
         return replies.status(rid, SSH_FX_EOF)
     return replies.data(rid, chunk)
+
+
+def _read_cached(handle: FileHandle, length: int, offset: int) -> bytes | None:
+    """A READ from the page cache, or None if it would wait (or cannot be tried here)."""
+    if not handle.cached_reads:
+        return None
+    try:
+        return LocalFileSystem.read_cached(handle.fd, length, offset)
+    except CachedReadUnsupported:
+        handle.cached_reads = False
+        return None
 
 
 async def write(ctx: Context, rid: int, r: Reader) -> Reply:

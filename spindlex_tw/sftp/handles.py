@@ -41,7 +41,7 @@ class Handle:
 
 
 class FileHandle(Handle):
-    __slots__ = ("appending", "fd", "pflags", "write_done", "writing")
+    __slots__ = ("appending", "cached_reads", "fd", "pflags", "write_done", "writing")
 
     def __init__(self, path: bytes, host_path: str, fd: int, pflags: int) -> None:
         super().__init__(path, host_path)
@@ -52,6 +52,9 @@ class FileHandle(Handle):
         self.appending = bool(pflags & SSH_FXF_APPEND)
         self.writing = False
         self.write_done = Signal()
+        # Reads are first tried from the page cache, until the filesystem says
+        # it cannot do that (tmpfs, for one).
+        self.cached_reads = True
 
     @property
     def readable(self) -> bool:

@@ -223,13 +223,15 @@ class SFTPProtocol(Protocol):
         assert session is not None
         effect = job.effect
         if isinstance(effect, Blocking):
-            if not (self._inline_io and effect.files_only):
-                workers.get(self._reactor).submit(effect.function, partial(self._job_settled, job))
-                return
+            now = effect.function if self._inline_io and effect.files_only else effect.attempt
             try:
-                value = effect.function()
+                value = None if now is None else now()
             except Exception as exc:
                 session.fail(job, exc)
+                return
+            if value is None and now is not effect.function:
+                # Could wait (or no way to try without waiting): a worker does it.
+                workers.get(self._reactor).submit(effect.function, partial(self._job_settled, job))
             else:
                 session.complete(job, value)
             return

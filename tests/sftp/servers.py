@@ -22,6 +22,12 @@ class PrivateFilesServer(SFTPServer):
         return 0o700
 
 
+class ThreadsServer(SFTPServer):
+    """File calls on worker threads, wherever the root is."""
+
+    disk_io = "threads"
+
+
 class InlineServer(SFTPServer):
     """File calls on the event-loop thread, as "auto" does on tmpfs."""
 

@@ -44,13 +44,15 @@ def local(tmp_path: Path) -> Path:
 
 # Where file calls run: worker threads (the default on a disk), or inline.
 DISK_IO = pytest.mark.parametrize(
-    "server_class", [None, "tests.sftp.servers:InlineServer"], ids=["threads", "inline"]
+    "server_class",
+    ["tests.sftp.servers:ThreadsServer", "tests.sftp.servers:InlineServer"],
+    ids=["threads", "inline"],
 )
 
 
 @DISK_IO
 def test_put_and_get_recursive_tree_and_large_file(
-    root: Path, local: Path, server_class: str | None
+    root: Path, local: Path, server_class: str
 ) -> None:
     tree = local / "tree"
     (tree / "a" / "b").mkdir(parents=True)
@@ -67,7 +69,7 @@ def test_put_and_get_recursive_tree_and_large_file(
 
 
 @DISK_IO
-def test_resume_with_reput_and_reget(root: Path, local: Path, server_class: str | None) -> None:
+def test_resume_with_reput_and_reget(root: Path, local: Path, server_class: str) -> None:
     data = os.urandom(5 * 1024 * 1024 + 123)
     (local / "up.bin").write_bytes(data)
     (root / "up.bin").write_bytes(data[: 2 * 1024 * 1024])  # an interrupted upload
@@ -80,7 +82,7 @@ def test_resume_with_reput_and_reget(root: Path, local: Path, server_class: str 
 
 
 @DISK_IO
-def test_ls_long_of_5000_entries(root: Path, local: Path, server_class: str | None) -> None:
+def test_ls_long_of_5000_entries(root: Path, local: Path, server_class: str) -> None:
     big = root / "many"
     big.mkdir()
     for i in range(5000):

@@ -108,6 +108,17 @@ def _status(channel: FakeChannel, rid: int) -> int:
     return body.uint32()
 
 
+@pytest.fixture(autouse=True)
+def reads_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file call goes to a worker thread, as if nothing were in the page cache.
+
+    These tests need reads still in progress when the next request arrives,
+    wherever the temporary directory is (on tmpfs "auto" would run them inline).
+    """
+    monkeypatch.setattr(SFTPServer, "disk_io", "threads")
+    monkeypatch.setattr(LocalFileSystem, "read_cached", staticmethod(lambda fd, n, at: None))
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     jail = tmp_path / "root"
