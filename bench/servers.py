@@ -284,14 +284,18 @@ class TwistdServer(Server):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         env["SPINDLEX_BENCH_AUTHORIZED"] = str(self.keys.authorized)
         env["SPINDLEX_BENCH_SFTP_ROOT"] = str(self.sftp_root)
+        # twistd logs to the file itself; what it says before that (a usage
+        # error) goes to stderr, kept beside it.
+        errors = open(self.work / f"twistd-{self.workers}.stderr", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
             stdin=subprocess.DEVNULL,
         )
+        errors.close()  # the child keeps its own copy
         _wait_listening(self, "twistd")
 
 
