@@ -47,6 +47,7 @@ from spindlex_tw.tx.credentials import (
     parse_auth_spec,
 )
 from spindlex_tw.tx.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
+from spindlex_tw.tx.parent_watch import stop_when_parent_leaves
 from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.service")
@@ -446,7 +447,10 @@ class SpindleService(service.MultiService):
             listener = siblings.SharedListener(interface, port, self.factory, reactor, fd)
             listener.setServiceParent(self)
             shared.append(listener)
-        if not siblings.is_worker():
+        if siblings.is_worker():
+            # A copy serves only as long as the twistd process that started it.
+            reactor.callWhenRunning(stop_when_parent_leaves, reactor)
+        else:
             password = config.one_time[1] if config.one_time else None
             siblings.SiblingProcesses(
                 config.workers - 1, config.arguments, password, reactor, shared

@@ -46,6 +46,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from spindlex_tw.tx.parent_watch import stop_when_parent_leaves
 from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.workers")
@@ -265,6 +266,7 @@ def main(argv: list[str]) -> None:
     listening = adopt_listening(reactor, factory, LISTENING_FD)
     sys.stdout.write(f"READY {listening.getHost().port}\n")
     sys.stdout.flush()
+    reactor.callWhenRunning(stop_when_parent_leaves, reactor)
     reactor.run()
 
 

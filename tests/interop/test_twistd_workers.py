@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 import asyncssh
@@ -88,6 +89,29 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
         assert not Path(f"/proc/{child}").exists()  # stopped and reaped with its parent
     finally:
         server.kill()
+
+
+def test_a_copy_ends_when_its_twistd_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    server = Twistd(
+        ["spindlex", "--workers", "2", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    child = 0
+    try:
+        child = int(server.wait_for(WORKER)["pid"])
+        server.wait_for_all(LISTENING, 2)
+        server.proc.kill()  # no SIGTERM to pass on: the copy must notice by itself
+        server.proc.wait(30)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{child}").exists(), "the copy outlived its twistd"
+    finally:
+        server.kill()
+        if child and Path(f"/proc/{child}").exists():
+            os.kill(child, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(

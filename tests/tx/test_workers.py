@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,27 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+def _gone(pid: int, seconds: float = 30.0) -> bool:
+    """Has ``pid`` exited (or become a zombie) within ``seconds``?"""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_workers_end_when_the_supervisor_is_killed(
+    pool: tuple[subprocess.Popen[bytes], int, list[int]],
+) -> None:
+    proc, _, pids = pool
+    proc.kill()  # no chance to stop them: the workers must notice by themselves
+    proc.wait(30)
+    try:
+        assert all(_gone(pid) for pid in pids)
+    finally:
+        for pid in pids:
+            if not _gone(pid, 0):
+                os.kill(pid, signal.SIGKILL)
