@@ -223,17 +223,18 @@ class SFTPProtocol(Protocol):
         assert session is not None
         effect = job.effect
         if isinstance(effect, Blocking):
-            now = effect.function if self._inline_io and effect.files_only else effect.attempt
-            try:
-                value = None if now is None else now()
-            except Exception as exc:
-                session.fail(job, exc)
-                return
-            if value is None and now is not effect.function:
-                # Could wait (or no way to try without waiting): a worker does it.
-                workers.get(self._reactor).submit(effect.function, partial(self._job_settled, job))
-            else:
-                session.complete(job, value)
+            inline = self._inline_io and effect.files_only
+            call = effect.function if inline else effect.attempt
+            if call is not None:
+                try:
+                    value = call()
+                except Exception as exc:
+                    session.fail(job, exc)
+                    return
+                if inline or value is not None:  # an attempt's None: it would have waited
+                    session.complete(job, value)
+                    return
+            workers.get(self._reactor).submit(effect.function, partial(self._job_settled, job))
             return
         outcome = run_hook(
             self._reactor,
