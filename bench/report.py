@@ -1,7 +1,8 @@
-"""Results as a markdown table (one column per server, ratios against OpenSSH) and JSON."""
+"""Results as a markdown table (one column per server, ratios against OpenSSH) and a chart."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.scenarios import CIPHERS
@@ -86,3 +87,75 @@ def markdown(results: dict[str, dict[str, float]]) -> str:
         cells = [_cell(results[s].get(metric.key), base, metric.digits) for s in servers]
         lines.append(f"| {metric.label} ({better} is better) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# --- the same figures as a chart -----------------------------------------------------------
+
+_ROW = 16  # pixels per bar
+_LABEL = 330  # width of the label column
+_HALF = 220  # pixels from 1x to the scale's end (8x better, or 8x worse)
+_SCALE = 3.0  # log2 of the scale's end
+_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def svg(results: dict[str, dict[str, float]]) -> str:
+    """A bar chart of every server's figures against OpenSSH's, better to the right.
+
+    One group per measurement that OpenSSH has, one bar per other server. A
+    bar is how many times better than OpenSSH the server did (its rate over
+    OpenSSH's, or OpenSSH's time, CPU or memory over its own), on a log scale
+    from 8x worse to 8x better; bars beyond are cut at the edge.
+    """
+    others = [s for s in results if s != BASELINE]
+    groups = []
+    for metric in METRICS:
+        base = results.get(BASELINE, {}).get(metric.key)
+        if not base:
+            continue
+        bars = []
+        for server in others:
+            value = results[server].get(metric.key)
+            if value:
+                ratio = value / base if metric.higher_is_better else base / value
+                bars.append((server, ratio))
+        if bars:
+            groups.append((metric.label, bars))
+    height = sum(_ROW * (len(bars) + 1) for _, bars in groups) + 3 * _ROW
+    width = _LABEL + 2 * _HALF + 80
+    middle = _LABEL + _HALF
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{middle}" y="12" text-anchor="middle">times better than OpenSSH '
+        "(log scale; right is better)</text>",
+    ]
+    for step in range(-int(_SCALE), int(_SCALE) + 1):
+        x = middle + step / _SCALE * _HALF
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{_ROW}" x2="{x:.1f}" y2="{height - _ROW}" '
+            f'stroke="{"#000" if step == 0 else "#ddd"}"/>'
+        )
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle">{2.0**step:g}x</text>'
+        )
+    y = 2 * _ROW
+    for label, bars in groups:
+        parts.append(f'<text x="4" y="{y + 11}" font-weight="bold">{_escape(label)}</text>')
+        y += _ROW
+        for server, ratio in bars:
+            colour = _COLOURS[others.index(server) % len(_COLOURS)]
+            reach = max(-_SCALE, min(_SCALE, math.log2(ratio))) / _SCALE * _HALF
+            left = min(middle, middle + reach)
+            parts.append(f'<text x="14" y="{y + 11}">{_escape(server)}</text>')
+            parts.append(
+                f'<rect x="{left:.1f}" y="{y + 2}" width="{abs(reach):.1f}" '
+                f'height="{_ROW - 4}" fill="{colour}"><title>{ratio:.2f}x</title></rect>'
+            )
+            parts.append(f'<text x="{middle + _HALF + 8}" y="{y + 11}">{ratio:.2f}x</text>')
+            y += _ROW
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

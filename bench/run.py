@@ -139,6 +139,7 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     mode = ("quick" if args.quick else "full") + ("-disk" if args.disk else "")
     (RESULTS / f"{stamp}-{mode}.md").write_text(table)
+    (RESULTS / f"{stamp}-{mode}.svg").write_text(report.svg(results))
     (RESULTS / f"{stamp}-{mode}.json").write_text(
         json.dumps(
             {"mode": mode, "seconds": elapsed, "versions": _versions(), "results": results},
