@@ -33,11 +33,21 @@ def can_send_now(transport: Any) -> bool:
 def write(transport: Any, data: bytes) -> None:
     """``transport.write(data)``, sending what the socket takes at once if nothing is queued."""
     if data and can_send_now(transport):
-        sent = transport.writeSomeData(data)
-        # An exception instead of a count is a broken connection: queue the data so
-        # that Twisted's own write path meets the error and closes the transport.
-        if isinstance(sent, int) and sent > 0:
-            if sent == len(data):
-                return
-            data = data[sent:]
+        view = memoryview(data)
+        total = 0
+        while total < len(data):
+            # Twisted sends at most SEND_LIMIT (128 KiB) per call: go on while the
+            # kernel takes whole calls, so only a true remainder is copied and queued.
+            sent = transport.writeSomeData(view[total:])
+            # An exception instead of a count is a broken connection: queue the data
+            # so that Twisted's own write path meets the error and closes the transport.
+            if not isinstance(sent, int) or sent <= 0:
+                break
+            total += sent
+            if sent < transport.SEND_LIMIT:
+                break
+        if total == len(data):
+            return
+        if total:
+            data = data[total:]
     transport.write(data)
