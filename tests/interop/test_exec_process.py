@@ -161,8 +161,11 @@ async def _asyncssh_session(port: int, client_keys: dict[str, Path]) -> dict[str
         known_hosts=None,
     ) as conn:
         # A trap proves the signal reached the child, not a shell that died of it.
+        # The shell waits in the `wait` builtin, which a trapped signal interrupts:
+        # waiting on a foreground `sleep` instead, bash decides after the sleep
+        # whether the INT was "handled by the child" and may drop the trap.
         async with conn.create_process(
-            "trap 'echo got INT; exit 7' INT; echo ready; while :; do sleep 1; done"
+            "trap 'echo got INT; exit 7' INT; echo ready; while :; do sleep 1 & wait $!; done"
         ) as proc:
             assert await proc.stdout.readline() == "ready\n"
             proc.send_signal("INT")
