@@ -30,8 +30,10 @@ class Server:
 
     name = "?"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, keys: Any, sftp_root: Path) -> None:
         self.work = work
+        self.keys = keys  # bench.clients.Keys: the host key and the authorized client key
+        self.sftp_root = sftp_root
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.user = getpass.getuser()
@@ -48,15 +50,10 @@ class Server:
     def _spawn_announcing(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
         """Start ``cmd`` and wait for its ``PORT <n>`` line."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
-        full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-        )
-        full_env.update(env or {})
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env=full_env,
+            env=_child_env(env or {}),
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
@@ -89,6 +86,14 @@ class Server:
         time.sleep(0.1)  # let the server finish the connection's last callbacks
 
 
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment, with the checkout importable and ``extra`` on top."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
 def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     result: list[bytes] = []
     reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
@@ -108,9 +113,7 @@ class SpindlexServer(Server):
         if disk_io != "auto":
             # The SFTP root is on tmpfs, where "auto" runs file calls inline.
             self.name = f"spindlex_tw {disk_io}"
-        super().__init__(work)
-        self.keys = keys
-        self.sftp_root = sftp_root
+        super().__init__(work, keys, sftp_root)
         self.workers = workers
         self.disk_io = disk_io
         self.log_path = work / f"spindlex-{workers}-{disk_io}.log"
@@ -144,11 +147,6 @@ class SpindlexServer(Server):
 class AsyncSSHServer(Server):
     name = "asyncssh"
 
-    def __init__(self, work: Path, keys: Any, sftp_root: Path) -> None:
-        super().__init__(work)
-        self.keys = keys
-        self.sftp_root = sftp_root
-
     def start(self) -> None:
         cmd = [
             sys.executable,
@@ -179,11 +177,6 @@ class OpenSSHServer(Server):
     """``sshd -D`` with its own config: the client key, internal-sftp chrooted to the root."""
 
     name = "openssh"
-
-    def __init__(self, work: Path, keys: Any, sftp_root: Path) -> None:
-        super().__init__(work)
-        self.keys = keys
-        self.sftp_root = sftp_root
 
     def start(self) -> None:
         ensure_sshd()
@@ -252,9 +245,7 @@ class TwistdServer(Server):
 
     def __init__(self, work: Path, keys: Any, sftp_root: Path, workers: int) -> None:
         self.name = f"twistd x{workers}"
-        super().__init__(work)
-        self.keys = keys
-        self.sftp_root = sftp_root
+        super().__init__(work, keys, sftp_root)
         self.workers = workers
         self.log_path = work / f"twistd-{workers}.log"
 
@@ -280,10 +271,12 @@ class TwistdServer(Server):
             "--sftp-root",
             str(self.sftp_root),
         ]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        env["SPINDLEX_BENCH_AUTHORIZED"] = str(self.keys.authorized)
-        env["SPINDLEX_BENCH_SFTP_ROOT"] = str(self.sftp_root)
+        env = _child_env(
+            {
+                "SPINDLEX_BENCH_AUTHORIZED": str(self.keys.authorized),
+                "SPINDLEX_BENCH_SFTP_ROOT": str(self.sftp_root),
+            }
+        )
         # twistd logs to the file itself; what it says before that (a usage
         # error) goes to stderr, kept beside it.
         errors = open(self.work / f"twistd-{self.workers}.stderr", "ab")  # noqa: SIM115
