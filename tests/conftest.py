@@ -13,13 +13,26 @@ from hypothesis import HealthCheck, settings
 
 from tests.support.harness import OpenSSH, ServerProcess
 
-# The default run keeps property tests short; "fuzz" is the long run:
-#   python -m pytest tests/core/test_fuzz_decoders.py --hypothesis-profile=fuzz
+# Every property test takes its example count from the loaded profile (no
+# test pins its own).  The default run keeps them short; "fuzz" is the long
+# run documented in docs/security.md.  At the fuzz count the slowest test
+# needs a few minutes on the 2-core test machine, so the fuzz profile raises
+# the per-test timeout far above that: a slow machine fails on a bug, not on
+# the clock.
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile(
     "fuzz", max_examples=50_000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile("default")
+FUZZ_TIMEOUT = 3600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if settings.get_current_profile_name() != "fuzz":
+        return
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.timeout(FUZZ_TIMEOUT))
 
 
 for tool in ("ssh", "sshpass", "ssh-keygen"):

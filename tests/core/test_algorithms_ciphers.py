@@ -7,7 +7,7 @@ import struct
 
 import pytest
 from asyncssh.encryption import Encryption, get_encryption
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from spindlex_tw.core.algorithms.ciphers import (
@@ -253,7 +253,6 @@ def test_registry_order_and_parameters() -> None:
         assert Keys("aes128-ctr", name).opener().first_size == (4 if mac.etm else 16)
 
 
-@settings(max_examples=40, deadline=None)
 @given(
     index=st.integers(0, len(COMBINATIONS) - 1),
     seq=st.integers(0, _WRAP - 1),

@@ -8,6 +8,7 @@ truncations of real keys.
 from __future__ import annotations
 
 import base64
+import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,8 @@ KEY_NAMES = [
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",
 ]
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The example count comes from the hypothesis profile (tests/conftest.py).
+FUZZ = settings(suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -142,19 +144,36 @@ def test_private_key_mutated_pem_body(keys: list[PKey], data: st.DataObject) -> 
     assert loaded.can_sign()
 
 
-@settings(max_examples=20, deadline=None)
+@pytest.fixture(scope="module")
+def encrypted_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, PKey]:
+    """An ed25519 key file encrypted by ssh-keygen with a single bcrypt round.
+
+    One round keeps each example as cheap as the other property tests, so the
+    profile's example count can govern this test too; the rounds field itself
+    is left alone by the mutations (a large count is legitimately slow).
+    """
+    path = tmp_path_factory.mktemp("encrypted-key") / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-a", "1", "-N", "pass phrase", "-f", str(path)],
+        check=True,
+    )
+    armored = path.read_bytes()
+    return armored, PKey.from_private_key(armored.decode(), "pass phrase")
+
+
 @given(st.data())
-def test_private_key_mutated_encrypted_openssh_body(keys: list[PKey], data: st.DataObject) -> None:
-    # Few examples, each runs the bcrypt KDF; the KDF parameters are left
-    # alone (a larger rounds count is legitimately slow), the encrypted
-    # section after the public key is mutated.
-    key = keys[0]
-    lines, raw = _raw_body(key.get_private_bytes("pass phrase"))
+@FUZZ
+def test_private_key_mutated_encrypted_openssh_body(
+    encrypted_key: tuple[bytes, PKey], data: st.DataObject
+) -> None:
+    # The encrypted section after the public key is mutated.
+    armored, key = encrypted_key
+    lines, raw = _raw_body(armored)
     section = raw.index(key.get_public_key_bytes()) + len(key.get_public_key_bytes())
     mutated = data.draw(_mutations(raw, section))
-    armored = f"{lines[0]}\n{base64.b64encode(mutated).decode()}\n{lines[-1]}\n"
+    armored_mutation = f"{lines[0]}\n{base64.b64encode(mutated).decode()}\n{lines[-1]}\n"
     try:
-        loaded = PKey.from_private_key(armored, "pass phrase")
+        loaded = PKey.from_private_key(armored_mutation, "pass phrase")
     except KeyFormatError:
         return
     assert loaded == key

@@ -6,7 +6,7 @@ import os
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from spindlex_tw.core import events as ev
@@ -115,7 +115,6 @@ def test_data_before_version_complete_is_buffered() -> None:
     assert events == [ev.VersionReceived("SSH-2.0-test")]
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=600))
 def test_garbage_after_version_only_fails_cleanly(garbage: bytes) -> None:
     transport = new_transport()
@@ -127,7 +126,6 @@ def test_garbage_after_version_only_fails_cleanly(garbage: bytes) -> None:
         assert transport.data_to_send()  # a DISCONNECT (or plain line) went out
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=0, max_size=300))
 def test_garbage_identification_only_fails_cleanly(garbage: bytes) -> None:
     transport = new_transport()

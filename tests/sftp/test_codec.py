@@ -136,9 +136,7 @@ def _check_replies(drv: Driver) -> list[int]:
     return kinds
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=300))
 def test_random_stream_gives_replies_or_a_framing_error(fuzz_root: Path, data: bytes) -> None:
     drv = Driver(fuzz_root)
@@ -176,9 +174,7 @@ KNOWN = sorted(
 )
 
 
-@settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     kind=st.sampled_from([*KNOWN, 0, 2, 21, 99, 255]),
     rid=st.integers(0, 2**32 - 1),
