@@ -176,10 +176,12 @@ class SFTPServer:
     def check_file_access(self, path: str, mode: str) -> bool:
         """May the client use the file at host path ``path``; ``mode`` is "r" or "w"?
 
-        Consulted for OPEN ("w" when writing, creating or truncating), STAT and
-        LSTAT ("r"), SETSTAT, FSETSTAT, lsetstat and REMOVE ("w"), READLINK and
-        hardlink sources ("r"), and both names of RENAME ("w" for the source).
-        Only ``True`` grants; a Deferred or coroutine may answer later.
+        "r" for OPEN of a handle that reads, STAT, LSTAT and READLINK. "w" for
+        whatever may change the data or give it a name: OPEN with WRITE,
+        APPEND, CREAT or TRUNC, SETSTAT, FSETSTAT, lsetstat, REMOVE, both names
+        of RENAME and posix-rename, both names of hardlink, and the new name of
+        SYMLINK. docs/sftp.md has the table. Only ``True`` grants; a Deferred or
+        coroutine may answer later.
         """
         return True
 
@@ -187,8 +189,10 @@ class SFTPServer:
     def check_directory_access(self, path: str, mode: str) -> bool:
         """May the client use the directory at host path ``path``; ``mode`` is "r" or "w"?
 
-        Consulted with "r" for OPENDIR, and with "w" on the *parent* directory
-        for MKDIR, RMDIR, SYMLINK, hardlink and the target of RENAME.
+        "r" for OPENDIR. "w" for the directory a name is added to or removed
+        from (OPEN that creates, REMOVE, MKDIR, RMDIR, both names of RENAME and
+        posix-rename, the new name of hardlink and SYMLINK), and for the
+        directory itself that MKDIR creates or RMDIR removes.
         """
         return True
 

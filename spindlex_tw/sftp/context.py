@@ -16,16 +16,13 @@ from spindlex_tw.core.wire import Reader
 from spindlex_tw.fs.jail import Location
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_FAILURE, SSH_FX_PERMISSION_DENIED
+from spindlex_tw.sftp.access import Rule, parent_of
 from spindlex_tw.sftp.effects import Blocking, CallHook, Wait
 from spindlex_tw.sftp.handles import DirHandle, FileHandle, Handle, HandleTable
 from spindlex_tw.sftp.replies import Reply
 from spindlex_tw.sftp.status import SFTPError
 
 T = TypeVar("T")
-
-# Requests OpenSSH counts as writes: a read-only policy must refuse all of them.
-WRITE = "w"
-READ = "r"
 
 SIZE_LIMIT = 256 * 1024
 HEADER_ROOM = 1024
@@ -158,7 +155,7 @@ class Context:
     def open_without_asking(self, creating: bool, requested: int | None) -> tuple[bool, int | None]:
         """``(True, mode)`` for an OPEN whose hooks' answers are known, else ``(False, None)``.
 
-        Known when the access hook grants everything and, for a create, the
+        Known when the access hooks grant everything and, for a create, the
         permissions hook gives a fixed mode: the defaults of ``SFTPServer``.
         The mode is None when not creating.
         """
@@ -166,6 +163,8 @@ class Context:
             return False, None
         if not creating:
             return True, None
+        if known_answer(self.policy.check_directory_access) is not True:
+            return False, None
         mode = known_answer(self.policy.get_file_permissions)
         if not isinstance(mode, int) or isinstance(mode, bool):
             return False, None
@@ -192,14 +191,24 @@ class Context:
             self.report(f"SFTP hook {getattr(hook, '__name__', hook)!r} failed", exc)
             raise SFTPError(None, SSH_FX_PERMISSION_DENIED) from exc
 
-    async def require_file(self, virtual: bytes, mode: str) -> None:
-        answer = await self._ask(self.policy.check_file_access, self.host_path(virtual), mode)
-        if answer is not True:
-            raise SFTPError(None, SSH_FX_PERMISSION_DENIED)
+    async def granted(self, rule: Rule, virtual: bytes) -> bool:
+        """Whether each hook ``rule`` lists (see :mod:`.access`) grants it for ``virtual``."""
+        policy = self.policy
+        for check in rule:
+            hook = (
+                policy.check_file_access if check.hook == "file" else policy.check_directory_access
+            )
+            answer = known_answer(hook)
+            if answer is _ASK:
+                path = virtual if check.of == "entry" else parent_of(virtual)
+                answer = await self._ask(hook, self.host_path(path), check.mode)
+            if answer is not True:
+                return False
+        return True
 
-    async def require_directory(self, virtual: bytes, mode: str) -> None:
-        answer = await self._ask(self.policy.check_directory_access, self.host_path(virtual), mode)
-        if answer is not True:
+    async def require(self, rule: Rule, virtual: bytes) -> None:
+        """Refuse the request unless every hook of ``rule`` grants it for ``virtual``."""
+        if not await self.granted(rule, virtual):
             raise SFTPError(None, SSH_FX_PERMISSION_DENIED)
 
     async def creation_mode(

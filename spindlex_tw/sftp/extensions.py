@@ -19,10 +19,10 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_OP_UNSUPPORTED,
     SSH_FX_PERMISSION_DENIED,
 )
-from spindlex_tw.sftp import replies
+from spindlex_tw.sftp import access, replies
 from spindlex_tw.sftp.attrs import Attrs
 from spindlex_tw.sftp.codes import SSH_FXE_STATVFS_ST_NOSUID, SSH_FXE_STATVFS_ST_RDONLY
-from spindlex_tw.sftp.context import READ, WRITE, Context, Handler
+from spindlex_tw.sftp.context import Context, Handler
 from spindlex_tw.sftp.file_ops import checked_offset, setstat_change
 from spindlex_tw.sftp.path_ops import rename_with, resolve
 from spindlex_tw.sftp.replies import Reply
@@ -74,14 +74,18 @@ async def hardlink(ctx: Context, rid: int, r: Reader) -> Reply:
         ctx.located(old_path, follow=False) as old,
         ctx.located(new_path, follow=False) as new,
     ):
-        await ctx.require_file(old.path, READ)
-        await ctx.require_directory(new.parent_path, WRITE)
+        # A second name for the data is a way to write it: writing the source is asked.
+        await ctx.require(access.WRITE_DATA, old.path)
+        await ctx.require(access.NAME, new.path)
         await ctx.io(partial(LocalFileSystem.link, old, new))
     return replies.status(rid, SSH_FX_OK)
 
 
 async def fsync(ctx: Context, rid: int, r: Reader) -> Reply:
     handle = ctx.file_handle(r.string(), missing=SSH_FX_NO_SUCH_FILE)
+    if not handle.writable:
+        # As OpenSSH's read-only mode: flushing is a write, granted when the handle was opened.
+        return replies.status(rid, SSH_FX_PERMISSION_DENIED)
     with handle.use():
         await ctx.io(partial(LocalFileSystem.fsync, handle.fd))
     return replies.status(rid, SSH_FX_OK)
@@ -94,7 +98,7 @@ async def lsetstat(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.status(rid, SSH_FX_BAD_MESSAGE)  # a link has no size to set
     change = setstat_change(attrs)
     async with ctx.located(path, follow=False) as loc:
-        await ctx.require_file(loc.path, WRITE)
+        await ctx.require(access.WRITE_DATA, loc.path)
         await ctx.io(partial(LocalFileSystem.setstat, loc, change))
     return replies.status(rid, SSH_FX_OK)
 

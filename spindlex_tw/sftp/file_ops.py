@@ -17,7 +17,7 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_OK,
     SSH_FX_PERMISSION_DENIED,
 )
-from spindlex_tw.sftp import replies
+from spindlex_tw.sftp import access, replies
 from spindlex_tw.sftp.attrs import Attrs
 from spindlex_tw.sftp.codes import (
     SSH_FXF_APPEND,
@@ -35,7 +35,7 @@ from spindlex_tw.sftp.codes import (
     SSH_FXP_READDIR,
     SSH_FXP_WRITE,
 )
-from spindlex_tw.sftp.context import READ, WRITE, Context, Handler
+from spindlex_tw.sftp.context import Context, Handler
 from spindlex_tw.sftp.effects import Wait
 from spindlex_tw.sftp.handles import DirHandle, FileHandle
 from spindlex_tw.sftp.longname import longname
@@ -43,7 +43,6 @@ from spindlex_tw.sftp.replies import Reply
 from spindlex_tw.sftp.status import SFTPError
 
 MAX_OFFSET = (1 << 63) - 1  # off_t
-_WRITING = SSH_FXF_WRITE | SSH_FXF_APPEND | SSH_FXF_CREAT | SSH_FXF_TRUNC
 
 
 def checked_offset(value: int) -> int:
@@ -106,13 +105,23 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
             )
         else:
             async with ctx.located(path, follow) as loc:
-                await ctx.require_file(loc.path, WRITE if pflags & _WRITING else READ)
+                await ctx.require(access.open_rule(pflags), loc.path)
+                # Refused a new name, CREAT can still open the file that is there.
+                if creating and not await ctx.granted(access.CREATE, loc.path):
+                    if exclusive:
+                        raise SFTPError(None, SSH_FX_PERMISSION_DENIED)
+                    creating = False
                 mode = None
                 if creating:
                     mode = await ctx.creation_mode(
                         ctx.policy.get_file_permissions, loc.path, attrs.permissions
                     )
-                fd = await ctx.io(partial(ctx.fs.open_file, loc, flags, mode))
+                try:
+                    fd = await ctx.io(partial(ctx.fs.open_file, loc, flags, mode))
+                except FileNotFoundError as exc:
+                    if pflags & SSH_FXF_CREAT and not creating:
+                        raise SFTPError(None, SSH_FX_PERMISSION_DENIED) from exc
+                    raise
                 virtual = loc.path
     except BaseException:
         ctx.handles.release()
@@ -191,7 +200,9 @@ async def fsetstat(ctx: Context, rid: int, r: Reader) -> Reply:
     handle = ctx.file_handle(r.string())
     change = setstat_change(Attrs.decode(r))
     with handle.use():
-        await ctx.require_file(handle.path, WRITE)
+        # Asked again whatever the handle was opened for: fchmod, fchown and
+        # futimens work on a read-only descriptor.
+        await ctx.require(access.WRITE_DATA, handle.path)
         await ctx.io(partial(LocalFileSystem.fsetstat, handle.fd, change))
     return replies.status(rid, SSH_FX_OK)
 
@@ -202,7 +213,7 @@ async def opendir(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.status(rid, SSH_FX_FAILURE)
     try:
         async with ctx.located(path, follow=True) as loc:
-            await ctx.require_directory(loc.path, READ)
+            await ctx.require(access.LIST, loc.path)
             stream = await ctx.io(partial(LocalFileSystem.opendir, loc))
     except BaseException:
         ctx.handles.release()

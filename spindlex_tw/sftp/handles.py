@@ -17,6 +17,17 @@ from spindlex_tw.sftp.effects import Signal
 HANDLE_BYTES = 4
 
 
+def reads(pflags: int) -> bool:
+    """Whether a file opened with SSH_FXF_* ``pflags`` may be read."""
+    # Asking neither to read nor to write means read, as O_RDONLY is 0.
+    return bool(pflags & SSH_FXF_READ) or not writes(pflags)
+
+
+def writes(pflags: int) -> bool:
+    """Whether a file opened with SSH_FXF_* ``pflags`` may be written."""
+    return bool(pflags & (SSH_FXF_WRITE | SSH_FXF_APPEND))
+
+
 class Handle:
     """What every handle has: an id, the path it was opened with, a use count."""
 
@@ -58,12 +69,11 @@ class FileHandle(Handle):
 
     @property
     def readable(self) -> bool:
-        # Asking neither to read nor to write means read, as O_RDONLY is 0.
-        return bool(self.pflags & SSH_FXF_READ) or not self.writable
+        return reads(self.pflags)
 
     @property
     def writable(self) -> bool:
-        return bool(self.pflags & (SSH_FXF_WRITE | SSH_FXF_APPEND))
+        return writes(self.pflags)
 
 
 class DirHandle(Handle):

@@ -8,7 +8,7 @@ from functools import partial
 from spindlex_tw.core.wire import Reader
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_OK
-from spindlex_tw.sftp import replies
+from spindlex_tw.sftp import access, replies
 from spindlex_tw.sftp.attrs import Attrs
 from spindlex_tw.sftp.codes import (
     SSH_FXP_LSTAT,
@@ -22,7 +22,7 @@ from spindlex_tw.sftp.codes import (
     SSH_FXP_STAT,
     SSH_FXP_SYMLINK,
 )
-from spindlex_tw.sftp.context import READ, WRITE, Context, Handler
+from spindlex_tw.sftp.context import Context, Handler
 from spindlex_tw.sftp.file_ops import setstat_change
 from spindlex_tw.sftp.replies import Reply
 
@@ -31,7 +31,7 @@ OK = SSH_FX_OK
 
 async def _stat(ctx: Context, rid: int, r: Reader, follow: bool) -> Reply:
     async with ctx.located(r.string(), follow=follow) as loc:
-        await ctx.require_file(loc.path, READ)
+        await ctx.require(access.READ_DATA, loc.path)
         st = await ctx.io(partial(LocalFileSystem.stat, loc))
     return replies.attrs(rid, Attrs.from_stat(st))
 
@@ -48,14 +48,14 @@ async def setstat(ctx: Context, rid: int, r: Reader) -> Reply:
     path = r.string()
     change = setstat_change(Attrs.decode(r))
     async with ctx.located(path, follow=True) as loc:
-        await ctx.require_file(loc.path, WRITE)
+        await ctx.require(access.WRITE_DATA, loc.path)
         await ctx.io(partial(LocalFileSystem.setstat, loc, change))
     return replies.status(rid, OK)
 
 
 async def remove(ctx: Context, rid: int, r: Reader) -> Reply:
     async with ctx.located(r.string(), follow=False) as loc:
-        await ctx.require_file(loc.path, WRITE)
+        await ctx.require(access.NAME, loc.path)
         await ctx.io(partial(LocalFileSystem.remove, loc))
     return replies.status(rid, OK)
 
@@ -64,7 +64,7 @@ async def mkdir(ctx: Context, rid: int, r: Reader) -> Reply:
     path = r.string()
     attrs = Attrs.decode(r)
     async with ctx.located(path, follow=False) as loc:
-        await ctx.require_directory(loc.parent_path, WRITE)
+        await ctx.require(access.DIRECTORY_NAME, loc.path)
         mode = await ctx.creation_mode(
             ctx.policy.get_directory_permissions, loc.path, attrs.permissions
         )
@@ -74,7 +74,7 @@ async def mkdir(ctx: Context, rid: int, r: Reader) -> Reply:
 
 async def rmdir(ctx: Context, rid: int, r: Reader) -> Reply:
     async with ctx.located(r.string(), follow=False) as loc:
-        await ctx.require_directory(loc.parent_path, WRITE)
+        await ctx.require(access.DIRECTORY_NAME, loc.path)
         await ctx.io(partial(LocalFileSystem.rmdir, loc))
     return replies.status(rid, OK)
 
@@ -100,8 +100,9 @@ async def rename_with(ctx: Context, rid: int, r: Reader, replace: bool) -> Reply
         ctx.located(old_path, follow=False) as old,
         ctx.located(new_path, follow=False) as new,
     ):
-        await ctx.require_file(old.path, WRITE)
-        await ctx.require_directory(new.parent_path, WRITE)
+        # The old name goes, the new one comes (or replaces what it named).
+        await ctx.require(access.NAME, old.path)
+        await ctx.require(access.NAME, new.path)
         move = LocalFileSystem.rename if replace else LocalFileSystem.rename_no_replace
         await ctx.io(partial(move, old, new))
     return replies.status(rid, OK)
@@ -114,7 +115,7 @@ async def rename(ctx: Context, rid: int, r: Reader) -> Reply:
 
 async def readlink(ctx: Context, rid: int, r: Reader) -> Reply:
     async with ctx.located(r.string(), follow=False) as loc:
-        await ctx.require_file(loc.path, READ)
+        await ctx.require(access.READ_DATA, loc.path)
         target = await ctx.io(partial(LocalFileSystem.readlink, loc))
     return replies.single_name(rid, target)
 
@@ -124,8 +125,9 @@ async def symlink(ctx: Context, rid: int, r: Reader) -> Reply:
     target = r.string()
     link_path = r.string()
     async with ctx.located(link_path, follow=False) as loc:
-        await ctx.require_directory(loc.parent_path, WRITE)
-        # The text is stored as given; it is only ever followed inside the root.
+        # Only the new name is checked: the text is stored as given, and whatever
+        # later goes through the link is judged at the file it leads to.
+        await ctx.require(access.NAME, loc.path)
         await ctx.io(partial(LocalFileSystem.symlink, target, loc))
     return replies.status(rid, OK)
 

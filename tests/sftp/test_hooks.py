@@ -144,15 +144,21 @@ def test_hooks_get_host_paths_and_modes(tree: Path) -> None:
         ("file", f"{root}/file", "r"),
         ("file", f"{root}/file", "w"),
         ("file", f"{root}/dir/new", "w"),
+        ("dir", f"{root}/dir", "w"),  # CREAT may add a name
         ("file-mode", f"{root}/dir/new", ""),
         ("file", f"{root}/file", "r"),
         ("file", f"{root}/link", "r"),
+        ("dir", f"{root}/dir/sub", "w"),
         ("dir", f"{root}/dir", "w"),
         ("dir-mode", f"{root}/dir/sub", ""),
+        ("dir", f"{root}/dir/sub", "w"),
         ("dir", f"{root}/dir", "w"),
         ("dir", f"{root}/dir", "r"),
         ("file", f"{root}/dir/new", "w"),
+        ("dir", f"{root}/dir", "w"),
         ("file", f"{root}/file", "w"),
+        ("dir", root, "w"),
+        ("file", f"{root}/dir/file2", "w"),
         ("dir", f"{root}/dir", "w"),
     ]
 
