@@ -132,12 +132,17 @@ def negotiate(client: KexInit, server: KexInit, aead_ciphers: frozenset[str]) ->
     )
 
 
-def guess_was_right(client: KexInit, server: KexInit, chosen: Negotiated) -> bool:
-    """RFC 4253 7: a guessed first kex packet counts only if both first choices matched."""
-    client_kex = [n for n in client.kex if n not in _MARKERS]
+def guess_was_right(client: KexInit, server: KexInit) -> bool:
+    """RFC 4253 7.1: a guessed first kex packet counts only if both sides' lists
+    start with the same key exchange and the same host key algorithm.
+
+    Not "the client's first choices were the negotiated ones": a client whose
+    first choice we support but do not prefer would have its guess answered
+    while it, judging by the same rule as we must, sends the real packet.
+    """
     return (
-        bool(client_kex)
-        and client_kex[0] == chosen.kex
+        bool(client.kex)
+        and client.kex[:1] == server.kex[:1]
         and bool(client.host_key)
-        and client.host_key[0] == chosen.host_key
+        and client.host_key[:1] == server.host_key[:1]
     )

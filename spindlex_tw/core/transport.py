@@ -66,6 +66,9 @@ _INITIAL_KEX_MESSAGES = frozenset(
 )
 _AEAD_CIPHERS = frozenset(name for name, spec in CIPHERS.items() if spec.aead)
 _STRICT_FORBIDDEN = frozenset({c.SSH_MSG_IGNORE, c.SSH_MSG_DEBUG, c.SSH_MSG_UNIMPLEMENTED})
+# What we send under the old keys once a re-key is due: KEXINIT, the kex reply,
+# NEWKEYS and a DISCONNECT, with room to spare.
+_KEX_PACKETS = 16
 
 
 @dataclass
@@ -78,7 +81,13 @@ class TransportConfig:
     software_version: str | None = None
     max_packet_length: int = 35000  # RFC 4253 6.1: what every implementation must accept
     max_payload: int = 32768 + 1024  # channel data of 32 KiB plus message overhead
+    # Re-key when either direction has carried this much under one key (OpenSSH's
+    # RekeyLimit), or this many packets (OpenSSH's MAX_PACKETS).
     rekey_bytes: int = 1 << 30
+    rekey_packets: int = 1 << 31
+    # A peer's packets under one key beyond this would reuse a sequence number,
+    # which chacha20-poly1305 uses as its nonce: the peer is disconnected first.
+    packet_limit: int = 1 << 32
 
 
 class Service(Protocol):
@@ -108,6 +117,10 @@ class ServerTransport:
     def __init__(self, config: TransportConfig, host_keys: Sequence[PKey], rng: Rng) -> None:
         if not host_keys:
             raise ValueError("at least one host key is required")
+        if not 0 < config.rekey_packets <= config.packet_limit - _KEX_PACKETS:
+            # Our own packets under one key stop at rekey_packets plus the few
+            # of the key exchange (everything else is held back meanwhile).
+            raise ValueError("rekey_packets must leave room below packet_limit")
         self.config = config
         self._rng = rng
         self._host_keys = {alg: key for key in host_keys for alg in key.host_key_algorithms()}
@@ -128,8 +141,12 @@ class ServerTransport:
         self._kex_count = 0
         self._strict = False
         self._client_ext_info = False
-        self._wanted_compression = ("none", "none")
-        self._active_compression = ("none", "none")
+        # zlib@openssh.com runs once our USERAUTH_SUCCESS is on the wire, with a
+        # fresh stream per direction at each of that direction's NEWKEYS.
+        self._compressing = False
+        self._success_held: int | None = None  # held packets up to USERAUTH_SUCCESS
+        self._out_compression = "none"  # negotiated for the outbound keys in use
+        self._in_compression = "none"
         self._negotiated: Negotiated | None = None
         self.authenticated = False
         self.service: Service | None = None
@@ -187,6 +204,14 @@ class ServerTransport:
         if self.closed or self.peer_version is None:
             return None
         try:
+            if (
+                self._decoder.packets_since_kex >= self.config.packet_limit
+                and self._decoder.buffered()
+            ):
+                raise ProtocolError(
+                    f"{self._decoder.packets_since_kex} packets under one key: "
+                    "the peer did not re-key"
+                )
             payload = self._decoder.next_payload()
             if payload is None:
                 return None
@@ -221,10 +246,13 @@ class ServerTransport:
         """Send an upper-layer message, holding it back while keys change."""
         if self.closed:
             return
-        if self._kex is not None and not self._kex.newkeys_sent:
+        if self._holding():
             self._held.append(payload)
         else:
             self._write_packet(payload)
+
+    def _holding(self) -> bool:
+        return self._kex is not None and not self._kex.newkeys_sent
 
     def request_rekey(self) -> None:
         """Start a key re-exchange (by volume or time) unless one is running."""
@@ -232,9 +260,26 @@ class ServerTransport:
             self._start_kex()
 
     def start_delayed_compression(self) -> None:
-        """zlib@openssh.com: compression starts once user authentication succeeded."""
+        """Called just after USERAUTH_SUCCESS was sent: zlib@openssh.com starts with it.
+
+        As OpenSSH's sshd, the switch happens when USERAUTH_SUCCESS is actually
+        written: if a key exchange holds it back, once the held packets go out.
+        """
         self.authenticated = True
-        self._sync_compression()
+        if self._holding():
+            self._success_held = len(self._held)
+        else:
+            self._start_compression()
+
+    def _start_compression(self) -> None:
+        self._compressing = True
+        self._encoder.set_compressor(make_compressor(self._out_compression))
+        # The client compresses from the first packet it sends after reading
+        # USERAUTH_SUCCESS. Mid key exchange, that is after its NEWKEYS (sent
+        # when it read our reply, before our NEWKEYS and USERAUTH_SUCCESS),
+        # so inbound compression then starts with the new keys.
+        if self._kex is None:
+            self._decoder.set_decompressor(make_decompressor(self._in_compression))
 
     @property
     def negotiated(self) -> Negotiated | None:
@@ -346,9 +391,7 @@ class ServerTransport:
         kex.their_payload = payload
         kex.negotiated = negotiate(theirs, kex.ours, _AEAD_CIPHERS)
         kex.spec = KEX_METHODS[kex.negotiated.kex]
-        kex.skip_guess = theirs.first_kex_follows and not guess_was_right(
-            theirs, kex.ours, kex.negotiated
-        )
+        kex.skip_guess = theirs.first_kex_follows and not guess_was_right(theirs, kex.ours)
         return []
 
     def _on_kex_method(self, payload: bytes) -> list[Event]:
@@ -396,8 +439,11 @@ class ServerTransport:
                 + wire.string(",".join(USER_SIG_ALGS))
             )
         held, self._held = self._held, []
-        for queued in held:
+        success, self._success_held = self._success_held, None
+        for count, queued in enumerate(held, 1):
             self._write_packet(queued)
+            if count == success:
+                self._start_compression()
         return []
 
     def _derive_keys(self, kex: _Kex, secret: bytes, exchange_hash: bytes) -> None:
@@ -426,6 +472,12 @@ class ServerTransport:
         )
         if self._strict:
             self._encoder.reset_sequence()
+        # RFC 4253 7.3 and OpenSSH: each direction's compression, like its keys,
+        # changes at its sender's NEWKEYS, and restarts its stream there.
+        self._out_compression = negotiated.compression_s2c
+        self._encoder.set_compressor(
+            make_compressor(self._out_compression) if self._compressing else None
+        )
 
     def _on_newkeys(self, payload: bytes) -> list[Event]:
         kex = self._kex
@@ -439,25 +491,15 @@ class ServerTransport:
         )
         if self._strict:
             self._decoder.reset_sequence()
-        self._wanted_compression = (negotiated.compression_c2s, negotiated.compression_s2c)
-        self._sync_compression()
+        self._in_compression = negotiated.compression_c2s
+        self._decoder.set_decompressor(
+            make_decompressor(self._in_compression) if self._compressing else None
+        )
         initial = self._kex_count == 0
         self._kex = None
         self._kex_count += 1
         self._negotiated = negotiated
         return [KeyExchangeCompleted(negotiated, initial)]
-
-    def _sync_compression(self) -> None:
-        # A re-exchange after login that keeps the same method keeps the running
-        # zlib streams: restarting one would desynchronise the peer's dictionary.
-        if not self.authenticated:
-            return
-        inbound, outbound = self._wanted_compression
-        if inbound != self._active_compression[0]:
-            self._decoder.set_decompressor(make_decompressor(inbound))
-        if outbound != self._active_compression[1]:
-            self._encoder.set_compressor(make_compressor(outbound))
-        self._active_compression = self._wanted_compression
 
     # --- output ---------------------------------------------------------------------
 
@@ -466,12 +508,12 @@ class ServerTransport:
         self._maybe_rekey()
 
     def _maybe_rekey(self) -> None:
+        if self._kex is not None or self.session_id is None or self.closed:
+            return
+        encoder, decoder, config = self._encoder, self._decoder, self.config
         if (
-            self._kex is None
-            and self.session_id is not None
-            and not self.closed
-            and self._encoder.bytes_since_kex + self._decoder.bytes_since_kex
-            > self.config.rekey_bytes
+            max(encoder.bytes_since_kex, decoder.bytes_since_kex) > config.rekey_bytes
+            or max(encoder.packets_since_kex, decoder.packets_since_kex) >= config.rekey_packets
         ):
             self._start_kex()
 

@@ -1,8 +1,9 @@
 """Payload compression: "none" and OpenSSH's delayed zlib, "zlib@openssh.com".
 
-Each direction is one zlib stream for the life of the keys: every packet's
+Each direction is one zlib stream for the life of its keys: every packet's
 payload is compressed and flushed so the peer can decompress it on its own,
-but the dictionary carries over, as OpenSSH does.  When compression starts
+but the dictionary carries over from packet to packet.  Each NEWKEYS starts a
+fresh stream, as OpenSSH, AsyncSSH and Paramiko do.  When compression starts
 (after user authentication for zlib@openssh.com) is the transport's decision.
 """
 
