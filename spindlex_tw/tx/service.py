@@ -48,6 +48,7 @@ from spindlex_tw.tx.credentials import (
 )
 from spindlex_tw.tx.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
 from spindlex_tw.tx.parent_watch import stop_when_parent_leaves
+from spindlex_tw.tx.rekey_limit import parse_rekey_limit
 from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.service")
@@ -189,6 +190,14 @@ class ServiceOptions(usage.Options):
         ["max-connections", None, "100", "Concurrent connections; more are refused."],
         ["login-grace", None, "30", "Seconds a client has to log in."],
         ["max-auth-tries", None, "6", "Failed login attempts before disconnecting."],
+        [
+            "rekey-limit",
+            None,
+            "default",
+            "BYTES[:SECONDS], as sshd's RekeyLimit: re-key once either direction carried "
+            "BYTES (K, M, G suffixes; default 1G) and, optionally, every SECONDS (90, 30m, "
+            "1h; default 1h; none for never).",
+        ],
         ["banner", None, None, "File whose text clients see before logging in."],
         [
             "workers",
@@ -238,6 +247,10 @@ class ServiceOptions(usage.Options):
         settings = ServerSettings()
         for name, (convert, apply) in _NUMBERS.items():
             apply(settings, convert(name, str(self[name])))
+        try:
+            parse_rekey_limit(str(self["rekey-limit"])).apply(settings)
+        except ValueError as exc:
+            raise usage.UsageError(f"--rekey-limit: {exc}") from exc
         listen = self._endpoints()
         host_keys = self._host_keys()
         app_class = load_app_class(self["app"]) if self["app"] else None

@@ -46,6 +46,7 @@ def _run_twistd(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["--app", "os.path:join"], "join is not an SSHServer subclass"),
         (["--auth", "file:plain_passwd"], "plain text is refused"),
         (["--max-connections", "lots"], "--max-connections expects a number"),
+        (["--rekey-limit", "1X"], "--rekey-limit: '1X' is not a size such as 512K"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -170,6 +170,11 @@ def test_app_overrides_win_and_options_fill_in(home: Path) -> None:
         (["--sftp-root", "/nonexistent"], "--sftp-root /nonexistent is not a directory"),
         (["--banner", "/nonexistent"], "--banner /nonexistent"),
         (["--authorized-keys", "/"], "--authorized-keys: cannot read /: is a directory"),
+        (["--rekey-limit", "lots"], "--rekey-limit: 'lots' is not a size"),
+        (["--rekey-limit", "1M:soon"], "--rekey-limit: 'soon' is not a time"),
+        (["--rekey-limit", "1M:"], "--rekey-limit: '' is not a time"),
+        (["--rekey-limit", "8"], "--rekey-limit: '8' is below 16 bytes"),
+        (["--rekey-limit", "1G:0m"], "--rekey-limit: '0m' is not a time after which"),
     ],
 )
 def test_bad_values_are_one_line_errors(home: Path, args: list[str], message: str) -> None:
@@ -178,6 +183,27 @@ def test_bad_values_are_one_line_errors(home: Path, args: list[str], message: st
     text = str(caught.value)
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "volume", "seconds"),
+    [
+        ("default", 1 << 30, 3600.0),
+        ("1M", 1 << 20, 3600.0),
+        ("1G", 1 << 30, 3600.0),
+        ("none", 1 << 30, 0.0),
+        ("default:none", 1 << 30, 0.0),
+        ("1G:1h", 1 << 30, 3600.0),
+        ("512K:30m", 512 << 10, 1800.0),
+        ("2g:1h30m", 2 << 30, 5400.0),
+        ("100000:90", 100000, 90.0),
+    ],
+)
+def test_rekey_limit_reads_openssh_forms(
+    home: Path, value: str, volume: int, seconds: float
+) -> None:
+    settings = parse("--rekey-limit", value).config.settings
+    assert (settings.transport.rekey_bytes, settings.rekey_seconds) == (volume, seconds)
 
 
 def test_plain_text_password_file(home: Path, tmp_path: Path) -> None:
