@@ -151,6 +151,12 @@ def test_rekey_by_client_loses_nothing(server: ServerProcess) -> None:
             assert result.stdout == payload
 
     run(check())
+    assert _key_exchanges(server) >= 2
+
+
+def _key_exchanges(server: ServerProcess) -> int:
+    """Key exchanges the server completed, by its own log (one connection per test)."""
+    return server.log().count("key exchange with 127.0.0.1:")
 
 
 def test_rekey_by_server_loses_nothing(start_server: Callable[..., ServerProcess]) -> None:
@@ -158,9 +164,14 @@ def test_rekey_by_server_loses_nothing(start_server: Callable[..., ServerProcess
     payload = bytes(range(256)) * 16384
 
     async def check() -> None:
-        async with connect(server.port) as conn:
+        # Uncompressed, so the 4 MiB each way are 4 MiB on the wire too.
+        async with connect(server.port, compression_algs=None) as conn:
             result = await conn.run("cat", input=payload, encoding=None, check=True)
             assert result.stdout == payload
 
     run(check())
+    # The server re-keyed at least once past its 200 kB (data already in
+    # flight when it asks still counts against the old keys); AsyncSSH itself
+    # re-keys only after 1 GB, so no exchange after the first was the client's.
+    assert _key_exchanges(server) >= 2
     assert "Traceback" not in server.log()

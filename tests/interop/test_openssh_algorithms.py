@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -107,7 +108,11 @@ def test_compression(multi_key_server: tuple[ServerProcess, OpenSSH]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == payload
-    assert b"compression: zlib@openssh.com" in result.stderr or b"zlib@openssh.com" in result.stderr
+    negotiated = re.findall(rb"kex: \S+ cipher: .* compression: (\S+)", result.stderr)
+    assert negotiated == [b"zlib@openssh.com"] * 2, result.stderr
+    # The client's own count: what the server sent really arrived compressed.
+    (incoming,) = re.findall(rb"compress incoming: raw data (\d+), compressed (\d+)", result.stderr)
+    assert int(incoming[1]) * 10 < int(incoming[0]) and int(incoming[0]) >= len(payload)
 
 
 def test_unsupported_algorithm_is_named(multi_key_server: tuple[ServerProcess, OpenSSH]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import pty
+import struct
 import subprocess
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,11 +105,33 @@ def test_pty_shell(openssh: OpenSSH, server: ServerProcess, client_keys: dict[st
 
 
 def test_pty_exec_reports_terminal(openssh: OpenSSH, client_keys: dict[str, Path]) -> None:
-    result = openssh.ssh(
-        "alice", "pty", identity=client_keys["ed25519"], args=["-tt"], extra=["RequestTTY=force"]
-    )
-    assert result.returncode == 0
-    assert b"x" in result.stdout  # "<term> <cols>x<rows>"
+    # ssh's stdin is a terminal of a known size, so the pty request carries
+    # that size and the client's TERM: the command prints what the server got.
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 101, 0, 0))
+    try:
+        result = subprocess.run(
+            [
+                "ssh",
+                *openssh.options(),
+                "-p",
+                str(openssh.port),
+                "-i",
+                str(client_keys["ed25519"]),
+                "-tt",
+                "alice@127.0.0.1",
+                "pty",
+            ],
+            stdin=terminal,
+            capture_output=True,
+            env={**os.environ, "TERM": "vt220"},
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"vt220 101x37\n", result.stdout
 
 
 def test_env_accepted_and_refused(

@@ -13,7 +13,7 @@
   "env NAME", "wait-signal" (exits when a signal request arrives), "pty"
   (prints the pty term and size).
 - shell: a line echo that quits on "exit".
-- every env/window-change/signal hook call is appended as a JSON line to
+- every login and every env/window-change/signal hook call is appended as a JSON line to
   $SPINDLEX_TEST_RECORD when set.
 """
 
@@ -99,6 +99,7 @@ class TestServer(SSHServer):
 
     def on_authentication_successful(self, username: str, method: str) -> None:
         super().on_authentication_successful(username, method)
+        record("authenticated", user=username)
         if username != "slow":
             waiters, self.slow_waiters = self.slow_waiters, []
             for waiting in waiters:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from spindlex_tw.tx.service import Options
 from tests.support.harness import ROOT
 
 # twistd's own entry point, run by this interpreter (no console script needed).
@@ -20,6 +21,29 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 LISTENING = re.compile(r"listening on (?P<host>\S+):(?P<port>\d+)")
 PASSWORD = re.compile(r"one-time password for (?P<user>\S+): (?P<password>\S+)")
+
+
+def declared_options() -> set[str]:
+    """Every long option ``twistd spindlex`` declares, without twistd's own help/version."""
+    return {name.rstrip("=") for name in Options().longOpt} - {"help", "version"}
+
+
+HELP_LINE = re.compile(r"^\s+(?:-\w, )?--(?P<name>[a-z-]+)=?\s*(?P<text>.*)$")
+
+
+def documented_options(help_text: str) -> dict[str, str]:
+    """Each option of a ``--help`` text with its description (continuation lines joined)."""
+    described: dict[str, str] = {}
+    current = ""
+    for line in help_text.splitlines():
+        if match := HELP_LINE.match(line):
+            current = match["name"]
+            described[current] = match["text"]
+        elif current and line.startswith(" ") and line.strip():
+            described[current] += " " + line.strip()
+        else:
+            current = ""
+    return described
 
 
 def isolated_home(tmp: Path) -> dict[str, str]:
