@@ -2,11 +2,15 @@
 
 The client asks the server to listen; each connection accepted there opens a
 ``forwarded-tcpip`` channel back to the client and is bridged once the client
-confirms it. Bind addresses mean what they mean to OpenSSH's sshd with
-``GatewayPorts clientspecified``: ``""`` and ``"*"`` every address of both
-families, ``"localhost"`` the loopback of both, anything else that address
-(a name is resolved) -- and nothing is bound that
-``check_port_forward_request`` did not grant for exactly that string.
+confirms it. The hook ``check_port_forward_request`` grants or refuses the
+request as the client sent it; what is then bound follows OpenSSH's sshd and
+its ``GatewayPorts`` (the ``gateway_ports`` setting): ``"no"`` (the default)
+binds the loopback whatever the client named, ``"yes"`` every interface, and
+``"clientspecified"`` the client's address: ``""`` and ``"*"`` every address
+of both families, ``"localhost"`` the loopback of both, anything else that
+address (a name is resolved). Ports below 1024 are refused before the hook is
+asked unless ``allow_privileged_ports`` is set, as sshd refuses them to users
+other than root.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 log = Logger(namespace="spindlex_tw.forwarding")
 
 MAX_PORT = 65535
+FIRST_UNPRIVILEGED_PORT = 1024
+GATEWAY_PORTS = ("no", "clientspecified", "yes")  # the values of the gateway_ports setting
 
 # The wildcard of IPv6 first: on a dual-stack host it takes IPv4 too, and the
 # IPv4 bind that then fails on the same port is not needed.
@@ -41,6 +47,21 @@ _NAMED_ADDRESSES: dict[str, tuple[str, ...]] = {
     "*": _WILDCARD,
     "localhost": ("127.0.0.1", "::1"),
 }
+
+
+def bind_address(requested: str, gateway_ports: str) -> str:
+    """The address sshd binds for a client's ``requested`` one under ``GatewayPorts``.
+
+    With ``"no"`` a client may still pick one loopback family by naming
+    127.0.0.1 or ::1; every other request binds the loopback of both. A value
+    other than the three known ones counts as ``"no"``: a mistyped setting
+    must not open a port to the network.
+    """
+    if gateway_ports == "yes":
+        return ""
+    if gateway_ports == "clientspecified":
+        return requested
+    return requested if requested in ("127.0.0.1", "::1") else "localhost"
 
 
 def parse_forward(data: bytes) -> tuple[str, int]:
@@ -61,18 +82,20 @@ class RemoteListener:
         self._forwards = forwards
         self.address = address  # as the client sent it: forwarded-tcpip repeats it
         self.port = 0
+        self.hosts: list[str] = []  # the addresses actually bound
         self._ports: list[Any] = []  # IListeningPort
 
     async def listen(self, port: int) -> bool:
-        """Bind every address ``self.address`` stands for; True when at least one is bound.
+        """Bind what ``self.address`` stands for under ``gateway_ports``; True if anything is.
 
         With port 0 the first bind picks the port and the others reuse it, so
         the one number the client is told reaches every family.
         """
         reactor = self._forwards.reactor
         factory = _InboundFactory(self)
-        timeout = self._forwards.settings.forward_connect_timeout
-        for host in await _bind_hosts(reactor, self.address, timeout):
+        settings = self._forwards.settings
+        address = bind_address(self.address, settings.gateway_ports)
+        for host in await _bind_hosts(reactor, address, settings.forward_connect_timeout):
             endpoint_type = TCP6ServerEndpoint if isIPv6Address(host) else TCP4ServerEndpoint
             endpoint = endpoint_type(reactor, self.port or port, interface=host)
             try:
@@ -86,6 +109,7 @@ class RemoteListener:
                 )
                 continue
             self._ports.append(listening)
+            self.hosts.append(host)
             self.port = listening.getHost().port
         return bool(self._ports)
 
@@ -146,6 +170,15 @@ def handle_tcpip_forward(forwards: ConnectionForwards, event: ev.GlobalRequestRe
         )
         conn.global_reply(event, False)
         return
+    if 0 < port < FIRST_UNPRIVILEGED_PORT and not forwards.settings.allow_privileged_ports:
+        log.info(
+            "tcpip-forward {address}:{port} refused for {peer}: privileged port",
+            address=address,
+            port=port,
+            peer=conn.peer,
+        )
+        conn.global_reply(event, False)
+        return
     limit = forwards.settings.max_forward_listeners
     if (
         forwards.closed
@@ -189,10 +222,11 @@ async def _grant(
         return
     forwards.listeners[(address, listener.port)] = listener
     log.info(
-        "forwarding {address}:{bound} for {peer}",
+        "forwarding {address}:{bound} for {peer}, listening on {hosts}",
         address=address,
         bound=listener.port,
         peer=conn.peer,
+        hosts=" ".join(listener.hosts),
         event="forward",
     )
     conn.global_reply(event, True, wire.uint32(listener.port) if port == 0 else b"")

@@ -47,6 +47,7 @@ from spindlex_tw.tx.credentials import (
     parse_auth_spec,
 )
 from spindlex_tw.tx.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
+from spindlex_tw.tx.forward_remote import GATEWAY_PORTS
 from spindlex_tw.tx.parent_watch import stop_when_parent_leaves
 from spindlex_tw.tx.rekey_limit import parse_rekey_limit
 from spindlex_tw.tx.settings import ServerSettings
@@ -169,6 +170,12 @@ class ServiceOptions(usage.Options):
             "if asked; also allows TCP forwarding (ssh -L/-R/-D).",
         ],
         ["read-only", None, "SFTP clients may read and list but change nothing."],
+        [
+            "allow-privileged-ports",
+            None,
+            "ssh -R may listen on ports below 1024 (refused by default, as sshd does for "
+            "users other than root).",
+        ],
     ]
     optParameters = [
         ["sftp-root", None, None, "Directory served by SFTP [default: the current directory]."],
@@ -199,6 +206,14 @@ class ServiceOptions(usage.Options):
             "1h; default 1h; none for never).",
         ],
         ["banner", None, None, "File whose text clients see before logging in."],
+        [
+            "gateway-ports",
+            None,
+            "no",
+            "Where ssh -R listens, as sshd's GatewayPorts: no (the loopback, whatever the "
+            "client asks), clientspecified (the address the client names) or yes (every "
+            "interface).",
+        ],
         [
             "workers",
             None,
@@ -251,6 +266,13 @@ class ServiceOptions(usage.Options):
             parse_rekey_limit(str(self["rekey-limit"])).apply(settings)
         except ValueError as exc:
             raise usage.UsageError(f"--rekey-limit: {exc}") from exc
+        if self["gateway-ports"] not in GATEWAY_PORTS:
+            raise usage.UsageError(
+                f"--gateway-ports expects one of {', '.join(GATEWAY_PORTS)}, "
+                f"got {self['gateway-ports']!r}"
+            )
+        settings.gateway_ports = self["gateway-ports"]
+        settings.allow_privileged_ports = bool(self["allow-privileged-ports"])
         listen = self._endpoints()
         host_keys = self._host_keys()
         app_class = load_app_class(self["app"]) if self["app"] else None

@@ -26,3 +26,7 @@ class ServerSettings:
     auth_failure_delay: float = 0.1  # a refused password answers no sooner than this (s)
     max_forward_listeners: int = 16  # tcpip-forward requests alive at once per connection
     forward_connect_timeout: float = 10.0  # seconds for a direct-tcpip connect
+    # OpenSSH's GatewayPorts for tcpip-forward: "no" binds the loopback whatever the
+    # client names, "clientspecified" what it names, "yes" every interface.
+    gateway_ports: str = "no"
+    allow_privileged_ports: bool = False  # may tcpip-forward listen on a port below 1024?
