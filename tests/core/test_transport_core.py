@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from spindlex_tw.core import events as ev
 from spindlex_tw.core import wire
+from spindlex_tw.core.algorithms.compression import make_compressor, make_decompressor
 from spindlex_tw.core.connection import ChannelLimits, ConnectionService
 from spindlex_tw.core.errors import ProtocolError
 from spindlex_tw.core.kexinit import KexInit, negotiate
@@ -19,6 +20,7 @@ from spindlex_tw.core.transport import ServerTransport, TransportConfig
 from spindlex_tw.core.version import VersionExchange, VersionLimits
 from spindlex_tw.crypto.pkey import Ed25519Key
 from spindlex_tw.protocol import constants as c
+from tests.support.rawssh import Disconnect, RawClient
 
 HOST_KEY = Ed25519Key.generate()
 
@@ -235,3 +237,136 @@ def test_replies_keep_request_order() -> None:
         c.SSH_MSG_CHANNEL_FAILURE,
         c.SSH_MSG_CHANNEL_SUCCESS,
     ]
+
+
+# --- re-keying by packet count, and compression across re-keys ---------------------------------
+
+ZLIB = "zlib@openssh.com"
+
+
+class _Memory:
+    """A RawClient's socket whose far end is a ServerTransport, in memory."""
+
+    def __init__(self, transport: ServerTransport) -> None:
+        self.transport = transport
+        self.events: list[ev.Event] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.events += self.transport.receive_data(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.transport.data_to_send()  # b"" (nothing to say) reads as closed
+
+
+class _MemoryClient(RawClient):
+    """The raw test client, talking to a ServerTransport without a socket or reactor."""
+
+    def __init__(self, transport: ServerTransport) -> None:
+        self.sock = _Memory(transport)  # type: ignore[assignment]
+        self.decoder = PacketDecoder(1 << 20, 1 << 20)
+        self.encoder = PacketEncoder(os.urandom)
+        self.server_version = b""
+        self.session_id = b""
+
+    @property
+    def events(self) -> list[ev.Event]:
+        return self.sock.events  # type: ignore[attr-defined, no-any-return]
+
+
+def _keyed(transport: ServerTransport, compression: str = "none") -> _MemoryClient:
+    client = _MemoryClient(transport)
+    client.handshake(compression=compression)
+    assert client.recv()[0] == c.SSH_MSG_EXT_INFO
+    return client
+
+
+def _ignore(client: RawClient, count: int) -> None:
+    for _ in range(count):
+        client.send(wire.byte(c.SSH_MSG_IGNORE) + wire.string(b"x"))
+
+
+def test_packet_count_starts_a_rekey_and_a_peer_ignoring_it_is_disconnected() -> None:
+    transport = new_transport(rekey_packets=10, packet_limit=40)
+    client = _keyed(transport)
+    _ignore(client, 9)
+    assert transport.pending_output == 0
+    _ignore(client, 1)  # the 10th packet under these keys
+    assert client.recv()[0] == c.SSH_MSG_KEXINIT
+    # The client goes on under the old keys: up to the limit, then no further.
+    _ignore(client, 30)
+    assert transport.pending_output == 0 and not transport.closed
+    _ignore(client, 1)
+    assert transport.closed
+    failed = [e for e in client.events if isinstance(e, ev.ConnectionFailed)]
+    assert failed and failed[0].reason == c.SSH_DISCONNECT_PROTOCOL_ERROR
+    disconnect = client.expect_disconnect()
+    assert disconnect == Disconnect(
+        c.SSH_DISCONNECT_PROTOCOL_ERROR, "40 packets under one key: the peer did not re-key"
+    )
+
+
+def test_packet_count_rekey_completed_starts_the_count_over() -> None:
+    transport = new_transport(rekey_packets=10, packet_limit=40)
+    client = _keyed(transport)
+    _ignore(client, 10)
+    theirs = client.recv()
+    assert theirs[0] == c.SSH_MSG_KEXINIT
+    client.finish_kex(client.kexinit(), theirs, strict=True)
+    _ignore(client, 9)
+    assert transport.pending_output == 0
+    _ignore(client, 1)
+    assert client.recv()[0] == c.SSH_MSG_KEXINIT
+    assert not transport.closed and transport.negotiated is not None
+
+
+def test_rekey_packets_must_leave_room_below_the_limit() -> None:
+    with pytest.raises(ValueError, match="rekey_packets"):
+        new_transport(rekey_packets=40, packet_limit=40)
+
+
+def _compressed_ping(client: RawClient) -> None:
+    """An unknown message from the client; the server's UNIMPLEMENTED comes back."""
+    client.send(wire.byte(200))
+    answer = client.recv()
+    assert answer[0] == c.SSH_MSG_UNIMPLEMENTED, answer[:1]
+
+
+def test_delayed_compression_starts_where_a_held_userauth_success_is_written() -> None:
+    transport = new_transport()
+    client = _keyed(transport, ZLIB)
+    transport.request_rekey()
+    # USERAUTH_SUCCESS (and a packet after it) held back by the key exchange,
+    # as UserAuthService.accept sends them.
+    transport.send(wire.byte(c.SSH_MSG_USERAUTH_SUCCESS))
+    transport.start_delayed_compression()
+    transport.send(wire.byte(c.SSH_MSG_IGNORE) + wire.string(b"after"))
+    theirs = client.recv()
+    assert theirs[0] == c.SSH_MSG_KEXINIT
+    client.finish_kex(client.kexinit(compression=ZLIB), theirs, strict=True)
+    # Not compressed: written before the switch.
+    assert client.recv() == wire.byte(c.SSH_MSG_USERAUTH_SUCCESS)
+    client.decoder.set_decompressor(make_decompressor(ZLIB))
+    assert client.recv() == wire.byte(c.SSH_MSG_IGNORE) + wire.string(b"after")
+    # The client sent its NEWKEYS before reading USERAUTH_SUCCESS, so it
+    # compresses from its next packet, under the new keys.
+    client.encoder.set_compressor(make_compressor(ZLIB))
+    _compressed_ping(client)
+    assert not transport.closed, client.events
+
+
+def test_each_newkeys_starts_fresh_zlib_streams() -> None:
+    transport = new_transport()
+    client = _keyed(transport, ZLIB)
+    transport.send(wire.byte(c.SSH_MSG_USERAUTH_SUCCESS))
+    transport.start_delayed_compression()
+    assert client.recv() == wire.byte(c.SSH_MSG_USERAUTH_SUCCESS)
+    for _ in range(3):
+        client.encoder.set_compressor(make_compressor(ZLIB))
+        client.decoder.set_decompressor(make_decompressor(ZLIB))
+        _compressed_ping(client)
+        _compressed_ping(client)  # the streams' dictionaries now hold history
+        transport.request_rekey()
+        theirs = client.recv()
+        assert theirs[0] == c.SSH_MSG_KEXINIT
+        client.finish_kex(client.kexinit(compression=ZLIB), theirs, strict=True)
+    assert not transport.closed, client.events
