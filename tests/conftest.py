@@ -57,6 +57,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 
 @pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An empty directory for a test's SFTP server to serve."""
+    jail = tmp_path / "root"
+    jail.mkdir()
+    return jail
+
+
+@pytest.fixture
 def server(
     start_server: Callable[..., ServerProcess], client_keys: dict[str, Path]
 ) -> ServerProcess:

@@ -29,13 +29,6 @@ def _tree_digest(top: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    jail = tmp_path / "root"
-    jail.mkdir()
-    return jail
-
-
-@pytest.fixture
 def local(tmp_path: Path) -> Path:
     here = tmp_path / "local"
     here.mkdir()

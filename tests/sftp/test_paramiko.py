@@ -15,13 +15,6 @@ from tests.sftp.openssh import PipeServer
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    jail = tmp_path / "root"
-    jail.mkdir()
-    return jail
-
-
-@pytest.fixture
 def client(root: Path) -> Iterator[paramiko.SFTPClient]:
     server = PipeServer(root)
     sftp = paramiko.SFTPClient(server.sock)

@@ -35,13 +35,6 @@ R, W, C, T, X, A = (
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    jail = tmp_path / "root"
-    jail.mkdir()
-    return jail
-
-
-@pytest.fixture
 def drv(root: Path) -> Driver:
     d = Driver(root)
     d.init()

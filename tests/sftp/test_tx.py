@@ -120,11 +120,10 @@ def reads_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    jail = tmp_path / "root"
-    jail.mkdir()
-    (jail / "file").write_bytes(b"hello")
-    return jail
+def root(root: Path) -> Path:
+    """The shared empty root (tests/conftest.py) with one small file."""
+    (root / "file").write_bytes(b"hello")
+    return root
 
 
 async def _started(root: Path, server_class: type[SFTPServer] = SFTPServer) -> FakeChannel:
