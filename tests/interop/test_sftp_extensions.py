@@ -6,8 +6,9 @@ OpenSSH 9.2's sftp sends limits@openssh.com at start, statvfs@openssh.com for
 posix-rename@openssh.com for ``rename`` (its ``-vvv`` log names each one it
 sent, which the tests check, so a silent fallback cannot pass).  AsyncSSH
 drives fstatvfs@openssh.com, fsync@openssh.com on an open file,
-lsetstat@openssh.com, the byte ranges of copy-data and the read/write limits; Paramiko's generic request sends home-directory and
-expand-path@openssh.com, which neither other client has a call for.
+lsetstat@openssh.com, the byte ranges of copy-data and the read/write limits;
+Paramiko's generic request sends home-directory and expand-path@openssh.com,
+which neither other client has a call for.
 """
 
 from __future__ import annotations
