@@ -118,8 +118,10 @@ class ServerTransport:
         if not host_keys:
             raise ValueError("at least one host key is required")
         if not 0 < config.rekey_packets <= config.packet_limit - _KEX_PACKETS:
-            # Our own packets under one key stop at rekey_packets plus the few
-            # of the key exchange (everything else is held back meanwhile).
+            # Once our packets under one key reach rekey_packets, a re-key
+            # starts and only the key exchange goes out until our NEWKEYS.
+            # (Between our NEWKEYS and the peer's, channel data is bounded by
+            # the windows the peer granted: it sends nothing else meanwhile.)
             raise ValueError("rekey_packets must leave room below packet_limit")
         self.config = config
         self._rng = rng
