@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,27 @@ def _twistd(bin_dir: Path) -> list[str]:
     return [str(bin_dir / "python"), "-c", "from twisted.scripts.twistd import run; run()"]
 
 
+def _skip_without_package_index(tmp: Path, env: dict[str, str]) -> None:
+    """Skip unless pip can fetch the build backend, as ``pip install .`` must."""
+    with open(ROOT / "pyproject.toml", "rb") as pyproject:
+        backend = tomllib.load(pyproject)["build-system"]["requires"]
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--retries", "0"]
+    probe = subprocess.run(
+        [*pip, "--timeout", "15", "--dest", str(tmp / "probe"), *backend],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(
+            f"pip cannot fetch the build backend {' '.join(backend)} from its package index "
+            f"({last}); run this test where the index is reachable (see README)"
+        )
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A clone of the repository installed with ``pip install .`` into a new venv."""
@@ -50,6 +72,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(isolated_home(tmp))  # pip's cache and config go to the test home too
     env["PIP_NO_CACHE_DIR"] = "1"
+    _skip_without_package_index(tmp, env)
     clone = tmp / "clone"
     _run(["git", "clone", "--quiet", str(ROOT), str(clone)], env, tmp)
     bin_dir = _venv(tmp, "venv", env)
