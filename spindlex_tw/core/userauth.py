@@ -143,8 +143,9 @@ class UserAuthService:
         algorithm = reader.ascii()
         blob = reader.string()
         if algorithm not in self._limits.accepted_signature_algorithms:
+            # Counted even for a query, as sshd counts every key it refuses.
             reader.rest()
-            return self.reject(partial=False, methods=None, count=signed)
+            return self.reject(partial=False, methods=None)
         if not signed:
             reader.done()
             return [AuthPublicKeyQueried(username, algorithm, blob)]

@@ -3,6 +3,13 @@
 Every answer is checked as an exact code: only ``AUTH_SUCCESSFUL`` (an int,
 not ``False``) grants; ``AUTH_PARTIAL`` asks for another method; anything
 else, including exceptions and timeouts, refuses.
+
+``check_auth_publickey`` answers two questions with one signature: may this
+key be used (a query, which proves nothing), and does this verified
+signature log in. The driver tells applications which one is asked
+(:attr:`AuthDriver.signature_verified`) and keeps the methods that really
+passed as a first factor (:attr:`AuthDriver.passed_methods`); both are
+reached through ``current_connection().auth``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,26 @@ class AuthDriver:
         self._server = connection.server
         self._banner_checked = False
         self._kbd_mode: str | None = None  # "prompts" or "password" once we asked
+        self._verified = False
+        self._passed: list[str] = []
+
+    @property
+    def signature_verified(self) -> bool:
+        """True while the request being decided is a publickey one whose signature verified.
+
+        False while ``check_auth_publickey`` answers a query (the client only
+        asks whether it may sign with the key): then nothing is proven yet.
+        """
+        return self._verified
+
+    @property
+    def passed_methods(self) -> tuple[str, ...]:
+        """The methods answered with ``AUTH_PARTIAL`` on this connection, in order.
+
+        Recorded only once the partial success was sent to the client, so a
+        publickey method appears here only after its signature verified.
+        """
+        return tuple(self._passed)
 
     # --- used by the core service ---------------------------------------------------------
 
@@ -62,6 +89,8 @@ class AuthDriver:
         handler = _HANDLERS.get(type(event))
         if handler is None:
             return
+        # Requests are decided one at a time: this holds until the next one comes.
+        self._verified = isinstance(event, ev.AuthPublicKeyRequested)
         if self._banner_checked:
             handler(self, event)
             return
@@ -104,7 +133,10 @@ class AuthDriver:
             if _is_code(code, AUTH_SUCCESSFUL) or _is_code(code, AUTH_PARTIAL):
                 self._conn.process(service.accept_key_query(event.algorithm, event.key_blob))
             else:
-                self._conn.process(service.reject(partial=False, methods=None, count=False))
+                # Each refused key is an attempt, as for sshd: a client cannot try
+                # more keys than max_auth_tries, signed or not.
+                self._refused("publickey", event.username)
+                self._conn.process(service.reject(partial=False, methods=None))
             self._conn.flush()
 
         d.addCallback(lambda code: self._conn.in_context(decided, code))
@@ -225,26 +257,27 @@ class AuthDriver:
                 denied=None,
             )
         elif _is_code(code, AUTH_PARTIAL):
+            # Before get_allowed_auths is asked what comes next: it may look here.
+            self._passed.append(method)
             events = service.reject(partial=True, methods=self.methods_for(username))
         else:
             if method != "none":
-                log.info(
-                    "denied {method} for {user} from {peer}",
-                    method=method,
-                    user=username,
-                    peer=self._conn.peer,
-                    event="denied",
-                )
-                call_hook(
-                    self._conn.reactor,
-                    self._server.on_authentication_failed,
-                    username,
-                    method,
-                    denied=None,
-                )
+                self._refused(method, username)
             events = service.reject(partial=False, methods=None)
         self._conn.process(events)
         self._conn.flush()
+
+    def _refused(self, method: str, username: str) -> None:
+        log.info(
+            "denied {method} for {user} from {peer}",
+            method=method,
+            user=username,
+            peer=self._conn.peer,
+            event="denied",
+        )
+        call_hook(
+            self._conn.reactor, self._server.on_authentication_failed, username, method, denied=None
+        )
 
 
 def _is_code(value: object, code: int) -> bool:
