@@ -65,7 +65,7 @@ class PolicyProtocol(SSHServerProtocol):
         self.key_options: KeyOptions | None = None
 
     def authenticated(self, username: str, method: str) -> None:
-        # The last key a hook accepted is the one whose signature just verified.
+        # The key whose signature just verified (a query never sets it).
         self.key_options = self.candidate_key if method == "publickey" else None
         super().authenticated(username, method)
 
@@ -178,7 +178,7 @@ class DefaultServer(SSHServer):
             if options != KeyOptions():
                 log.warn("a key with options needs the PolicyFactory; refused")
                 return AUTH_FAILED
-        else:
+        elif conn.auth is not None and conn.auth.signature_verified:
             conn.candidate_key = options
         return AUTH_SUCCESSFUL
 

@@ -12,8 +12,12 @@ import asyncssh
 import paramiko
 import pytest
 
+from spindlex_tw.core import wire
+from spindlex_tw.crypto.pkey import PKey
+from spindlex_tw.protocol import constants as c
 from tests.docs.support import covers, served, write_module
 from tests.support.harness import OpenSSH
+from tests.support.rawssh import RawClient
 
 pytestmark = pytest.mark.interop
 
@@ -104,13 +108,66 @@ def test_keyboard_interactive(tmp_path: Path, start_server: Start) -> None:
     assert not _asyncio(_login(client.port, "quiz", ["Lyon", "swordfish"], None))
 
 
+def _key_then_password(client: OpenSSH, key: Path, password: str) -> Any:
+    """OpenSSH offering ``key`` and then, when asked, ``password`` (through sshpass)."""
+    options = client.options(batch=False, extra=["NumberOfPasswordPrompts=1"])
+    cmd = ["sshpass", "-p", password, "ssh", *options, "-p", str(client.port)]
+    cmd += ["-i", str(key), "-o", "IdentitiesOnly=yes", "alice@127.0.0.1", "x"]
+    return subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def _query_then_password(port: int, key: Path, password: str) -> tuple[int, bytes]:
+    """A raw client that only asks about ``key`` (no signature), then sends ``password``.
+
+    No real client sends a password after a key query it never signed; an
+    attacker probing for a publickey-then-password server would.
+    """
+    blob = PKey.from_public_line(key.with_suffix(".pub").read_text()).get_public_key_bytes()
+    client = RawClient(port)
+    try:
+        client.handshake()
+        client.request_service()
+        client.send(
+            wire.byte(c.SSH_MSG_USERAUTH_REQUEST)
+            + wire.string("alice")
+            + wire.string("ssh-connection")
+            + wire.string("publickey")
+            + wire.boolean(False)
+            + wire.string("ssh-ed25519")
+            + wire.string(blob)
+        )
+        query_answer = client.recv_skipping(c.SSH_MSG_EXT_INFO, c.SSH_MSG_USERAUTH_BANNER)[0]
+        return query_answer, client.password("alice", password)
+    finally:
+        client.close()
+
+
 @covers("hooks-partial")
-def test_two_factors(tmp_path: Path, start_server: Start) -> None:
-    client = _client(start_server, tmp_path, "hooks-partial", "TwoFactorServer")
-    assert _asyncio(_login(client.port, "dana", ["123456"], "first-factor"))
-    assert _Answers.asked and _Answers.asked[0][2] == [("One-time code: ", True)]
-    assert not _asyncio(_login(client.port, "dana", ["000000"], "first-factor"))
-    assert not _asyncio(_login(client.port, "dana", ["123456"], "wrong"))
+def test_key_then_password(
+    tmp_path: Path, start_server: Start, client_keys: dict[str, Path]
+) -> None:
+    keys_file = tmp_path / "authorized_keys"
+    keys_file.write_text(client_keys["ed25519"].with_suffix(".pub").read_text())
+    write_module(tmp_path, "hooks-partial")
+    server = served(start_server, tmp_path, "KeyThenPasswordServer", KEYS_FILE=str(keys_file))
+    client = OpenSSH(tmp_path, server.port)
+    ok = _key_then_password(client, client_keys["ed25519"], "second factor")
+    assert (ok.returncode, ok.stdout) == (0, b"in after publickey,password\n"), ok.stderr
+    assert server.log().count("alice proved key") == 1  # the query logged nothing
+    assert _key_then_password(client, client_keys["ed25519"], "wrong").returncode != 0
+    assert _key_then_password(client, client_keys["rsa"], "second factor").returncode != 0
+    assert client.ssh("alice", "x", password="second factor").returncode != 0
+
+    # The key accepted for a query (PK_OK) is no first factor: the password is refused.
+    answer, reply = _query_then_password(server.port, client_keys["ed25519"], "second factor")
+    assert answer == c.SSH_MSG_USERAUTH_PK_OK
+    assert reply[0] == c.SSH_MSG_USERAUTH_FAILURE
+    reader = wire.Reader(reply, 1)
+    assert (reader.name_list(), reader.boolean()) == (["publickey"], False)
+    # Still two (the first login and the wrong-password one): the query logged nothing.
+    assert server.log().count("alice proved key") == 2
+    # Healthy afterwards: the two factors still log in.
+    assert _key_then_password(client, client_keys["ed25519"], "second factor").returncode == 0
 
 
 @covers("hooks-banner")
