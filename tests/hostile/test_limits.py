@@ -14,7 +14,7 @@ import pytest
 from spindlex_tw.core import wire
 from spindlex_tw.protocol import constants as c
 from tests.support.harness import ServerProcess
-from tests.support.rawssh import Closed, RawClient
+from tests.support.rawssh import RawClient
 
 GOOD_SOURCE = "127.0.0.2"  # a well-behaved client from another address
 
@@ -26,13 +26,11 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def good_login(server: ServerProcess) -> float:
-    """Seconds a well-behaved client from another address takes to log in."""
-    started = time.monotonic()
+def good_login(server: ServerProcess) -> None:
+    """A well-behaved client from another address logs in (each step bounded by its timeout)."""
     client = RawClient(server.port, source=GOOD_SOURCE)
     client.login()
     client.close()
-    return time.monotonic() - started
 
 
 def stalled(server: ServerProcess, count: int, source: str = "127.0.0.1") -> list[RawClient]:
@@ -54,14 +52,8 @@ def test_total_connection_cap(start_server: Callable[..., ServerProcess]) -> Non
     assert disconnect.reason == c.SSH_DISCONNECT_TOO_MANY_CONNECTIONS
     assert disconnect.description == "Too many connections"
     for client in held:
-        client.close()
-    deadline = time.monotonic() + 20
-    while True:  # slots come back as the server notices the closes
-        try:
-            good_login(server)
-            break
-        except (AssertionError, Closed, OSError):
-            assert time.monotonic() < deadline
+        client.close_and_wait()  # the server closed them: their slots are free
+    good_login(server)
 
 
 def test_one_source_cannot_hold_every_slot(start_server: Callable[..., ServerProcess]) -> None:
@@ -70,7 +62,7 @@ def test_one_source_cannot_hold_every_slot(start_server: Callable[..., ServerPro
     refused = RawClient(server.port)
     refused.exchange_versions()
     assert "from this address" in refused.expect_disconnect().description
-    assert good_login(server) < 10
+    good_login(server)
     del held
 
 
@@ -116,11 +108,10 @@ def test_preauth_ignore_flood(server: ServerProcess) -> None:
     flooder.start()
     while len(sent) < 200 and flooder.is_alive():
         time.sleep(0.01)
-    elapsed = good_login(server)
+    good_login(server)  # while the flood is still being sent
     stop.set()
     flooder.join(60)
     assert len(sent) >= 200
-    assert elapsed < 10  # measured well under a second; generous for a loaded CI machine
     assert rss_kib(server.proc.pid) - before < 16 * 1024
     assert server.alive()
     assert "Corrupted MAC" not in server.log()  # the flood itself was well-formed
@@ -144,7 +135,7 @@ def test_request_rate_limit(start_server: Callable[..., ServerProcess]) -> None:
             assert wire.Reader(message, 5).text() == "Too many requests"
             break
         assert message[0] == c.SSH_MSG_REQUEST_FAILURE  # keepalives answered until then
-    assert good_login(server) < 10
+    good_login(server)
 
 
 def test_peer_that_never_reads_is_not_buffered_forever(
@@ -174,7 +165,7 @@ def test_peer_that_never_reads_is_not_buffered_forever(
             break
     assert stalled, "the server kept reading while its answers piled up"
     assert rss_kib(server.proc.pid) - before < 32 * 1024
-    assert good_login(server) < 10
+    good_login(server)
     client.close()
 
 
@@ -183,7 +174,7 @@ def test_decompression_bomb(server: ServerProcess) -> None:
     client.login(compression="zlib@openssh.com")
     client.send(wire.byte(c.SSH_MSG_IGNORE) + wire.string(b"\0" * (4 << 20)))
     assert client.expect_disconnect().reason == c.SSH_DISCONNECT_COMPRESSION_ERROR
-    assert good_login(server) < 10
+    good_login(server)
 
 
 def test_window_overflow_is_capped(server: ServerProcess) -> None:
@@ -223,7 +214,7 @@ def test_length_fields_at_their_limits(server: ServerProcess, message: bytes) ->
     client.login()
     client.send(message)
     assert client.expect_disconnect().reason == c.SSH_DISCONNECT_PROTOCOL_ERROR
-    assert good_login(server) < 10
+    good_login(server)
 
 
 def test_pipelined_auth_requests_are_bounded(server: ServerProcess) -> None:
@@ -242,7 +233,7 @@ def test_pipelined_auth_requests_are_bounded(server: ServerProcess) -> None:
     client.send_raw(b"".join(client.encoder.encode(request) for _ in range(20)))
     disconnect = client.expect_disconnect()
     assert "too many authentication requests" in disconnect.description
-    assert good_login(server) < 10
+    good_login(server)
 
 
 def test_random_bytes_after_keys(server: ServerProcess) -> None:
@@ -253,7 +244,7 @@ def test_random_bytes_after_keys(server: ServerProcess) -> None:
         c.SSH_DISCONNECT_PROTOCOL_ERROR,
         c.SSH_DISCONNECT_MAC_ERROR,
     )
-    assert good_login(server) < 10
+    good_login(server)
 
 
 def _sftp_packet(kind: int, request_id: int, body: bytes) -> bytes:
@@ -324,7 +315,16 @@ def test_sftp_reads_nobody_takes_are_not_buffered(
             for i in range(0, len(reads), 32768)
         )
     )
-    time.sleep(1.5)
+    # A keepalive after the flood: the transport answers it only once it has
+    # read every READ before it, so the reply is the server's own word that the
+    # whole flood is in (answers it could not send are skipped here).
+    client.send(
+        wire.byte(c.SSH_MSG_GLOBAL_REQUEST)
+        + wire.string("keepalive@openssh.com")
+        + wire.boolean(True)
+    )
+    answer = client.recv_skipping(c.SSH_MSG_CHANNEL_DATA, c.SSH_MSG_CHANNEL_WINDOW_ADJUST)
+    assert answer[0] == c.SSH_MSG_REQUEST_FAILURE, answer[:1]
     assert rss_kib(server.proc.pid) - before < 48 * 1024
-    assert good_login(server) < 10
+    good_login(server)
     client.close()

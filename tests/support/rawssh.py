@@ -221,3 +221,9 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+    def close_and_wait(self) -> None:
+        """End our side, then wait for the server to close its own: it has let us go."""
+        self.sock.shutdown(socket.SHUT_WR)
+        self.read_all()
+        self.sock.close()
