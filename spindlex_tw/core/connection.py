@@ -319,6 +319,16 @@ class ConnectionService:
             state.local_window += state.consumed
             state.consumed = 0
 
+    def discard(self) -> None:
+        """The connection is gone: drop every channel and the output queued for it.
+
+        At once, not when the collector finds the connection's reference cycles:
+        a peer that read nothing may have left megabytes queued per channel.
+        """
+        self._channels.clear()
+        self._pending_opens.clear()
+        self._global_replies.clear()
+
     def buffered(self, channel_id: int) -> int:
         state = self._channels.get(channel_id)
         return state.buffered if state is not None else 0

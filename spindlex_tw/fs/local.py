@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from spindlex_tw.fs.jail import O_PATH, Jail, Location
 
 _OPEN_EXTRA = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
-_COPY_CHUNK = 64 * 1024
+_SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0) if hasattr(os, "preadv") else 0
 
 
@@ -209,16 +209,42 @@ class LocalFileSystem:
         if change.owner is not None:
             os.fchown(fd, *change.owner)
 
-    def copy_data(self, src: int, src_offset: int, length: int, dst: int, dst_offset: int) -> int:
-        """Copy up to ``length`` bytes; returns how many were copied (fewer at end of file)."""
-        copied = 0
-        while copied < length:
-            chunk = os.pread(src, min(_COPY_CHUNK, length - copied), src_offset + copied)
-            if not chunk:
-                break
-            self.write(dst, chunk, dst_offset + copied)
-            copied += len(chunk)
-        return copied
+    def copy_step(
+        self, src: int, src_offset: int, end: int, dst: int, dst_offset: int, step: int
+    ) -> int:
+        """Copy the next piece of ``src`` below ``end``; returns how far it went (0 at the end).
+
+        A piece is at most ``step`` bytes of data, or a whole hole of a sparse
+        source: where the target ends before the hole, the hole is kept (the
+        target grows by ftruncate and reads back as zeros) instead of written out,
+        so a file made huge by SETSTAT copies in one step and takes no disk.
+        """
+        end = min(end, os.fstat(src).st_size)
+        if src_offset >= end:
+            return 0
+        data = self._next_data(src, src_offset, end)
+        if data > src_offset and dst_offset >= os.fstat(dst).st_size:
+            hole = data - src_offset
+            os.ftruncate(dst, dst_offset + hole)
+            return hole
+        chunk = os.pread(src, min(step, end - src_offset), src_offset)
+        if chunk:
+            self.write(dst, chunk, dst_offset)
+        return len(chunk)
+
+    @staticmethod
+    def _next_data(fd: int, offset: int, end: int) -> int:
+        """Where data starts at or after ``offset`` (``end`` if only a hole is left)."""
+        if _SEEK_DATA is None:
+            return offset
+        try:
+            return min(os.lseek(fd, offset, _SEEK_DATA), end)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a hole from here to the end of the file
+                return end
+            if exc.errno == errno.EINVAL:  # a filesystem that cannot tell: all data
+                return offset
+            raise
 
     # --- names -----------------------------------------------------------------------------
 

@@ -56,6 +56,9 @@ class Limits:
     max_outstanding_requests: int = 64
     max_outstanding_bytes: int = 8 * 1024 * 1024
     readdir_batch: int = 100
+    # users-groups-by-id@openssh.com: more ids in one request are refused, so its
+    # reply stays well under what clients accept (OpenSSH's take 256 KiB).
+    max_ids_per_request: int = 1024
     home: bytes = b"/"
 
 

@@ -21,14 +21,13 @@ from spindlex_tw.protocol.constants import (
 )
 from spindlex_tw.sftp import access, replies
 from spindlex_tw.sftp.attrs import Attrs
+from spindlex_tw.sftp.budget import account_name, id_count
 from spindlex_tw.sftp.codes import SSH_FXE_STATVFS_ST_NOSUID, SSH_FXE_STATVFS_ST_RDONLY
-from spindlex_tw.sftp.context import Context, Handler
-from spindlex_tw.sftp.file_ops import checked_offset, setstat_change
+from spindlex_tw.sftp.context import Context, Handler, SessionClosed
+from spindlex_tw.sftp.effects import Blocking
+from spindlex_tw.sftp.file_ops import MAX_OFFSET, checked_offset, setstat_change
 from spindlex_tw.sftp.path_ops import rename_with, resolve
 from spindlex_tw.sftp.replies import Reply
-
-# copy-data moves this much per worker call, so one long copy cannot hog a thread.
-COPY_STEP = 4 * 1024 * 1024
 
 
 async def posix_rename(ctx: Context, rid: int, r: Reader) -> Reply:
@@ -138,7 +137,8 @@ async def copy_data(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.status(rid, SSH_FX_NO_SUCH_FILE)  # EBADF, as OpenSSH
     if not source.readable or not target.writable:
         return replies.status(rid, SSH_FX_PERMISSION_DENIED)
-    until_eof = length == 0
+    # Length 0 copies to the end of the file, as OpenSSH's sftp-server does.
+    end = MAX_OFFSET if length == 0 else min(read_offset + length, MAX_OFFSET)
     with source.use(), target.use():
         st_source = await ctx.io(partial(LocalFileSystem.fstat, source.fd))
         st_target = await ctx.io(partial(LocalFileSystem.fstat, target.fd))
@@ -148,18 +148,30 @@ async def copy_data(ctx: Context, rid: int, r: Reader) -> Reply:
             or ((st_source.st_dev, st_source.st_ino) == (st_target.st_dev, st_target.st_ino))
         ):
             return replies.status(rid, SSH_FX_FAILURE)  # copying a file onto itself
-        while until_eof or length:
-            step = COPY_STEP if until_eof else min(COPY_STEP, length)
-            copied = await ctx.io(
-                partial(ctx.fs.copy_data, source.fd, read_offset, step, target.fd, write_offset)
+        while read_offset < end:
+            if ctx.closed:
+                raise SessionClosed  # nobody is left to want the rest of the copy
+            # One step is what one WRITE may carry (its buffer is in the session's
+            # budget), always in a worker, even where file calls run inline: the
+            # event loop serves every other request and session between steps.
+            moved = await Blocking(
+                partial(
+                    ctx.fs.copy_step,
+                    source.fd,
+                    read_offset,
+                    end,
+                    target.fd,
+                    write_offset,
+                    ctx.limits.max_write_length,
+                ),
+                files_only=False,
             )
-            read_offset += copied
-            write_offset += copied
-            if not until_eof:
-                length -= copied
-            if copied < step:
+            if not moved:
                 break
-    return replies.status(rid, SSH_FX_EOF if length and not until_eof else SSH_FX_OK)
+            read_offset += moved
+            write_offset += moved
+    short = length != 0 and read_offset < end
+    return replies.status(rid, SSH_FX_EOF if short else SSH_FX_OK)
 
 
 async def home_directory(ctx: Context, rid: int, r: Reader) -> Reply:
@@ -176,15 +188,23 @@ def _ids(blob: bytes) -> list[int]:
 
 
 def _names(fs: LocalFileSystem, uids: Iterable[int], gids: Iterable[int]) -> bytes:
-    """The reply body; runs in a worker because account lookups may hit the network."""
-    users = b"".join(string(fs.user_name(uid) or "") for uid in uids)
-    groups = b"".join(string(fs.group_name(gid) or "") for gid in gids)
+    """The reply body; runs in a worker because account lookups may hit the network.
+
+    Every name fits the room the session reserved (see ``budget.users_groups_room``).
+    """
+    users = b"".join(string(account_name(fs.user_name(uid)) or "") for uid in uids)
+    groups = b"".join(string(account_name(fs.group_name(gid)) or "") for gid in gids)
     return string(users) + string(groups)
 
 
 async def users_groups_by_id(ctx: Context, rid: int, r: Reader) -> Reply:
-    uids = _ids(r.string())
-    gids = _ids(r.string())
+    uid_blob = r.string_view()
+    gid_blob = r.string_view()
+    if id_count(len(uid_blob)) + id_count(len(gid_blob)) > ctx.limits.max_ids_per_request:
+        # OpenSSH's sftp then lists the numbers instead of the names.
+        return replies.status(rid, SSH_FX_FAILURE, "too many ids in one request")
+    uids = _ids(bytes(uid_blob))
+    gids = _ids(bytes(gid_blob))
     return replies.extended_reply(rid, await ctx.lookup(partial(_names, ctx.fs, uids, gids)))
 
 

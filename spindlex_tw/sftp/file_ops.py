@@ -19,6 +19,7 @@ from spindlex_tw.protocol.constants import (
 )
 from spindlex_tw.sftp import access, replies
 from spindlex_tw.sftp.attrs import Attrs
+from spindlex_tw.sftp.budget import account_name
 from spindlex_tw.sftp.codes import (
     SSH_FXF_APPEND,
     SSH_FXF_CREAT,
@@ -228,8 +229,9 @@ def _list(fs: LocalFileSystem, stream: DirStream, count: int) -> list[tuple[byte
     batch = []
     for entry in fs.read_dir(stream, count):
         st = entry.stat
-        user = fs.user_name(st.st_uid) or str(st.st_uid)
-        group = fs.group_name(st.st_gid) or str(st.st_gid)
+        # Names too long for the room the session reserved show as numbers.
+        user = account_name(fs.user_name(st.st_uid)) or str(st.st_uid)
+        group = account_name(fs.group_name(st.st_gid)) or str(st.st_gid)
         long = longname(entry.name, st, user, group, now)
         batch.append((entry.name, long, Attrs.from_stat(st).encode()))
     return batch

@@ -10,7 +10,9 @@ Every request runs as its own coroutine, so requests are served concurrently
 and reply as they finish, in any order. Requests stop being read from the
 input while too many, or too many bytes, are outstanding, or while the
 client is not taking replies; :attr:`wants_input` tells the driver when to
-pause and resume its transport.
+pause and resume its transport. A request's bytes count the room its reply
+may take (see :mod:`spindlex_tw.sftp.budget`), and a request that does not
+fit what is left of the budget waits, unread, until replies free it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_OP_UNSUPPORTED,
 )
 from spindlex_tw.sftp import extensions, file_ops, path_ops, replies
+from spindlex_tw.sftp.budget import request_cost
 from spindlex_tw.sftp.codes import (
     SSH_FXP_CLOSE,
     SSH_FXP_EXTENDED,
@@ -58,12 +61,15 @@ def _ignore(message: str, error: BaseException) -> None:
 class _Task:
     """One request in progress."""
 
-    __slots__ = ("coro", "cost", "done", "lane", "reply", "request_id")
+    __slots__ = ("coro", "cost", "done", "lane", "reply", "request_id", "room")
 
-    def __init__(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> None:
+    def __init__(
+        self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int, room: int
+    ) -> None:
         self.coro = coro
         self.request_id = request_id
-        self.cost = cost
+        self.cost = cost  # budget bytes held until the reply is handed out
+        self.room = room  # the most the reply may take: a larger one is refused
         self.lane: bytes | None = None  # the handle whose replies must keep request order
         self.done = False
         self.reply: Reply | None = None
@@ -110,12 +116,14 @@ class SftpSession:
         self._ctx = Context(fs, policy, self.limits, username, report)
         self._report = report
         self._buffer = PacketBuffer(self.limits.max_packet_length)
+        self._waiting: memoryview | bytes | None = None  # taken, but too costly to start yet
         self._out: list[bytes] = []
         self._jobs: list[Job] = []
         self._ready: deque[tuple[_Task, object, BaseException | None]] = deque()
         self._lanes: dict[bytes, deque[_Task]] = {}
         self._tasks = 0
-        self._bytes = 0
+        self._bytes = 0  # budget held: requests in flight and their replies not yet taken
+        self._unsent = 0  # the part of it held by replies in _out
         self._initialized = False
         self._output_blocked = False
         self._input_ended = False
@@ -133,10 +141,23 @@ class SftpSession:
         self._pump()
 
     def data_to_send(self) -> list[bytes]:
+        """Replies for the client. Until taken they count against the budget; once
+        taken they are the transport's, which pauses this session when it holds too much.
+
+        The budget they free is spent by :meth:`take_jobs`, after the driver has
+        written them: a transport that is full has paused the session by then.
+        """
         out, self._out = self._out, []
+        self._bytes -= self._unsent
+        self._unsent = 0
         return out
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def take_jobs(self) -> list[Job]:
+        self._pump()  # start the requests the replies taken since may have made room for
         jobs, self._jobs = self._jobs, []
         return jobs
 
@@ -159,6 +180,7 @@ class SftpSession:
             not self.closed
             and self.protocol_error is None
             and not self._saturated()
+            and self._waiting is None
             and len(self._buffer) < self.limits.max_packet_length
         )
 
@@ -170,7 +192,12 @@ class SftpSession:
     @property
     def drained(self) -> bool:
         """EOF came and every request before it has been answered."""
-        return self._input_ended and not self._tasks and not self._buffer.has_packet()
+        return (
+            self._input_ended
+            and not self._tasks
+            and self._waiting is None
+            and not self._buffer.has_packet()
+        )
 
     @property
     def outstanding(self) -> int:
@@ -184,9 +211,12 @@ class SftpSession:
         self.closed = True
         self._ctx.closed = True
         self._out.clear()
+        self._bytes -= self._unsent
+        self._unsent = 0
         self._buffer = PacketBuffer(self.limits.max_packet_length)
+        self._waiting = None
         for handle in self._ctx.handles.pop_all():
-            self._start(self._ctx.release(handle), request_id=0, cost=0)
+            self._start(self._ctx.release(handle), request_id=0, cost=0, room=0)
         self._pump()
 
     # --- running requests ----------------------------------------------------------------
@@ -217,13 +247,23 @@ class SftpSession:
     def _take_packet(self) -> bool:
         if self.closed or self.protocol_error is not None or self._saturated():
             return False
-        try:
-            packet = self._buffer.next_packet()
-        except FramingError as exc:
-            self.protocol_error = exc
-            return False
+        packet = self._waiting
         if packet is None:
+            try:
+                packet = self._buffer.next_packet()
+            except FramingError as exc:
+                self.protocol_error = exc
+                return False
+            if packet is None:
+                return False
+        if self._tasks and self._bytes + request_cost(packet, self.limits)[0] > (
+            self.limits.max_outstanding_bytes
+        ):
+            # Started now, it would overspend: it waits for replies to free the budget
+            # (a request alone in flight always starts, however costly).
+            self._waiting = packet
             return False
+        self._waiting = None
         self._dispatch(packet)
         return True
 
@@ -245,20 +285,19 @@ class SftpSession:
         if handler is None:
             self._out += replies.status(number, SSH_FX_OP_UNSUPPORTED)
             return
-        cost = len(packet)
-        if kind == SSH_FXP_READ:
-            # What the reply will hold: the length field ends the packet.
-            cost += min(int.from_bytes(packet[-4:], "big"), self.limits.max_read_length)
-        task = self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost)
+        cost, room = request_cost(packet, self.limits)
+        task = self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost, room)
         if kind in _HANDLE_REQUESTS and len(packet) >= 9:
             lane = bytes(packet[9 : 9 + int.from_bytes(packet[5:9], "big")])
             task.lane = lane
             self._lanes.setdefault(lane, deque()).append(task)
 
-    def _start(self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int) -> _Task:
+    def _start(
+        self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int, room: int
+    ) -> _Task:
         self._tasks += 1
         self._bytes += cost
-        task = _Task(coro, request_id, cost)
+        task = _Task(coro, request_id, cost, room)
         self._ready.append((task, None, None))
         return task
 
@@ -314,6 +353,15 @@ class SftpSession:
 
     def _emit(self, task: _Task, reply: Reply | None) -> None:
         self._tasks -= 1
-        self._bytes -= task.cost
-        if reply is not None and not self.closed:
-            self._out += reply
+        if reply is None or self.closed:
+            self._bytes -= task.cost
+            return
+        self._unsent += task.cost  # freed when the driver takes the reply
+        if sum(map(len, reply)) > task.room:
+            # The budget counted only the room: a larger reply is a bug, not sent.
+            self._report(
+                "SFTP reply larger than the room reserved for it",
+                ValueError(f"{sum(map(len, reply))} > {task.room} bytes"),
+            )
+            reply = replies.status(task.request_id, SSH_FX_FAILURE)
+        self._out += reply

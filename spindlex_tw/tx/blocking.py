@@ -101,6 +101,10 @@ class BlockingPool:
             if wake:
                 # One wake-up for all results that arrive before the reactor drains.
                 self._reactor.callFromThread(self._drain)
+            # Forget the call before waiting for the next: an idle thread would
+            # otherwise keep its last caller alive (a closed SFTP session, its
+            # connection and the replies queued there) until it is given work again.
+            del job, function, done, result
 
     # --- reactor thread ------------------------------------------------------------------
 

@@ -161,6 +161,8 @@ class SSHServerProtocol(protocol.Protocol):
         for channel in channels.values():
             channel.closed_by_connection("connection lost")
             call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
+        if self.connection is not None:
+            self.connection.discard()
         callbacks, self._lost_callbacks = self._lost_callbacks, []
         for callback in callbacks:
             callback()

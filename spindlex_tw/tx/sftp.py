@@ -30,6 +30,7 @@ from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
 from spindlex_tw.tx.blocking import BlockingPool
 from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT, run_hook
+from spindlex_tw.tx.trim import release_freed_memory
 
 log = Logger(namespace="spindlex_tw.sftp")
 
@@ -131,6 +132,7 @@ class SFTPProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
+        release_freed_memory(self._reactor)
         if self._session is None:
             self._fire_finished()
             return
@@ -194,6 +196,8 @@ class SFTPProtocol(Protocol):
                 self._transport.writeSequence(output)
             jobs = session.take_jobs()
             if not jobs:
+                if session.has_output:
+                    continue  # replies taken freed budget; requests it started answered at once
                 break
             for job in jobs:
                 self._run(job)

@@ -104,8 +104,12 @@ class Driver:
 
     def run(self) -> None:
         while True:
+            # Taking the replies frees their budget, as the Twisted driver's writes do.
+            self._buffer += b"".join(self.session.data_to_send())
             jobs = self.session.take_jobs()
             if not jobs:
+                if self.session.has_output:
+                    continue
                 return
             if self.hold:
                 self.held.extend(jobs)
