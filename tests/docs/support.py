@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.harness import ROOT
+from tests.support.processes import stop_process
 
 DOCS = ROOT / "docs"
 MODULE = "doc_example"
@@ -65,12 +66,6 @@ def covers(block_id: str) -> Callable[[F], F]:
 
 def source(block_id: str) -> str:
     return blocks()[block_id].source
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def with_ports(text: str, ports: dict[int, int]) -> str:
@@ -130,13 +125,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    stop_process(proc)
 
 
 def served(start_server: Callable[..., Any], tmp: Path, cls: str, **env: str) -> Any:

@@ -19,7 +19,6 @@ import pytest
 
 from tests.docs.support import (
     covers,
-    free_port,
     python_env,
     served,
     source,
@@ -31,6 +30,7 @@ from tests.docs.support import (
 )
 from tests.support.harness import ROOT, OpenSSH
 from tests.support.twistd import Twistd, isolated_home
+from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.interop
 

@@ -22,13 +22,13 @@ from tests.docs.support import (
     MODULE,
     blocks,
     covers,
-    free_port,
     python_env,
     served,
     source,
     with_ports,
 )
 from tests.support.harness import OpenSSH
+from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.interop
 

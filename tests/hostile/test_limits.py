@@ -14,16 +14,10 @@ import pytest
 from spindlex_tw.core import wire
 from spindlex_tw.protocol import constants as c
 from tests.support.harness import ServerProcess
+from tests.support.processes import status_kib
 from tests.support.rawssh import RawClient
 
 GOOD_SOURCE = "127.0.0.2"  # a well-behaved client from another address
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def good_login(server: ServerProcess) -> None:
@@ -90,7 +84,7 @@ def test_preauth_ignore_flood(server: ServerProcess) -> None:
     """IGNORE floods before login (CVE-2025-26466 class) cost neither memory nor others' logins."""
     attacker = RawClient(server.port)
     attacker.handshake()
-    before = rss_kib(server.proc.pid)
+    before = status_kib(server.proc.pid)
     stop = threading.Event()
     sent: list[int] = []
 
@@ -112,7 +106,7 @@ def test_preauth_ignore_flood(server: ServerProcess) -> None:
     stop.set()
     flooder.join(60)
     assert len(sent) >= 200
-    assert rss_kib(server.proc.pid) - before < 16 * 1024
+    assert status_kib(server.proc.pid) - before < 16 * 1024
     assert server.alive()
     assert "Corrupted MAC" not in server.log()  # the flood itself was well-formed
 
@@ -150,7 +144,7 @@ def test_peer_that_never_reads_is_not_buffered_forever(
     # (the server sends each as soon as it is made), so the stall comes sooner.
     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     client.sock.settimeout(2.0)  # a send that cannot finish in 2 s means: not read any more
-    before = rss_kib(server.proc.pid)
+    before = status_kib(server.proc.pid)
     stalled = False
     for _ in range(400_000):
         packet = client.encoder.encode(
@@ -164,7 +158,7 @@ def test_peer_that_never_reads_is_not_buffered_forever(
             stalled = True
             break
     assert stalled, "the server kept reading while its answers piled up"
-    assert rss_kib(server.proc.pid) - before < 32 * 1024
+    assert status_kib(server.proc.pid) - before < 32 * 1024
     good_login(server)
     client.close()
 
@@ -303,7 +297,7 @@ def test_sftp_reads_nobody_takes_are_not_buffered(
     reply = _sftp_reply(client)
     assert reply[0] == 102, reply  # HANDLE
     handle = wire.Reader(reply, 5).string()
-    before = rss_kib(server.proc.pid)
+    before = status_kib(server.proc.pid)
     reads = b"".join(
         _sftp_packet(5, n, wire.string(handle) + wire.uint64(0) + wire.uint32(256 * 1024))
         for n in range(2, 4002)
@@ -325,6 +319,6 @@ def test_sftp_reads_nobody_takes_are_not_buffered(
     )
     answer = client.recv_skipping(c.SSH_MSG_CHANNEL_DATA, c.SSH_MSG_CHANNEL_WINDOW_ADJUST)
     assert answer[0] == c.SSH_MSG_REQUEST_FAILURE, answer[:1]
-    assert rss_kib(server.proc.pid) - before < 48 * 1024
+    assert status_kib(server.proc.pid) - before < 48 * 1024
     good_login(server)
     client.close()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +10,14 @@ import asyncssh
 import pytest
 
 from tests.interop.test_openssh_algorithms import CIPHERS, HOST_KEYS, KEX, MACS
+from tests.support.clients import asyncssh_connect, run_async
 from tests.support.harness import ServerProcess
 
 ALL_KEX = ["mlkem768x25519-sha256", *KEX]
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-def connect(port: int, **kwargs: Any) -> Any:
-    options = {"username": "alice", "password": "secret", "known_hosts": None, "client_keys": None}
-    options.update(kwargs)
-    return asyncssh.connect("127.0.0.1", port, **options)
+run = run_async
+connect = asyncssh_connect
 
 
 @pytest.fixture(scope="module")

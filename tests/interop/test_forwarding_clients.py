@@ -17,6 +17,7 @@ import asyncssh
 import paramiko
 import pytest
 
+from tests.support.clients import asyncssh_connect
 from tests.support.forward_apps import (
     EchoServer,
     SinkServer,
@@ -57,14 +58,7 @@ def run(coro: Awaitable[Any]) -> Any:
 
 
 def connect(port: int) -> Any:
-    return asyncssh.connect(
-        "127.0.0.1",
-        port,
-        username="alice",
-        password="secret",
-        known_hosts=None,
-        client_keys=None,
-    )
+    return asyncssh_connect(port)
 
 
 async def stream_roundtrip(port: int, payload: bytes) -> bytes:

@@ -14,13 +14,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.harness import ROOT, OpenSSH
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.interop
 
@@ -185,15 +185,6 @@ def _hold(client: OpenSSH) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _wait_for(predicate: Any, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_synchronous_manager_serves_and_stops(manager_script: Script, tmp_path: Path) -> None:
     client = OpenSSH(tmp_path, manager_script.port)
     result = client.ssh("alice", "echo", "hi", password="secret")
@@ -250,7 +241,7 @@ def test_limits_take_effect(manager_script: Script, tmp_path: Path) -> None:
     assert b"Too many connections" in _raw_exchange(manager_script.port, b"")
     held.kill()
     held.wait(10)
-    assert _wait_for(lambda: manager_script.ask("count") == 0)
+    poll(lambda: True if manager_script.ask("count") == 0 else None, what="the count to drop")
     manager_script.ask("max 10")
 
     # Login grace: a client that never logs in is shown the door.

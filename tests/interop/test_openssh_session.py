@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.harness import OpenSSH, ServerProcess
+from tests.support.processes import status_kib
 
 
 def _ssh_key(
@@ -27,13 +28,6 @@ def _ssh_key(
     argv = ["ssh", *client.options(extra=extra or []), *(["-v"] if verbose else [])]
     argv += ["-p", str(client.port), "-i", str(key), "alice@127.0.0.1", *command]
     return subprocess.run(argv, capture_output=True, timeout=300, **run)  # type: ignore[call-overload]
-
-
-def _peak_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def test_stdout_stderr_and_exit_status(openssh: OpenSSH) -> None:
@@ -76,7 +70,7 @@ def test_64_mib_both_ways(
         for i in range(64):
             out.write(hashlib.sha256(chunk + bytes([i])).digest() * 32768)
     expected = hashlib.sha256(blob.read_bytes()).hexdigest()
-    before = _peak_rss_kib(server.proc.pid)
+    before = status_kib(server.proc.pid, "VmHWM")
     with blob.open("rb") as source:
         result = _ssh_key(openssh, client_keys["ed25519"], ["cat"], stdin=source)
     assert result.returncode == 0, result.stderr
@@ -86,7 +80,7 @@ def test_64_mib_both_ways(
         digest = _ssh_key(openssh, client_keys["ed25519"], ["sha256"], stdin=source)
     assert digest.stdout.split() == [expected.encode(), str(64 << 20).encode()]
     # Flow control keeps the server's memory bounded: far less than the 64 MiB moved.
-    assert _peak_rss_kib(server.proc.pid) - before < 24 * 1024
+    assert status_kib(server.proc.pid, "VmHWM") - before < 24 * 1024
 
 
 def test_pty_shell(openssh: OpenSSH, server: ServerProcess, client_keys: dict[str, Path]) -> None:

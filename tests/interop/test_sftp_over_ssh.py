@@ -16,6 +16,7 @@ import paramiko
 import pytest
 
 from spindlex_tw.fs.storage import in_memory
+from tests.support.clients import asyncssh_connect
 from tests.support.harness import OpenSSH, ServerProcess
 
 
@@ -144,14 +145,7 @@ def test_asyncssh_pipelined_reads_writes_and_append(sftp_server: ServerProcess, 
 
     async def check() -> None:
         async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                sftp_server.port,
-                username="alice",
-                password="secret",
-                known_hosts=None,
-                client_keys=None,
-            ) as conn,
+            asyncssh_connect(sftp_server.port) as conn,
             conn.start_sftp_client() as sftp,
         ):
             async with sftp.open("/src", "rb") as source:

@@ -6,26 +6,19 @@ import asyncio
 import os
 import re
 import signal
-import socket
-import time
 from pathlib import Path
 
-import asyncssh
 import pytest
 
 from tests.interop.test_twistd import _run_twistd
+from tests.support.clients import asyncssh_connect
 from tests.support.twistd import PASSWORD, Twistd, isolated_home
+from tests.support.waiting import free_port, poll
 
 pytestmark = pytest.mark.interop
 
 WORKER = re.compile(r"started worker (?P<pid>\d+)")
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(?P<port>\d+) \(worker (?P<pid>\d+)\)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def sockets(pid: int) -> int:
@@ -53,14 +46,7 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
         async def hold_connections() -> dict[int, int]:
             before = {pid: sockets(pid) for pid in pids}
             connections = [
-                await asyncssh.connect(
-                    "127.0.0.1",
-                    port,
-                    username=user,
-                    password=password,
-                    known_hosts=None,
-                    client_keys=None,
-                )
+                await asyncssh_connect(port, username=user, password=password)
                 for _ in range(4)
             ]
             try:
@@ -104,10 +90,11 @@ def test_a_copy_ends_when_its_twistd_is_killed(tmp_path: Path) -> None:
         server.wait_for_all(LISTENING, 2)
         server.proc.kill()  # no SIGTERM to pass on: the copy must notice by itself
         server.proc.wait(30)
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not Path(f"/proc/{child}").exists(), "the copy outlived its twistd"
+        poll(
+            lambda: True if not Path(f"/proc/{child}").exists() else None,
+            timeout=30,
+            what="the copy to end with its twistd",
+        )
     finally:
         server.kill()
         if child and Path(f"/proc/{child}").exists():

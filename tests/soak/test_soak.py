@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from spindlex_tw.core import wire
 from spindlex_tw.protocol import constants as c
+from tests.support.clients import asyncssh_connect
 from tests.support.harness import ServerProcess
+from tests.support.processes import open_fds, status_kib
 from tests.support.rawssh import RawClient
 
 LOGINS = int(os.environ.get("SPINDLEX_SOAK_LOGINS", "2000"))
@@ -33,12 +33,7 @@ WIDE_OPEN = {
 
 def usage(pid: int) -> tuple[int, int]:
     """(resident KiB, open file descriptors) of the server process."""
-    rss = next(
-        int(line.split()[1])
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS:")
-    )
-    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+    return status_kib(pid), open_fds(pid)
 
 
 def settle(pid: int, fds: int, deadline: float = 30) -> tuple[int, int]:
@@ -52,15 +47,7 @@ def settle(pid: int, fds: int, deadline: float = 30) -> tuple[int, int]:
 
 
 def connect(port: int, **options: Any) -> Any:
-    return asyncssh.connect(
-        "127.0.0.1",
-        port,
-        username="alice",
-        password="secret",
-        known_hosts=None,
-        client_keys=None,
-        **options,
-    )
+    return asyncssh_connect(port, **options)
 
 
 def warm_up_sftp(port: int) -> None:

@@ -21,8 +21,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from spindlex_tw.protocol.constants import (
     CHANNEL_SESSION,
@@ -32,10 +31,12 @@ from spindlex_tw.protocol.constants import (
 )
 from tests.support.apps import TestServer, record
 
+# Shared waiting helpers, re-exported for the forwarding tests that import them from here.
+from tests.support.waiting import free_port as free_port
+from tests.support.waiting import poll as poll
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOCKET_TIMEOUT = 30.0  # no peer thread can outlive a test by more than this
-
-T = TypeVar("T")
 
 
 class ForwardingServer(TestServer):
@@ -176,29 +177,6 @@ class SinkServer(_Listener):
 
 
 # --- helpers for the tests --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on at the moment of asking."""
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def poll(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Call ``check`` until it returns something other than None, or fail after ``timeout``.
-
-    Only for waiting on another process (an ssh client setting up a forward,
-    the server closing a port after its connection ended).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def try_connect(port: int) -> socket.socket | None:

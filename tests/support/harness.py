@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,13 +85,7 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout=10)
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()

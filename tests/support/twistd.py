@@ -15,6 +15,7 @@ from pathlib import Path
 
 from spindlex_tw.tx.service import Options
 from tests.support.harness import ROOT
+from tests.support.processes import stop_process
 
 # twistd's own entry point, run by this interpreter (no console script needed).
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -128,12 +129,7 @@ class Twistd:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal twistd and wait for it; returns its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.kill()
+        return stop_process(self.proc, sig, timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

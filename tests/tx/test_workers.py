@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncssh
 import pytest
 
 from spindlex_tw.crypto.pkey import Ed25519Key
 from spindlex_tw.tx.workers import WorkerConfig, server_settings
+from tests.support.clients import asyncssh_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,14 +102,7 @@ async def _hold(port: int, count: int, pids: list[int]) -> list[int]:
     """Open ``count`` logins at once; return how many sockets each worker gained."""
     before = [_sockets(pid) for pid in pids]
     conns = [
-        await asyncssh.connect(
-            "127.0.0.1",
-            port,
-            username="alice",
-            password="secret",
-            known_hosts=None,
-            client_keys=None,
-        )
+        await asyncssh_connect(port)
         for _ in range(count)
     ]
     try:
