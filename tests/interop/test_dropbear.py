@@ -68,6 +68,8 @@ def test_data_both_ways(
     assert len(result.stdout) == len(data), result.stderr
     assert result.stdout == data
     assert negotiated_compression(server)
+    # Compressed, the 4 MiB are about 2.2 MB each way: with 1M the server
+    # re-keys at least once (dbclient itself would wait for 1 GB or 8 hours).
     exchanges = server.log().count("key exchange with 127.0.0.1:")
-    assert exchanges >= (4 if rekey_bytes else 1)
+    assert exchanges >= (2 if rekey_bytes else 1)
     assert "Traceback" not in server.log()
