@@ -95,6 +95,12 @@ def test_password_partial_and_failures(server: ServerProcess, client_keys: dict[
         assert t.auth_publickey("twostep", private) == ["password"]
         t.auth_password("twostep", "secret")
         assert t.is_authenticated()
+    # The key passed on the connection above, not on this one: the password
+    # alone is not enough.
+    with transport(server.port) as t:
+        with pytest.raises(paramiko.BadAuthenticationType):
+            t.auth_password("twostep", "secret")
+        assert not t.is_authenticated()
 
 
 def test_exec_streams_and_data(server: ServerProcess) -> None:

@@ -32,6 +32,13 @@ from zope.interface import implementer
 from spindlex_tw.crypto.pkey import PKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
 from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.tx.protocol import current_connection
+
+
+def passed_methods() -> tuple[str, ...]:
+    """The methods that passed as a first factor on the connection being served."""
+    conn = current_connection()
+    return conn.auth.passed_methods if conn is not None and conn.auth is not None else ()
 
 
 def record(kind: str, **fields: Any) -> None:
@@ -94,7 +101,6 @@ class TestServer(SSHServer):
     def __init__(self) -> None:
         super().__init__()
         self.keys = authorized_keys()
-        self.partial_done: set[str] = set()
         self.slow_waiters: list[defer.Deferred[int]] = []
 
     def on_authentication_successful(self, username: str, method: str) -> None:
@@ -111,7 +117,7 @@ class TestServer(SSHServer):
 
     def get_allowed_auths(self, username: str) -> list[str]:
         if username == "twostep":
-            return ["password"] if username in self.partial_done else ["publickey"]
+            return ["password"] if "publickey" in passed_methods() else ["publickey"]
         if username == "kbd":
             return ["keyboard-interactive"]
         return ["publickey", "password", "keyboard-interactive"]
@@ -127,7 +133,7 @@ class TestServer(SSHServer):
         if username == "falsy":
             return False
         if username == "twostep":
-            ok = username in self.partial_done and password == "secret"
+            ok = "publickey" in passed_methods() and password == "secret"
             return AUTH_SUCCESSFUL if ok else AUTH_FAILED
         return AUTH_SUCCESSFUL if password == "secret" else AUTH_FAILED
 
@@ -135,7 +141,8 @@ class TestServer(SSHServer):
         if key not in self.keys:
             return AUTH_FAILED
         if username == "twostep":
-            self.partial_done.add(username)
+            # The key is the first factor; it counts once the server has seen
+            # its signature (passed_methods), never from this hook's own call.
             return AUTH_PARTIAL
         return AUTH_SUCCESSFUL
 
