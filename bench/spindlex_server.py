@@ -4,7 +4,7 @@
 
 Prints ``PORT <n>`` once listening on 127.0.0.1. With ``--workers N`` (N > 1)
 this process only supervises N worker processes sharing the port
-(:mod:`spindlex_tw.tx.workers`). The application (:class:`BenchServer`) takes
+(:mod:`spindlex_tw.twistd.workers`). The application (:class:`BenchServer`) takes
 the keys listed in $SPINDLEX_BENCH_AUTHORIZED, the password "secret" for any
 user, runs ``true`` as a command and serves SFTP from $SPINDLEX_BENCH_SFTP_ROOT
 (with file calls where $SPINDLEX_BENCH_DISK_IO says, by default "auto").
@@ -30,7 +30,7 @@ from spindlex_tw.crypto.pkey import PKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx.workers import (
+from spindlex_tw.twistd.workers import (
     WorkerConfig,
     WorkerPool,
     build_factory,

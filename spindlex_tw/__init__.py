@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from spindlex_tw import _moved
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
     AUTH_PARTIAL,
@@ -24,6 +25,8 @@ from spindlex_tw.protocol.constants import (
     SSH_OPEN_UNKNOWN_CHANNEL_TYPE,
 )
 
+_moved.install()
+
 if TYPE_CHECKING:
     from spindlex_tw.crypto.pkey import ECDSAKey, Ed25519Key, PKey, RSAKey
     from spindlex_tw.server.sftp_server import SFTPHandle, SFTPServer
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 # name -> module that defines it
 _LAZY = {
     "SSHServer": "spindlex_tw.server.ssh_server",
-    "SSHServerManager": "spindlex_tw.tx.manager",
+    "SSHServerManager": "spindlex_tw.server.manager",
     "SFTPServer": "spindlex_tw.server.sftp_server",
     "SFTPHandle": "spindlex_tw.server.sftp_server",
     "Channel": "spindlex_tw.tx.channel",

@@ -48,7 +48,7 @@ class SSHServer:
         ``timeout`` bounds the key exchange and login (the login grace time).
         Safe to call from any thread; the reactor must be running or be started later.
         """
-        from spindlex_tw.tx.adopt import adopt_socket
+        from spindlex_tw.server.adopt import adopt_socket
 
         if self._server_key is None:
             raise ValueError("set_server_key() must be called before start_server()")
@@ -201,14 +201,14 @@ class SSHServer:
 
 
 if TYPE_CHECKING:
-    from spindlex_tw.tx.manager import SSHServerManager
+    from spindlex_tw.server.manager import SSHServerManager
 
 
 def __getattr__(name: str) -> Any:
     # SSHServerManager lives with the Twisted adapters, which import this
     # module themselves: load it on first use to keep the imports acyclic.
     if name == "SSHServerManager":
-        from spindlex_tw.tx.manager import SSHServerManager
+        from spindlex_tw.server.manager import SSHServerManager
 
         return SSHServerManager
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

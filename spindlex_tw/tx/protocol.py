@@ -25,13 +25,13 @@ from spindlex_tw.core.connection import ConnectionService
 from spindlex_tw.core.transport import ServerTransport
 from spindlex_tw.core.userauth import UserAuthService
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx import sendnow
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook
-from spindlex_tw.tx.quickack import acknowledge_now, quickack_socket
 from spindlex_tw.tx.ratelimit import TokenBucket
 from spindlex_tw.tx.session import handle_channel_request
+from spindlex_tw.tx.twisted_private import sendnow
+from spindlex_tw.tx.twisted_private.quickack import acknowledge_now, quickack_socket
 
 if TYPE_CHECKING:
     from spindlex_tw.tx.factory import SSHServerFactory

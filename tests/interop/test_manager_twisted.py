@@ -19,7 +19,7 @@ from spindlex_tw import (
     SSHServer,
     SSHServerManager,
 )
-from spindlex_tw.tx.manager import ServerStartError
+from spindlex_tw.server.manager import ServerStartError
 from spindlex_tw.tx.protocol import current_connection
 from tests.support.harness import OpenSSH
 

@@ -158,7 +158,7 @@ TAC = textwrap.dedent(
     from twisted.application import service, strports
     from twisted.web import resource, server
 
-    from spindlex_tw.tx.service import ServiceOptions, makeService
+    from spindlex_tw.twistd.service import ServiceOptions, makeService
 
     application = service.Application("web and ssh")
     top = service.MultiService()

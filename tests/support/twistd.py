@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from spindlex_tw.tx.service import Options
+from spindlex_tw.twistd.service import Options
 from tests.support.harness import ROOT
 from tests.support.processes import stop_process
 

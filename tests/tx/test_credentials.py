@@ -13,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from spindlex_tw.tx.credentials import (
+from spindlex_tw.twistd.credentials import (
     CredentialsError,
     FilePasswords,
     MemoryPasswords,

@@ -12,7 +12,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 from spindlex_tw.crypto.pkey import Ed25519Key, PKey
-from spindlex_tw.tx.authorized_keys import (
+from spindlex_tw.twistd.authorized_keys import (
     AuthorizedKeysFile,
     KeyOptions,
     OptionError,

@@ -1,4 +1,4 @@
-"""spindlex_tw.tx.quickack: TCP sockets acknowledge small messages at once; others are left be."""
+"""tx.twisted_private.quickack: TCP sockets acknowledge small messages at once; others not."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.testing import StringTransport
 
-from spindlex_tw.tx.quickack import acknowledge_now, quickack_socket
+from spindlex_tw.tx.twisted_private.quickack import acknowledge_now, quickack_socket
 
 pytestmark = pytest.mark.skipif(
     not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux only"

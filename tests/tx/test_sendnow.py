@@ -1,4 +1,4 @@
-"""spindlex_tw.tx.sendnow: sending at once when nothing is queued, in order when something is."""
+"""tx.twisted_private.sendnow: sending at once when nothing is queued, in order when not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.testing import StringTransport
 
-from spindlex_tw.tx import sendnow
+from spindlex_tw.tx.twisted_private import sendnow
 
 
 class Collector(protocol.Protocol):

@@ -18,8 +18,8 @@ from twisted.python import usage
 from spindlex_tw.crypto.pkey import Ed25519Key, RSAKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx.default_app import DefaultServer, ServerConfig, build_server
-from spindlex_tw.tx.service import (
+from spindlex_tw.twistd.default_app import DefaultServer, ServerConfig, build_server
+from spindlex_tw.twistd.service import (
     SHUTDOWN_GRACE,
     Options,
     ServiceConfig,

@@ -1,4 +1,4 @@
-"""spindlex_tw.tx.workers: several processes accepting from one shared listening socket."""
+"""spindlex_tw.twistd.workers: several processes accepting from one shared listening socket."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from spindlex_tw.crypto.pkey import Ed25519Key
-from spindlex_tw.tx.workers import WorkerConfig, server_settings
+from spindlex_tw.twistd.workers import WorkerConfig, server_settings
 from tests.support.clients import asyncssh_connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUPERVISOR = """
 import sys
 from twisted.internet import reactor
-from spindlex_tw.tx.workers import WorkerConfig, WorkerPool
+from spindlex_tw.twistd.workers import WorkerConfig, WorkerPool
 
 config = WorkerConfig(
     app="tests.support.apps:TestServer",

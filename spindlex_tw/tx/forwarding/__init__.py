@@ -5,19 +5,19 @@ policy stays with the application's hooks, and the defaults refuse:
 ``check_channel_request`` accepts only sessions, ``check_port_forward_request``
 says no. The pieces:
 
-- ``forward_direct``: direct-tcpip channel opens, connect then confirm;
-- ``forward_remote``: tcpip-forward / cancel-tcpip-forward listeners;
-- ``forward_bridge``: a TCP socket spliced onto a channel with back-pressure;
-- ``forward_state``: what each connection holds, released when it ends.
+- ``direct``: direct-tcpip channel opens, connect then confirm;
+- ``remote``: tcpip-forward / cancel-tcpip-forward listeners;
+- ``bridge``: a TCP socket spliced onto a channel with back-pressure;
+- ``state``: what each connection holds, released when it ends.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from spindlex_tw.tx.forward_direct import open_direct_tcpip
-from spindlex_tw.tx.forward_remote import handle_cancel_tcpip_forward, handle_tcpip_forward
-from spindlex_tw.tx.forward_state import ForwardRegistry
+from spindlex_tw.tx.forwarding.direct import open_direct_tcpip
+from spindlex_tw.tx.forwarding.remote import handle_cancel_tcpip_forward, handle_tcpip_forward
+from spindlex_tw.tx.forwarding.state import ForwardRegistry
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev

@@ -37,13 +37,14 @@ from spindlex_tw.protocol.constants import (
     SSH_OPEN_CONNECT_SUCCESS,
     SSH_OPEN_UNKNOWN_CHANNEL_TYPE,
 )
+from spindlex_tw.server.manager import ManagedFactory
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx import process, protocol
-from spindlex_tw.tx.authorized_keys import AuthorizedKeysFile, KeyOptions
-from spindlex_tw.tx.credentials import Passwords
+from spindlex_tw.twistd import process
+from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
+from spindlex_tw.twistd.credentials import Passwords
+from spindlex_tw.tx import protocol
 from spindlex_tw.tx.factory import SSHServerFactory
-from spindlex_tw.tx.manager import ManagedFactory
 from spindlex_tw.tx.protocol import SSHServerProtocol
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx import reactor_thread
+from spindlex_tw.server import reactor_thread
 from spindlex_tw.tx.factory import SSHServerFactory
 from spindlex_tw.tx.settings import ServerSettings
 

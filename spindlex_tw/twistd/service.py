@@ -37,18 +37,18 @@ from twisted.python.failure import Failure
 
 from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.tx import process, siblings
-from spindlex_tw.tx.authorized_keys import AuthorizedKeysFile, OptionError
-from spindlex_tw.tx.credentials import (
+from spindlex_tw.twistd import process, siblings
+from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
+from spindlex_tw.twistd.credentials import (
     CredentialsError,
     MemoryPasswords,
     Passwords,
     one_time_password,
     parse_auth_spec,
 )
-from spindlex_tw.tx.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
-from spindlex_tw.tx.forward_remote import GATEWAY_PORTS
-from spindlex_tw.tx.parent_watch import stop_when_parent_leaves
+from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
+from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
+from spindlex_tw.tx.forwarding.remote import GATEWAY_PORTS
 from spindlex_tw.tx.rekey_limit import parse_rekey_limit
 from spindlex_tw.tx.settings import ServerSettings
 

@@ -21,7 +21,7 @@ class by import path, host key files, settings.
     pool.setServiceParent(application)      # or pool.startService()
     pool.ready.addCallback(lambda port: print("listening on", port))
 
-A worker is ``python -m spindlex_tw.tx.workers CONFIG_JSON`` with the listening
+A worker is ``python -m spindlex_tw.twistd.workers CONFIG_JSON`` with the listening
 socket as descriptor 3; it prints ``READY <port>`` once it accepts.
 """
 
@@ -46,7 +46,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
-from spindlex_tw.tx.parent_watch import stop_when_parent_leaves
+from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
 from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.workers")

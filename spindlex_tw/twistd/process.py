@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from spindlex_tw.tx import ttymodes
+from spindlex_tw.twistd import ttymodes
 
 if TYPE_CHECKING:
     from spindlex_tw.tx.channel import Channel

@@ -4,7 +4,7 @@ One CPython reactor uses one core. With ``--workers N`` the twistd process
 listens on each TCP port and starts N-1 copies of itself with the same
 options, handing them its listening sockets; every process accepts from
 them, so a new connection goes to a process that is waiting for work (see
-:mod:`spindlex_tw.tx.workers`). Each worker is a whole server: its own
+:mod:`spindlex_tw.twistd.workers`). Each worker is a whole server: its own
 reactor, connections and limits (so ``--max-connections`` is per worker).
 """
 
@@ -22,7 +22,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
-from spindlex_tw.tx.workers import adopt_listening, listening_socket
+from spindlex_tw.twistd.workers import adopt_listening, listening_socket
 
 log = Logger(namespace="spindlex_tw.workers")
 

@@ -19,12 +19,12 @@ from twisted.python.failure import Failure
 from spindlex_tw.core import wire
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx.forward_bridge import Bridge, SocketEnd
+from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
-    from spindlex_tw.tx.forward_state import ConnectionForwards
+    from spindlex_tw.tx.forwarding.state import ConnectionForwards
 
 log = Logger(namespace="spindlex_tw.forwarding")
 

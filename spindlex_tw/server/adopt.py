@@ -4,7 +4,7 @@ The socket's descriptor is handed to the reactor with
 ``adoptStreamConnection``, which duplicates it; our copy is then closed, so
 the connection lives on the reactor alone and the caller's thread is free.
 Works from any thread, starting a background reactor when none runs (see
-:mod:`spindlex_tw.tx.reactor_thread`).
+:mod:`spindlex_tw.server.reactor_thread`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from spindlex_tw.tx import reactor_thread
+from spindlex_tw.server import reactor_thread
 from spindlex_tw.tx.factory import SSHServerFactory
 from spindlex_tw.tx.settings import ServerSettings
 
