@@ -4,7 +4,7 @@ One CPython reactor uses one core. With ``--workers N`` the twistd process
 listens on each TCP port and starts N-1 copies of itself with the same
 options, handing them its listening sockets; every process accepts from
 them, so a new connection goes to a process that is waiting for work (see
-:mod:`spindlex_tw.twistd.workers`). Each worker is a whole server: its own
+:mod:`spindlex_tw.twistd.supervisor`). Each worker is a whole server: its own
 reactor, connections and limits (so ``--max-connections`` is per worker).
 """
 
@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import sys
 from typing import Any
 
 from twisted.application import service
-from twisted.internet import defer, protocol
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from spindlex_tw.twistd.workers import adopt_listening, listening_socket
+from spindlex_tw.twistd.supervisor import (
+    FIRST_FD,
+    Supervisor,
+    adopt_listening,
+    listening_socket,
+)
 
 log = Logger(namespace="spindlex_tw.workers")
 
@@ -32,8 +36,6 @@ WORKER_ENV = "SPINDLEX_TW_WORKER"
 PASSWORD_ENV = "SPINDLEX_TW_ONE_TIME_PASSWORD"
 #: The descriptors of the inherited listening sockets, in --listen order ("3,4").
 LISTEN_FDS_ENV = "SPINDLEX_TW_LISTEN_FDS"
-#: Where a copy finds the first inherited socket.
-FIRST_FD = 3
 
 _TCP = re.compile(r"^tcp:(?:port=)?(?P<port>\d+)(?::interface=(?P<interface>[^:\\]+))?$")
 
@@ -114,24 +116,7 @@ class SharedListener(service.Service):
         return defer.maybeDeferred(port.stopListening) if port is not None else None
 
 
-class _Sibling(protocol.ProcessProtocol):
-    transport: Any  # IProcessTransport; zope interfaces are opaque to mypy
-
-    def __init__(self, owner: SiblingProcesses) -> None:
-        self.owner = owner
-        self.pid: int | None = None
-        self.ended: defer.Deferred[None] = defer.Deferred()
-
-    def connectionMade(self) -> None:
-        self.pid = self.transport.pid
-
-    def processEnded(self, reason: Any) -> None:
-        if self.owner.running:  # not asked to stop: say so, but do not restart it
-            log.error("worker {pid} ended: {reason}", pid=self.pid, reason=reason.getErrorMessage())
-        self.ended.callback(None)
-
-
-class SiblingProcesses(service.Service):
+class SiblingProcesses(Supervisor):
     """Starts ``count`` copies of this ``twistd spindlex`` and stops them with itself.
 
     The copies get the listening sockets of ``listeners`` (bound before any
@@ -146,43 +131,23 @@ class SiblingProcesses(service.Service):
         reactor: Any,
         listeners: list[SharedListener],
     ) -> None:
-        self.count = count
+        super().__init__(count, reactor)
         self.arguments = arguments
         self.password = password
-        self.reactor = reactor
         self.listeners = listeners
-        self._children: list[_Sibling] = []
 
     def startService(self) -> None:
-        service.Service.startService(self)
+        super().startService()
         env = dict(os.environ)
         env[WORKER_ENV] = "1"
         if self.password is not None:
             env[PASSWORD_ENV] = self.password
-        fds: dict[int, Any] = {0: "w", 1: 1, 2: 2}
-        for number, listener in enumerate(self.listeners, FIRST_FD):
+        sockets = []
+        for listener in self.listeners:
             assert listener.socket is not None, "listeners bind before services start"
-            fds[number] = listener.socket.fileno()
-        env[LISTEN_FDS_ENV] = ",".join(str(fd) for fd in fds if fd >= FIRST_FD)
+            sockets.append(listener.socket)
+        env[LISTEN_FDS_ENV] = ",".join(str(fd) for fd in range(FIRST_FD, FIRST_FD + len(sockets)))
         # twistd's own entry point, run by this interpreter: no console script needed.
         twistd = "from twisted.scripts.twistd import run; run()"
         command = [sys.executable, "-c", twistd, "-n", "--pidfile=", "spindlex", *self.arguments]
-        for _ in range(self.count):
-            child = _Sibling(self)
-            self.reactor.spawnProcess(
-                child,
-                sys.executable,
-                command,
-                env=env,
-                path=os.getcwd(),
-                childFDs=fds,
-            )
-            self._children.append(child)
-            log.info("started worker {pid}", pid=child.pid)
-
-    def stopService(self) -> Any:
-        service.Service.stopService(self)
-        for child in self._children:
-            if child.transport.pid is not None:  # still running
-                child.transport.signalProcess(signal.SIGTERM)
-        return defer.gatherResults([c.ended for c in self._children], consumeErrors=True)
+        self.spawn(command, sockets, env, path=os.getcwd())
