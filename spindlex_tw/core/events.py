@@ -55,6 +55,13 @@ class AuthNoneRequested(Event):
 
 
 @dataclass(frozen=True)
+class AuthMethodsNeeded(Event):
+    """A request from ``username`` waits: answer with ``UserAuthService.allow_methods``."""
+
+    username: str
+
+
+@dataclass(frozen=True)
 class AuthPasswordRequested(Event):
     username: str
     password: str

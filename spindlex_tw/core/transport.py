@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
 
 from spindlex_tw.core import wire
 from spindlex_tw.core.algorithms.ciphers import CIPHERS, make_opener, make_sealer
@@ -39,24 +38,13 @@ from spindlex_tw.core.kexinit import (
     negotiate,
 )
 from spindlex_tw.core.packet import PacketDecoder, PacketEncoder
-from spindlex_tw.core.userauth import USER_SIG_ALGS
+from spindlex_tw.core.services import Service
+from spindlex_tw.core.signatures import SIGNATURE_ALGORITHMS, HostKey
 from spindlex_tw.core.version import VersionExchange, VersionLimits, identification_line
 from spindlex_tw.protocol import constants as c
 
-if TYPE_CHECKING:
-    from spindlex_tw.crypto.pkey import PKey
-
 Rng = Callable[[int], bytes]
 
-# Host-key algorithms in the order we prefer to sign with them.
-HOST_KEY_PREFERENCE = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-)
 _GENERIC = frozenset(
     {c.SSH_MSG_DISCONNECT, c.SSH_MSG_IGNORE, c.SSH_MSG_UNIMPLEMENTED, c.SSH_MSG_DEBUG}
 )
@@ -90,12 +78,6 @@ class TransportConfig:
     packet_limit: int = 1 << 32
 
 
-class Service(Protocol):
-    """A layer above the transport: user authentication or the connection protocol."""
-
-    def handle(self, msg: int, payload: bytes) -> list[Event]: ...
-
-
 @dataclass
 class _Kex:
     """State of one key exchange, from our KEXINIT to the peer's NEWKEYS."""
@@ -114,7 +96,7 @@ class _Kex:
 class ServerTransport:
     """Server side of one SSH connection's transport layer."""
 
-    def __init__(self, config: TransportConfig, host_keys: Sequence[PKey], rng: Rng) -> None:
+    def __init__(self, config: TransportConfig, host_keys: Sequence[HostKey], rng: Rng) -> None:
         if not host_keys:
             raise ValueError("at least one host key is required")
         if not 0 < config.rekey_packets <= config.packet_limit - _KEX_PACKETS:
@@ -126,7 +108,7 @@ class ServerTransport:
         self.config = config
         self._rng = rng
         self._host_keys = {alg: key for key in host_keys for alg in key.host_key_algorithms()}
-        self._host_key_algs = [a for a in HOST_KEY_PREFERENCE if a in self._host_keys]
+        self._host_key_algs = [a for a in SIGNATURE_ALGORITHMS if a in self._host_keys]
         self._version = VersionExchange(config.version)
         self._decoder = PacketDecoder(config.max_packet_length, config.max_payload)
         self._encoder = PacketEncoder(rng)
@@ -438,7 +420,7 @@ class ServerTransport:
                 wire.byte(c.SSH_MSG_EXT_INFO)
                 + wire.uint32(1)
                 + wire.string("server-sig-algs")
-                + wire.string(",".join(USER_SIG_ALGS))
+                + wire.string(",".join(SIGNATURE_ALGORITHMS))
             )
         held, self._held = self._held, []
         success, self._success_held = self._success_held, None

@@ -4,6 +4,11 @@ Requests become events; the adapter asks the application's hooks and answers
 through :meth:`UserAuthService.accept`, :meth:`reject`, :meth:`accept_key_query`
 or :meth:`ask`. One request is answered at a time: requests that arrive while
 a hook is still deciding wait in order.
+
+The core never asks the application anything itself. Each request first
+emits :class:`AuthMethodsNeeded`; the request waits until the adapter says
+which methods the user may use now (:meth:`UserAuthService.allow_methods`),
+however long the application takes to decide.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from spindlex_tw.core import wire
 from spindlex_tw.core.errors import ProtocolError
@@ -19,6 +23,7 @@ from spindlex_tw.core.events import (
     AuthenticationSucceeded,
     AuthKeyboardInteractiveRequested,
     AuthKeyboardInteractiveResponse,
+    AuthMethodsNeeded,
     AuthNoneRequested,
     AuthPasswordRequested,
     AuthPublicKeyQueried,
@@ -26,21 +31,13 @@ from spindlex_tw.core.events import (
     Event,
     TooManyAuthFailures,
 )
+from spindlex_tw.core.services import Service, TransportLink
+from spindlex_tw.core.signatures import SIGNATURE_ALGORITHMS
 from spindlex_tw.protocol import constants as c
-
-if TYPE_CHECKING:
-    from spindlex_tw.core.transport import ServerTransport, Service
 
 CONNECTION_SERVICE = "ssh-connection"
 # Signature algorithms accepted for user authentication (ext-info server-sig-algs).
-USER_SIG_ALGS = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-)
+USER_SIG_ALGS = SIGNATURE_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -56,19 +53,20 @@ class UserAuthService:
 
     def __init__(
         self,
-        transport: ServerTransport,
+        transport: TransportLink,
         limits: AuthLimits,
         verify_signature: Callable[[bytes, bytes, bytes, str], bool],
-        methods_for: Callable[[str], Sequence[str]],
         connection_factory: Callable[[], Service],
     ) -> None:
         """``verify_signature(key_blob, data, signature, algorithm)`` checks a
-        publickey signature; ``methods_for(username)`` lists the methods offered."""
+        publickey signature (pure cryptography, no application code)."""
         self._transport = transport
         self._limits = limits
         self._verify = verify_signature
         self._connection_factory = connection_factory
-        self._methods_for = methods_for
+        self._methods: list[str] = []  # what the application offers, as of this request
+        # A request parsed up to its method, waiting for allow_methods().
+        self._parked: tuple[str, str, str, wire.Reader] | None = None
         self._queue: deque[bytes] = deque()
         self._pending: str | None = None  # method whose answer we wait for
         self._info_pending = False  # sent INFO_REQUEST, waiting for INFO_RESPONSE
@@ -115,10 +113,22 @@ class UserAuthService:
             raise ProtocolError("change of username or service is not allowed")
         self._info_pending = False
         self._pending = method
+        self._parked = (username, service, method, reader)
+        return [AuthMethodsNeeded(username)]
+
+    def allow_methods(self, methods: Sequence[str]) -> list[Event]:
+        """The methods the application offers the user now: the waiting request goes on."""
+        parked, self._parked = self._parked, None
+        if parked is None or self._transport.closed:
+            return []
+        self._methods = list(methods)
+        return self._guarded(self._decide, *parked)
+
+    def _decide(self, username: str, service: str, method: str, reader: wire.Reader) -> list[Event]:
         parser = _METHODS.get(method)
         if parser is None or service != CONNECTION_SERVICE:
             return self.reject(partial=False, methods=None, count=method != "none")
-        if method != "none" and method not in self._methods_for(username):
+        if method != "none" and method not in self._methods:
             reader.rest()
             return self.reject(partial=False, methods=None, count=True)
         return parser(self, username, reader)
@@ -208,7 +218,7 @@ class UserAuthService:
                     "Too many authentication failures",
                 )
                 return [TooManyAuthFailures(username)]
-        names = list(methods) if methods is not None else list(self._methods_for(username))
+        names = list(methods) if methods is not None else self._methods
         self._transport.send(
             wire.byte(c.SSH_MSG_USERAUTH_FAILURE) + wire.name_list(names) + wire.boolean(partial)
         )
@@ -250,8 +260,16 @@ class UserAuthService:
 
     def _next(self) -> list[Event]:
         if self._queue and not self._transport.closed:
-            return self._dispatch_request(self._queue.popleft())
+            return self._guarded(self._dispatch_request, self._queue.popleft())
         return []
+
+    def _guarded(self, step: Callable[..., list[Event]], *args: object) -> list[Event]:
+        """Run a step the adapter set off: a peer's bad request there ends the connection
+        as it would have on arrival, since no transport call is around to catch it."""
+        try:
+            return step(*args)
+        except ProtocolError as exc:
+            return [self._transport.fail(exc)]
 
     def _dispatch_request(self, payload: bytes) -> list[Event]:
         self._current_request = payload

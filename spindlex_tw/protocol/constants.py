@@ -7,8 +7,6 @@ SFTP status codes those of draft-ietf-secsh-filexfer-02.
 
 from typing import Final
 
-from spindlex_tw.sftp import codes as _sftp
-
 # --- Authentication hook results (SpindleX API) --------------------------------
 AUTH_SUCCESSFUL: Final = 0
 AUTH_FAILED: Final = 1
@@ -91,16 +89,16 @@ SSH_FX_NO_CONNECTION: Final = 6
 SSH_FX_CONNECTION_LOST: Final = 7
 SSH_FX_OP_UNSUPPORTED: Final = 8
 
-# --- SFTP open flags and attribute flags -----------------------------------------
-# Defined with the SFTP engine; repeated here, where SpindleX users import them.
-SSH_FXF_READ: Final = _sftp.SSH_FXF_READ
-SSH_FXF_WRITE: Final = _sftp.SSH_FXF_WRITE
-SSH_FXF_APPEND: Final = _sftp.SSH_FXF_APPEND
-SSH_FXF_CREAT: Final = _sftp.SSH_FXF_CREAT
-SSH_FXF_TRUNC: Final = _sftp.SSH_FXF_TRUNC
-SSH_FXF_EXCL: Final = _sftp.SSH_FXF_EXCL
-SSH_FILEXFER_ATTR_SIZE: Final = _sftp.SSH_FILEXFER_ATTR_SIZE
-SSH_FILEXFER_ATTR_UIDGID: Final = _sftp.SSH_FILEXFER_ATTR_UIDGID
-SSH_FILEXFER_ATTR_PERMISSIONS: Final = _sftp.SSH_FILEXFER_ATTR_PERMISSIONS
-SSH_FILEXFER_ATTR_ACMODTIME: Final = _sftp.SSH_FILEXFER_ATTR_ACMODTIME
-SSH_FILEXFER_ATTR_EXTENDED: Final = _sftp.SSH_FILEXFER_ATTR_EXTENDED
+# --- SFTP open flags, "pflags" (section 6.3), and attribute flags (section 5) ---
+# Users compare against these; the SFTP engine imports them from here too.
+SSH_FXF_READ: Final = 0x00000001
+SSH_FXF_WRITE: Final = 0x00000002
+SSH_FXF_APPEND: Final = 0x00000004
+SSH_FXF_CREAT: Final = 0x00000008
+SSH_FXF_TRUNC: Final = 0x00000010
+SSH_FXF_EXCL: Final = 0x00000020
+SSH_FILEXFER_ATTR_SIZE: Final = 0x00000001
+SSH_FILEXFER_ATTR_UIDGID: Final = 0x00000002
+SSH_FILEXFER_ATTR_PERMISSIONS: Final = 0x00000004
+SSH_FILEXFER_ATTR_ACMODTIME: Final = 0x00000008
+SSH_FILEXFER_ATTR_EXTENDED: Final = 0x80000000

@@ -1,10 +1,27 @@
 """SFTP v3 numbers (draft-ietf-secsh-filexfer-02 and OpenSSH's PROTOCOL), named as there.
 
-Status codes live in :mod:`spindlex_tw.protocol.constants`, beside the other
-numbers users compare against; this module holds what only the SFTP engine needs.
+Status codes, open flags and attribute flags live in
+:mod:`spindlex_tw.protocol.constants`, beside the other numbers users compare
+against, and are re-exported here; this module defines what only the SFTP
+engine needs.
 """
 
 from typing import Final
+
+from spindlex_tw.protocol import constants as _c
+
+# Defined once, beside the other numbers users compare against.
+SSH_FILEXFER_ATTR_ACMODTIME: Final = _c.SSH_FILEXFER_ATTR_ACMODTIME
+SSH_FILEXFER_ATTR_EXTENDED: Final = _c.SSH_FILEXFER_ATTR_EXTENDED
+SSH_FILEXFER_ATTR_PERMISSIONS: Final = _c.SSH_FILEXFER_ATTR_PERMISSIONS
+SSH_FILEXFER_ATTR_SIZE: Final = _c.SSH_FILEXFER_ATTR_SIZE
+SSH_FILEXFER_ATTR_UIDGID: Final = _c.SSH_FILEXFER_ATTR_UIDGID
+SSH_FXF_APPEND: Final = _c.SSH_FXF_APPEND
+SSH_FXF_CREAT: Final = _c.SSH_FXF_CREAT
+SSH_FXF_EXCL: Final = _c.SSH_FXF_EXCL
+SSH_FXF_READ: Final = _c.SSH_FXF_READ
+SSH_FXF_TRUNC: Final = _c.SSH_FXF_TRUNC
+SSH_FXF_WRITE: Final = _c.SSH_FXF_WRITE
 
 SFTP_VERSION: Final = 3
 
@@ -36,21 +53,6 @@ SSH_FXP_NAME: Final = 104
 SSH_FXP_ATTRS: Final = 105
 SSH_FXP_EXTENDED: Final = 200
 SSH_FXP_EXTENDED_REPLY: Final = 201
-
-# --- Open flags, "pflags" (section 6.3) ---------------------------------------------------
-SSH_FXF_READ: Final = 0x00000001
-SSH_FXF_WRITE: Final = 0x00000002
-SSH_FXF_APPEND: Final = 0x00000004
-SSH_FXF_CREAT: Final = 0x00000008
-SSH_FXF_TRUNC: Final = 0x00000010
-SSH_FXF_EXCL: Final = 0x00000020
-
-# --- Attribute flags (section 5) ------------------------------------------------------------
-SSH_FILEXFER_ATTR_SIZE: Final = 0x00000001
-SSH_FILEXFER_ATTR_UIDGID: Final = 0x00000002
-SSH_FILEXFER_ATTR_PERMISSIONS: Final = 0x00000004
-SSH_FILEXFER_ATTR_ACMODTIME: Final = 0x00000008
-SSH_FILEXFER_ATTR_EXTENDED: Final = 0x80000000
 
 # --- statvfs@openssh.com f_flag bits (PROTOCOL 4.4) -----------------------------------------
 SSH_FXE_STATVFS_ST_RDONLY: Final = 0x1
