@@ -66,15 +66,21 @@ class AuthDriver:
 
     # --- used by the core service ---------------------------------------------------------
 
-    def methods_for(self, username: str) -> list[str]:
-        try:
-            offered = self._server.get_allowed_auths(username)
-        except Exception:
-            log.failure("get_allowed_auths raised; offering nothing")
-            return []
-        if not isinstance(offered, list | tuple):
-            return []
-        return [m for m in offered if m in KNOWN_METHODS]
+    def allowed_methods(self, username: str) -> defer.Deferred[list[str]]:
+        """``get_allowed_auths(username)`` (a value, Deferred or coroutine), known methods only.
+
+        Anything but a list or tuple, an exception or a timeout offers nothing.
+        """
+
+        def known(offered: object) -> list[str]:
+            if not isinstance(offered, list | tuple):
+                return []
+            return [m for m in offered if m in KNOWN_METHODS]
+
+        offered: defer.Deferred[object] = self._hook(
+            self._server.get_allowed_auths, username, denied=[]
+        )
+        return offered.addCallback(known)
 
     def verify_signature(self, blob: bytes, data: bytes, signature: bytes, algorithm: str) -> bool:
         try:
@@ -104,6 +110,17 @@ class AuthDriver:
             handler(self, event)
 
         d.addCallback(lambda text: self._conn.in_context(send_banner, text))
+
+    def _methods_needed(self, event: ev.AuthMethodsNeeded) -> None:
+        def allow(methods: list[str]) -> None:
+            service = self._service()
+            if service is not None:
+                self._conn.process(service.allow_methods(methods))
+                self._conn.flush()
+
+        self.allowed_methods(event.username).addCallback(
+            lambda methods: self._conn.in_context(allow, methods)
+        )
 
     def _none(self, event: ev.AuthNoneRequested) -> None:
         self._answer(defer.succeed(AUTH_FAILED), "none", event.username)
@@ -256,16 +273,26 @@ class AuthDriver:
                 method,
                 denied=None,
             )
-        elif _is_code(code, AUTH_PARTIAL):
+            self._conn.process(events)
+            self._conn.flush()
+            return
+        partial = _is_code(code, AUTH_PARTIAL)
+        if partial:
             # Before get_allowed_auths is asked what comes next: it may look here.
             self._passed.append(method)
-            events = service.reject(partial=True, methods=self.methods_for(username))
-        else:
-            if method != "none":
-                self._refused(method, username)
-            events = service.reject(partial=False, methods=None)
-        self._conn.process(events)
-        self._conn.flush()
+        elif method != "none":
+            self._refused(method, username)
+
+        # The FAILURE lists what the application offers now, after this attempt.
+        def refuse(methods: list[str]) -> None:
+            service = self._service()
+            if service is not None:
+                self._conn.process(service.reject(partial=partial, methods=methods))
+                self._conn.flush()
+
+        self.allowed_methods(username).addCallback(
+            lambda methods: self._conn.in_context(refuse, methods)
+        )
 
     def _refused(self, method: str, username: str) -> None:
         log.info(
@@ -304,6 +331,7 @@ def _valid_prompts(value: object) -> bool:
 
 
 _HANDLERS: dict[type, Callable[[AuthDriver, Any], None]] = {
+    ev.AuthMethodsNeeded: AuthDriver._methods_needed,
     ev.AuthNoneRequested: AuthDriver._none,
     ev.AuthPasswordRequested: AuthDriver._password,
     ev.AuthPublicKeyQueried: AuthDriver._key_query,

@@ -117,7 +117,6 @@ class SSHServerProtocol(protocol.Protocol):
                 core,
                 settings.auth,
                 self.auth.verify_signature,  # type: ignore[union-attr]
-                self.auth.methods_for,  # type: ignore[union-attr]
                 self._start_connection_service,
             ),
         )

@@ -58,6 +58,10 @@ class _Transport:
     def start_delayed_compression(self) -> None:
         self.authenticated = True
 
+    def fail(self, exc: ProtocolError) -> ev.ConnectionFailed:
+        # The real transport answers with DISCONNECT; here the error is the outcome.
+        raise exc
+
 
 def mutations(seed: bytes) -> st.SearchStrategy[bytes]:
     """Random bytes, and the valid message with bytes flipped, cut or appended."""
@@ -97,6 +101,9 @@ USERAUTH_SAMPLE = (
 )
 
 
+METHODS = ["publickey", "password", "keyboard-interactive"]
+
+
 @given(st.lists(mutations(USERAUTH_SAMPLE), min_size=1, max_size=4))
 def test_userauth_decoder(messages: list[bytes]) -> None:
     transport = _Transport()
@@ -104,15 +111,18 @@ def test_userauth_decoder(messages: list[bytes]) -> None:
         transport,  # type: ignore[arg-type]
         AuthLimits(),
         lambda blob, data, sig, alg: False,
-        lambda user: ["publickey", "password", "keyboard-interactive"],
         lambda: transport.service,
     )
     for message in messages:
         msg = message[0] if message else c.SSH_MSG_USERAUTH_REQUEST
         payload = message or b"\x32"
         try:
-            for event in service.handle(msg, payload):
-                if isinstance(event, ev.Event) and not service.done:
+            events = service.handle(msg, payload)
+            while events:
+                event = events.pop(0)
+                if isinstance(event, ev.AuthMethodsNeeded):
+                    events += service.allow_methods(METHODS)
+                elif isinstance(event, ev.Event) and not service.done:
                     service.reject(partial=False, methods=None)
         except ProtocolError:
             return
