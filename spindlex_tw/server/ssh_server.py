@@ -16,6 +16,7 @@ from spindlex_tw.protocol.constants import (
     SSH_OPEN_CONNECT_SUCCESS,
     SSH_OPEN_UNKNOWN_CHANNEL_TYPE,
 )
+from spindlex_tw.tx.application import default_hook
 
 if TYPE_CHECKING:
     import socket
@@ -56,62 +57,77 @@ class SSHServer:
 
     # --- authentication hooks ----------------------------------------------------------
 
+    @default_hook
     def check_auth_password(self, username: str, password: str) -> int:
         """AUTH_SUCCESSFUL, AUTH_FAILED or AUTH_PARTIAL; the default refuses."""
         return AUTH_FAILED
 
+    @default_hook
     def check_auth_publickey(self, username: str, key: PKey) -> int:
         """Called for a key the client offers, and again once its signature verified."""
         return AUTH_FAILED
 
+    @default_hook
     def check_auth_keyboard_interactive(self, username: str, submethods: str) -> int:
         return AUTH_FAILED
 
+    @default_hook
     def get_keyboard_interactive_prompts(
         self, username: str, submethods: str
     ) -> tuple[str, str, list[tuple[str, bool]]] | None:
         """``(name, instruction, [(prompt, echo), ...])`` to ask, or ``None``."""
         return None
 
+    @default_hook
     def check_auth_keyboard_interactive_response(self, username: str, responses: list[str]) -> int:
         return AUTH_FAILED
 
+    @default_hook
     def get_allowed_auths(self, username: str) -> list[str]:
         return ["password", "publickey"]
 
+    @default_hook
     def check_auth_gssapi_with_mic(
         self, username: str, gss_authenticated: int, cc_file: str
     ) -> int:
         """Kept for API compatibility; GSSAPI is not offered."""
         return AUTH_FAILED
 
+    @default_hook
     def get_banner(self) -> str | None:
         return None
 
+    @default_hook
     def on_authentication_successful(self, username: str, method: str) -> None:
         with self._lock:
             self._authenticated_users[username] = True
 
+    @default_hook
     def on_authentication_failed(self, username: str, method: str) -> None:
         """Called after each refused attempt."""
 
     # --- channel hooks --------------------------------------------------------------------
 
+    @default_hook
     def check_channel_request(self, kind: str, chanid: int) -> int:
         """0 to accept, or an SSH_OPEN_* reason; the default accepts sessions only."""
         if kind == CHANNEL_SESSION:
             return SSH_OPEN_CONNECT_SUCCESS
         return SSH_OPEN_UNKNOWN_CHANNEL_TYPE
 
+    @default_hook
     def check_channel_exec_request(self, channel: Channel, command: bytes) -> bool:
         return False
 
+    @default_hook
     def check_channel_shell_request(self, channel: Channel) -> bool:
         return False
 
+    @default_hook
     def check_channel_subsystem_request(self, channel: Channel, name: str) -> bool:
         return False
 
+    @default_hook
     def check_channel_pty_request(
         self,
         channel: Channel,
@@ -124,11 +140,13 @@ class SSHServer:
     ) -> bool:
         return True
 
+    @default_hook
     def check_channel_window_change_request(
         self, channel: Channel, width: int, height: int, pixelwidth: int, pixelheight: int
     ) -> bool:
         return True
 
+    @default_hook
     def check_channel_x11_request(
         self,
         channel: Channel,
@@ -139,13 +157,16 @@ class SSHServer:
     ) -> bool:
         return False
 
+    @default_hook
     def check_channel_env_request(self, channel: Channel, name: str, value: str) -> bool:
         return False
 
+    @default_hook
     def check_channel_signal_request(self, channel: Channel, signal_name: str) -> bool:
         """A ``signal`` request (RFC 4254 6.9); the name is without "SIG"."""
         return False
 
+    @default_hook
     def check_channel_direct_tcpip_request(
         self, chanid: int, origin: tuple[str, int], destination: tuple[str, int]
     ) -> int:
@@ -155,18 +176,23 @@ class SSHServer:
         """
         return SSH_OPEN_CONNECT_SUCCESS
 
+    @default_hook
     def check_port_forward_request(self, address: str, port: int) -> bool:
         return False
 
+    @default_hook
     def check_port_forward_cancel_request(self, address: str, port: int) -> bool:
         return True
 
+    @default_hook
     def check_global_request(self, kind: str, msg: Any) -> bool:
         return False
 
+    @default_hook
     def on_channel_opened(self, channel: Channel) -> None:
         """Called when a channel has been opened."""
 
+    @default_hook
     def on_channel_closed(self, channel: Channel) -> None:
         """Called when a channel has closed."""
 

@@ -6,10 +6,10 @@ with its per-key options, SFTP of one directory (read-only if asked), a
 banner, and with ``--exec`` real processes for exec and shell requests, a pty,
 signals, ``env`` for ``LANG``/``LC_*`` and TCP forwarding.
 
-With ``--app module:Class`` the user's class is combined with it by
-inheritance (``class Combined(UserClass, DefaultServer)``): whatever the
-user's class overrides wins, whatever it leaves at the ``SSHServer`` default
-is filled in from the options.
+With ``--app module:Class`` it is the options' policy beside the user's
+application (:mod:`spindlex_tw.twistd.composition`): whatever the user's
+class writes wins, whatever it leaves at the ``SSHServer`` default is filled
+in from the options.
 
 Some options belong to the key a client logged in with (``from=``,
 ``command=``, ``no-pty``...), so the hooks need to know the connection they
@@ -44,6 +44,7 @@ from spindlex_tw.twistd import process
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.twistd.credentials import Passwords
 from spindlex_tw.tx import protocol
+from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.factory import SSHServerFactory
 from spindlex_tw.tx.protocol import SSHServerProtocol
 
@@ -112,11 +113,6 @@ class ServerConfig:
     exec_settings: process.ExecSettings | None = None
 
 
-def _overridden(server: SSHServer, name: str) -> bool:
-    """Does the user's class (not DefaultServer, not SSHServer) define hook ``name``?"""
-    return getattr(type(server), name, None) is not getattr(DefaultServer, name, None)
-
-
 # Which methods to offer: when the options configure them, or when the user's class
 # implements one of the hooks behind them (then the user's hook decides).
 _METHODS: tuple[tuple[str, Callable[[ServerConfig], bool], tuple[str, ...]], ...] = (
@@ -139,7 +135,12 @@ class DefaultServer(SSHServer):
 
     def __init__(self) -> None:
         super().__init__()
+        #: The --app application this policy stands beside, if any.
+        self.app: SSHServer | None = None
         self.configure(ServerConfig())
+
+    def _app_writes(self, hook: str) -> bool:
+        return self.app is not None and writes_hook(self.app, hook)
 
     def configure(self, config: ServerConfig) -> None:
         """Adopt ``config``; also sets up the state a user's ``__init__`` may have skipped."""
@@ -156,7 +157,7 @@ class DefaultServer(SSHServer):
         return [
             method
             for method, configured, hooks in _METHODS
-            if configured(self.config) or any(_overridden(self, hook) for hook in hooks)
+            if configured(self.config) or any(self._app_writes(hook) for hook in hooks)
         ]
 
     def check_auth_password(self, username: str, password: str) -> Any:
@@ -319,18 +320,3 @@ def _connection_environment(channel: Channel) -> dict[str, str]:
         "SSH_CLIENT": f"{peer_host} {peer_port} {local_port}",
         "SSH_CONNECTION": f"{peer_host} {peer_port} {local_host} {local_port}",
     }
-
-
-def build_server(app_class: type[SSHServer] | None, config: ServerConfig) -> DefaultServer:
-    """An instance of ``app_class`` with DefaultServer filling in its un-overridden hooks."""
-    if app_class is None or issubclass(app_class, DefaultServer):
-        server_class: type[DefaultServer] = app_class or DefaultServer
-    else:
-        server_class = type(
-            app_class.__name__,
-            (app_class, DefaultServer),
-            {"__module__": app_class.__module__, "__doc__": app_class.__doc__},
-        )
-    server = server_class()
-    server.configure(config)
-    return server

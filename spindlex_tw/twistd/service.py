@@ -39,6 +39,7 @@ from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import process, siblings
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
+from spindlex_tw.twistd.composition import ComposedServer, build_server
 from spindlex_tw.twistd.credentials import (
     CredentialsError,
     MemoryPasswords,
@@ -46,8 +47,9 @@ from spindlex_tw.twistd.credentials import (
     one_time_password,
     parse_auth_spec,
 )
-from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig, build_server
+from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
+from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.forwarding.remote import GATEWAY_PORTS
 from spindlex_tw.tx.rekey_limit import parse_rekey_limit
 from spindlex_tw.tx.settings import ServerSettings
@@ -92,7 +94,7 @@ class ServiceConfig:
 
     endpoints: list[tuple[str, Any]]
     host_keys: list[PKey]
-    server: DefaultServer
+    server: DefaultServer | ComposedServer
     settings: ServerSettings
     #: (user, password) of the embedded default's one-time password, to print once.
     one_time: tuple[str, str] | None = None
@@ -377,7 +379,7 @@ class ServiceOptions(usage.Options):
 
 
 def _app_defines(app_class: type[SSHServer] | None, hook: str) -> bool:
-    return app_class is not None and getattr(app_class, hook) is not getattr(SSHServer, hook)
+    return app_class is not None and writes_hook(app_class, hook)
 
 
 class Options(ServiceOptions):

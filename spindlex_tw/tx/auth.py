@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from spindlex_tw.core import events as ev
 from spindlex_tw.crypto.pkey import KeyFormatError, PKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
-from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class AuthDriver:
                 self._kbd_mode = "prompts"
                 self._conn.process(service.ask(name, instruction, items))
                 self._conn.flush()
-            elif _overrides(server, "check_auth_keyboard_interactive"):
+            elif writes_hook(server, "check_auth_keyboard_interactive"):
                 self._answer(
                     self._hook(
                         server.check_auth_keyboard_interactive, event.username, event.submethods
@@ -189,7 +189,7 @@ class AuthDriver:
                     "keyboard-interactive",
                     event.username,
                 )
-            elif _overrides(server, "check_auth_password"):
+            elif writes_hook(server, "check_auth_password"):
                 # The application only checks passwords: ask for one the plain way.
                 self._kbd_mode = "password"
                 self._conn.process(service.ask("", "", [("Password: ", False)]))
@@ -309,10 +309,6 @@ class AuthDriver:
 
 def _is_code(value: object, code: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value == code
-
-
-def _overrides(server: SSHServer, name: str) -> bool:
-    return getattr(type(server), name, None) is not getattr(SSHServer, name)
 
 
 def _valid_prompts(value: object) -> bool:

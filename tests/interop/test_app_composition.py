@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop.test_forwarding_openssh import SSHForward
 from tests.interop.test_manager import Script
+from tests.support.forward_apps import EchoServer, echo_roundtrip, free_port, poll, try_connect
 from tests.support.harness import OpenSSH
 from tests.support.twistd import Twistd, isolated_home
 
@@ -77,3 +79,24 @@ def test_async_get_allowed_auths_lets_a_password_in(
     assert wrong.stdout == b""
     assert b"Permission denied" in wrong.stderr
 
+
+def test_direct_tcpip_granted_in_check_channel_request_forwards(
+    serve: Callable[[str], int], tmp_path: Path
+) -> None:
+    echo = EchoServer()
+    port = serve("DirectTcpipApp")
+    local = free_port()
+    forward = SSHForward(tmp_path, port, ["-L", f"127.0.0.1:{local}:127.0.0.1:{echo.port}"])
+    try:
+
+        def connected() -> object:
+            if forward.proc.poll() is not None:
+                raise AssertionError(f"ssh exited: {forward.stderr()}")
+            return try_connect(local)
+
+        sock = poll(connected, what=f"ssh to listen on {local}")
+        with sock:
+            assert echo_roundtrip(sock, b"through the tunnel" * 100) == b"through the tunnel" * 100
+    finally:
+        forward.stop()
+        echo.close()

@@ -18,7 +18,8 @@ from twisted.python import usage
 from spindlex_tw.crypto.pkey import Ed25519Key, RSAKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.twistd.default_app import DefaultServer, ServerConfig, build_server
+from spindlex_tw.twistd.composition import build_server
+from spindlex_tw.twistd.default_app import DefaultServer, ServerConfig
 from spindlex_tw.twistd.service import (
     SHUTDOWN_GRACE,
     Options,
@@ -142,8 +143,8 @@ def test_explicit_options(home: Path, tmp_path: Path) -> None:
 def test_app_overrides_win_and_options_fill_in(home: Path) -> None:
     config = parse("--app", f"{__name__}:PasswordOnlyApp", "--exec").config
     server = config.server
-    assert isinstance(server, PasswordOnlyApp) and isinstance(server, DefaultServer)
-    assert type(server).__name__ == "PasswordOnlyApp"
+    # The app is an instance of exactly its own class; the options stand beside it.
+    assert type(server.app) is PasswordOnlyApp and isinstance(server.policy, DefaultServer)
     # The app checks passwords itself: no one-time password is made for it...
     assert config.one_time is None
     assert server.check_auth_password("anyone", "from-the-app") == AUTH_SUCCESSFUL
