@@ -19,12 +19,12 @@ from spindlex_tw.tx.settings import ServerSettings
 
 if TYPE_CHECKING:
     from spindlex_tw.crypto.pkey import PKey
-    from spindlex_tw.server.ssh_server import SSHServer
+    from spindlex_tw.tx.application import Application
     from spindlex_tw.tx.protocol import SSHServerProtocol
 
 
 def adopt_socket(
-    server: SSHServer,
+    server: Application,
     host_keys: Sequence[PKey],
     sock: socket.socket,
     timeout: float | None = None,
@@ -46,7 +46,7 @@ def adopt_socket(
 
 
 def _adopt(
-    server: SSHServer, keys: list[PKey], settings: ServerSettings, sock: socket.socket
+    server: Application, keys: list[PKey], settings: ServerSettings, sock: socket.socket
 ) -> SSHServerProtocol:
     reactor = reactor_thread.get_reactor()
     factory = SSHServerFactory(server, keys, settings, reactor)

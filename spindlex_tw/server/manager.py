@@ -31,7 +31,7 @@ from spindlex_tw.tx.settings import ServerSettings
 
 if TYPE_CHECKING:
     from spindlex_tw.crypto.pkey import PKey
-    from spindlex_tw.server.ssh_server import SSHServer
+    from spindlex_tw.server.hooks import SSHServer
     from spindlex_tw.tx.protocol import SSHServerProtocol
 
 log = Logger(namespace="spindlex_tw.manager")

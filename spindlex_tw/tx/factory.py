@@ -20,7 +20,7 @@ from spindlex_tw.tx.settings import ServerSettings
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
     from spindlex_tw.crypto.pkey import PKey
-    from spindlex_tw.server.ssh_server import SSHServer
+    from spindlex_tw.tx.application import Application
 
 log = Logger(namespace="spindlex_tw.factory")
 
@@ -53,14 +53,14 @@ class _Refuser(protocol.Protocol):
 
 
 class SSHServerFactory(protocol.ServerFactory):
-    """Serves an :class:`SSHServer` application over any stream endpoint."""
+    """Serves an :class:`Application` application over any stream endpoint."""
 
     #: The class of each connection; a subclass of SSHServerProtocol may be set here.
     connection_class: type[SSHServerProtocol] = SSHServerProtocol
 
     def __init__(
         self,
-        server: SSHServer,
+        server: Application,
         host_keys: Sequence[PKey],
         settings: ServerSettings | None = None,
         reactor: Any = None,

@@ -1,4 +1,4 @@
-"""Session channel requests (RFC 4254 section 6) mapped onto the SSHServer hooks."""
+"""Session channel requests (RFC 4254 section 6) mapped onto the Application hooks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
-    from spindlex_tw.server.ssh_server import SSHServer
+    from spindlex_tw.tx.application import Application
     from spindlex_tw.tx.channel import Channel
     from spindlex_tw.tx.protocol import SSHServerProtocol
 
@@ -23,7 +23,7 @@ log = Logger(namespace="spindlex_tw.session")
 Parsed = tuple[Callable[..., Any], tuple[Any, ...], Callable[[], None] | None]
 
 
-def _pty(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _pty(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     term = r.text()
     width, height, pixelwidth, pixelheight = r.uint32(), r.uint32(), r.uint32(), r.uint32()
     modes = r.string()
@@ -40,7 +40,7 @@ def _pty(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
     )
 
 
-def _env(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _env(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     name, value = r.text(), r.text()
 
     def granted() -> None:
@@ -49,23 +49,23 @@ def _env(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
     return server.check_channel_env_request, (channel, name, value), granted
 
 
-def _exec(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _exec(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     command = r.string()
     channel.command = command
     return server.check_channel_exec_request, (channel, command), None
 
 
-def _shell(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _shell(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     return server.check_channel_shell_request, (channel,), None
 
 
-def _subsystem(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _subsystem(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     name = r.text()
     channel.subsystem = name
     return server.check_channel_subsystem_request, (channel, name), None
 
 
-def _window_change(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _window_change(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     size = (r.uint32(), r.uint32(), r.uint32(), r.uint32())
 
     def granted() -> None:
@@ -74,7 +74,7 @@ def _window_change(server: SSHServer, channel: Channel, r: wire.Reader) -> Parse
     return server.check_channel_window_change_request, (channel, *size), granted
 
 
-def _signal(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _signal(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     name = r.ascii()
 
     def granted() -> None:
@@ -83,7 +83,7 @@ def _signal(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
     return server.check_channel_signal_request, (channel, name), granted
 
 
-def _x11(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
+def _x11(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
     single = r.boolean()
     auth_protocol = r.text()
     cookie = r.string()
@@ -91,7 +91,7 @@ def _x11(server: SSHServer, channel: Channel, r: wire.Reader) -> Parsed:
     return server.check_channel_x11_request, (channel, single, auth_protocol, cookie, screen), None
 
 
-_SESSION_REQUESTS: dict[str, Callable[[SSHServer, Channel, wire.Reader], Parsed]] = {
+_SESSION_REQUESTS: dict[str, Callable[[Application, Channel, wire.Reader], Parsed]] = {
     "pty-req": _pty,
     "env": _env,
     "exec": _exec,
