@@ -24,7 +24,7 @@ from spindlex_tw.core import events as ev
 from spindlex_tw.crypto.pkey import KeyFormatError, PKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
 from spindlex_tw.tx.application import writes_hook
-from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.tx.hooks import call_hook, is_code
 
 if TYPE_CHECKING:
     from spindlex_tw.core.userauth import UserAuthService
@@ -147,7 +147,7 @@ class AuthDriver:
             service = self._service()
             if service is None:
                 return
-            if _is_code(code, AUTH_SUCCESSFUL) or _is_code(code, AUTH_PARTIAL):
+            if is_code(code, AUTH_SUCCESSFUL, AUTH_PARTIAL):
                 self._conn.process(service.accept_key_query(event.algorithm, event.key_blob))
             else:
                 # Each refused key is an attempt, as for sshd: a client cannot try
@@ -246,7 +246,7 @@ class AuthDriver:
         started = clock.seconds()
 
         def decided(code: object) -> None:
-            if _is_code(code, AUTH_SUCCESSFUL) or _is_code(code, AUTH_PARTIAL) or method == "none":
+            if is_code(code, AUTH_SUCCESSFUL, AUTH_PARTIAL) or method == "none":
                 self._conclude(code, method, username)
                 return
             # Refusals leave no sooner than a fixed time after the request, so the
@@ -263,7 +263,7 @@ class AuthDriver:
         service = self._service()
         if service is None:
             return
-        if _is_code(code, AUTH_SUCCESSFUL):
+        if is_code(code, AUTH_SUCCESSFUL):
             events = service.accept()
             self._conn.authenticated(username, method)
             call_hook(
@@ -276,7 +276,7 @@ class AuthDriver:
             self._conn.process(events)
             self._conn.flush()
             return
-        partial = _is_code(code, AUTH_PARTIAL)
+        partial = is_code(code, AUTH_PARTIAL)
         if partial:
             # Before get_allowed_auths is asked what comes next: it may look here.
             self._passed.append(method)
@@ -305,10 +305,6 @@ class AuthDriver:
         call_hook(
             self._conn.reactor, self._server.on_authentication_failed, username, method, denied=None
         )
-
-
-def _is_code(value: object, code: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value == code
 
 
 def _valid_prompts(value: object) -> bool:

@@ -1,10 +1,13 @@
-"""Calling application hooks: plain values, Deferreds or coroutines; time-limited; fail closed."""
+"""Calling application hooks (values, Deferreds or coroutines; time-limited) and judging codes.
+
+Everything an application did not clearly decide is a refusal.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -75,6 +78,16 @@ def run_hook(
 
     d.addErrback(failed)
     return d
+
+
+def is_code(answer: object, *codes: int) -> TypeGuard[int]:
+    """Is a hook's ``answer`` exactly one of the integer ``codes``?
+
+    The one test of a granted (or any) code: ``False`` is ``0`` to Python but
+    not here, so a hook answering ``False``, ``None`` or ``"0"`` where a code is
+    expected refuses (fail closed).
+    """
+    return isinstance(answer, int) and not isinstance(answer, bool) and answer in codes
 
 
 def _name(func: Callable[..., Any]) -> str:

@@ -27,7 +27,7 @@ from spindlex_tw.core.userauth import UserAuthService
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
-from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.tx.hooks import call_hook, is_code
 from spindlex_tw.tx.ratelimit import TokenBucket
 from spindlex_tw.tx.session import handle_channel_request
 from spindlex_tw.tx.twisted_private import sendnow
@@ -336,7 +336,7 @@ class SSHServerProtocol(protocol.Protocol):
         def decided(code: object) -> None:
             if self.connection is None or self.core is None or self.core.closed:
                 return
-            if _is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
+            if is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
                 opener = self.factory.channel_openers.get(event.kind)
                 if opener is not None:
                     opener(self, event)
@@ -362,9 +362,7 @@ class SSHServerProtocol(protocol.Protocol):
         if self.connection is None:
             return
         reason = (
-            code
-            if isinstance(code, int) and not isinstance(code, bool) and code in _OPEN_FAILURE_TEXT
-            else c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+            code if is_code(code, *_OPEN_FAILURE_TEXT) else c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
         )
         self.connection.reject_open(event.peer_id, reason, _OPEN_FAILURE_TEXT[reason])
         self.flush()
@@ -466,11 +464,6 @@ class SSHServerProtocol(protocol.Protocol):
         channel = self._channels.pop(event.channel_id, None)
         if channel is not None:
             channel.closed_by_connection(f"open failed: {event.description}")
-
-
-def _is_code(value: object, code: int) -> bool:
-    """Exact integer comparison: ``False`` is not ``0`` here (fail closed)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value == code
 
 
 _EVENT_HANDLERS: dict[type, Callable[[SSHServerProtocol, Any], None]] = {

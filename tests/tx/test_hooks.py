@@ -1,13 +1,18 @@
-"""call_hook: values, Deferreds and coroutines; exceptions and timeouts fail closed."""
+"""call_hook: values, Deferreds and coroutines; exceptions and timeouts fail closed.
+
+is_code: only an integer that is one of the codes counts.
+"""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
+import pytest
 from twisted.internet import defer, task
 
-from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
-from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
+from spindlex_tw.tx.hooks import call_hook, is_code
 
 
 def result_of(d: defer.Deferred[Any]) -> Any:
@@ -64,3 +69,18 @@ def test_timeout_is_denied() -> None:
     assert results == []
     clock.advance(0.2)
     assert results == [AUTH_FAILED]
+
+
+class _Codes(enum.IntEnum):
+    SUCCESS = AUTH_SUCCESSFUL
+
+
+@pytest.mark.parametrize("answer", [AUTH_SUCCESSFUL, AUTH_PARTIAL, _Codes.SUCCESS])
+def test_is_code_grants_the_codes(answer: object) -> None:
+    assert is_code(answer, AUTH_SUCCESSFUL, AUTH_PARTIAL)
+
+
+@pytest.mark.parametrize("answer", [False, True, None, "0", 0.0, AUTH_FAILED, [0]])
+def test_is_code_refuses_anything_else(answer: object) -> None:
+    # False == 0 and True == 1 in Python: a boolean must still not pass for a code.
+    assert not is_code(answer, AUTH_SUCCESSFUL, AUTH_PARTIAL)

@@ -8,7 +8,6 @@ from the OPEN_FAILURE rather than from a channel that closes at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, error, protocol
@@ -16,19 +15,16 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spindlex_tw.core import wire
-from spindlex_tw.core.errors import DecodeError
+from spindlex_tw.core.requests import DirectTcpip, Malformed
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
-from spindlex_tw.tx.hooks import call_hook
+from spindlex_tw.tx.hooks import call_hook, is_code
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
     from spindlex_tw.tx.forwarding.state import ConnectionForwards
 
 log = Logger(namespace="spindlex_tw.forwarding")
-
-MAX_PORT = 65535
 
 # What the client reads after "open failed: connect failed: ". Kept to the
 # kind of error: the server's own resolver or routing details stay in its log.
@@ -42,39 +38,15 @@ _CONNECT_ERROR_TEXT: dict[type[BaseException], str] = {
 }
 
 
-@dataclass(frozen=True)
-class DirectTarget:
-    """The body of a direct-tcpip open: where to connect, and who asked."""
-
-    host: str
-    port: int
-    originator: str
-    originator_port: int
-
-
-def parse_direct_tcpip(data: bytes) -> DirectTarget:
-    """Decode ``string host, uint32 port, string originator, uint32 originator port``."""
-    reader = wire.Reader(data)
-    host = reader.text()
-    port = reader.uint32()
-    originator = reader.text()
-    originator_port = reader.uint32()
-    reader.done()
-    if not 0 < port <= MAX_PORT or originator_port > MAX_PORT:
-        raise DecodeError("port out of range")
-    return DirectTarget(host, port, originator, originator_port)
-
-
 def open_direct_tcpip(forwards: ConnectionForwards, event: ev.ChannelOpenRequested) -> None:
     """Channel opener for ``direct-tcpip``, after ``check_channel_request`` accepted."""
     conn = forwards.conn
-    try:
-        target = parse_direct_tcpip(event.data)
-    except DecodeError as exc:
+    target = event.request
+    if not isinstance(target, DirectTcpip):  # the core read it and found it Malformed
         log.info(
             "malformed direct-tcpip open from {peer}: {error}",
             peer=conn.peer,
-            error=exc.description,
+            error=target.description if isinstance(target, Malformed) else "not decoded",
         )
         _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, "malformed direct-tcpip request")
         return
@@ -91,7 +63,7 @@ def open_direct_tcpip(forwards: ConnectionForwards, event: ev.ChannelOpenRequest
     def decided(code: object) -> None:
         if forwards.closed:
             return
-        if _is_success(code):
+        if is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
             _connect(forwards, event, target)
         else:
             log.info(
@@ -106,7 +78,7 @@ def open_direct_tcpip(forwards: ConnectionForwards, event: ev.ChannelOpenRequest
 
 
 def _connect(
-    forwards: ConnectionForwards, event: ev.ChannelOpenRequested, target: DirectTarget
+    forwards: ConnectionForwards, event: ev.ChannelOpenRequested, target: DirectTcpip
 ) -> None:
     conn = forwards.conn
     timeout = forwards.settings.forward_connect_timeout
@@ -171,10 +143,3 @@ def _connect_error_text(failure: Failure) -> str:
         if failure.check(kind):
             return text
     return "Connection failed"
-
-
-def _is_success(code: object) -> bool:
-    """Exactly the integer 0: ``False``, ``None`` or ``"0"`` refuse (fail closed)."""
-    return (
-        isinstance(code, int) and not isinstance(code, bool) and code == c.SSH_OPEN_CONNECT_SUCCESS
-    )
