@@ -82,12 +82,6 @@ class PolicyFactory(ManagedFactory):
     connection_class = PolicyProtocol
 
 
-def current_connection() -> PolicyProtocol | None:
-    """The connection a hook is answering, when it is one of ours (it always is under twistd)."""
-    conn = protocol.current_connection()
-    return conn if isinstance(conn, PolicyProtocol) else None
-
-
 class ReadOnlySFTPServer(SFTPServer):
     """SFTP that lets clients read and list, and refuses every change."""
 
@@ -171,7 +165,10 @@ class DefaultServer(SSHServer):
         keys = self.config.authorized_keys
         if keys is None or username != self.config.key_user:
             return AUTH_FAILED
-        conn = current_connection()
+        # A PolicyProtocol under twistd; anything else cannot hold a key's options.
+        conn = protocol.current_connection()
+        if not isinstance(conn, PolicyProtocol):
+            conn = None
         options = keys.find(key, conn.peer_address() if conn is not None else "")
         if options is None:
             return AUTH_FAILED
@@ -188,8 +185,10 @@ class DefaultServer(SSHServer):
 
     @staticmethod
     def _key_options() -> KeyOptions:
-        conn = current_connection()
-        return conn.key_options if conn is not None and conn.key_options else KeyOptions()
+        conn = protocol.current_connection()
+        if isinstance(conn, PolicyProtocol) and conn.key_options:
+            return conn.key_options
+        return KeyOptions()
 
     def _forwarding_allowed(self) -> bool:
         # Forwarding gives no more than a shell does, so it comes with --exec only.
