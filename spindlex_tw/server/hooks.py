@@ -17,13 +17,13 @@ from spindlex_tw.protocol.constants import (
     SSH_OPEN_UNKNOWN_CHANNEL_TYPE,
 )
 from spindlex_tw.tx.application import default_hook
+from spindlex_tw.tx.factory import connections_serving
 
 if TYPE_CHECKING:
     import socket
 
     from spindlex_tw.crypto.pkey import PKey
     from spindlex_tw.tx.channel import Channel
-    from spindlex_tw.tx.protocol import SSHServerProtocol
 
 
 class SSHServer:
@@ -31,7 +31,6 @@ class SSHServer:
 
     def __init__(self) -> None:
         self._server_key: PKey | None = None
-        self._connections: set[SSHServerProtocol] = set()
         self._authenticated_users: dict[str, bool] = {}
         self._lock = threading.Lock()
 
@@ -198,18 +197,13 @@ class SSHServer:
 
     # --- management across connections ---------------------------------------------------
 
-    def _register(self, connection: SSHServerProtocol) -> None:
-        with self._lock:
-            self._connections.add(connection)
-
-    def _unregister(self, connection: SSHServerProtocol) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
     def get_active_channels(self) -> list[Channel]:
-        with self._lock:
-            connections = list(self._connections)
-        return [ch for conn in connections for ch in conn.channels()]
+        """The open channels of every connection serving this application, from any thread.
+
+        The connections are the factories' (a manager's, ``start_server``'s...):
+        this object keeps no list of its own.
+        """
+        return [ch for conn in connections_serving(self) for ch in conn.channels()]
 
     def get_channel_count(self) -> int:
         return len(self.get_active_channels())

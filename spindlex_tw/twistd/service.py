@@ -469,6 +469,9 @@ class SpindleService(service.MultiService):
         self.config = config
         self.server = config.server
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
+        if isinstance(self.server, ComposedServer):
+            # The user's application asks get_active_channels() of itself.
+            self.factory.applications += (self.server.app,)
         if config.workers > 1:
             self._share_listeners(config, reactor)
         else:

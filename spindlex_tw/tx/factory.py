@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,31 @@ ChannelOpener = Callable[[SSHServerProtocol, "ev.ChannelOpenRequested"], None]
 def _keepalive(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None:
     # OpenSSH's keepalive expects any reply; FAILURE is what sshd sends.
     conn.global_reply(event, False)
+
+
+# Every factory alive, for connections_serving(). Weak: a factory that no port,
+# adopted socket or connection holds any more drops out by itself.
+_factories: weakref.WeakSet[SSHServerFactory] = weakref.WeakSet()
+_factories_lock = threading.Lock()  # connections_serving() may run in any thread
+
+
+def connections_serving(app: object) -> list[SSHServerProtocol]:
+    """The open connections of every factory that serves ``app``; safe from any thread.
+
+    How an application learns about its own connections (``SSHServer``'s
+    ``get_active_channels`` and friends): the factories own them, whoever made
+    the factory (a manager, ``start_server``, twistd or a program of its own).
+    """
+    with _factories_lock:
+        factories = list(_factories)
+    # list() of a dict's values is one step for the interpreter: the reactor
+    # thread cannot change the table halfway through it.
+    return [
+        conn
+        for factory in factories
+        if app in factory.applications
+        for conn in list(factory.connections.values())
+    ]
 
 
 class _Refuser(protocol.Protocol):
@@ -72,6 +99,9 @@ class SSHServerFactory(protocol.ServerFactory):
         if not host_keys:
             raise ValueError("at least one host key is required")
         self.server = server
+        #: What connections_serving() finds this factory's connections for: the
+        #: application, and whatever it stands in for (twistd's --app composition).
+        self.applications: tuple[object, ...] = (server,)
         self.host_keys = list(host_keys)
         self.settings = settings or ServerSettings()
         self.reactor = reactor
@@ -84,6 +114,8 @@ class SSHServerFactory(protocol.ServerFactory):
         from spindlex_tw.tx import forwarding
 
         forwarding.install(self)
+        with _factories_lock:
+            _factories.add(self)
 
     def buildProtocol(self, addr: Any) -> protocol.Protocol:
         source = str(getattr(addr, "host", addr))
@@ -104,7 +136,6 @@ class SSHServerFactory(protocol.ServerFactory):
     def connection_made(self, conn: SSHServerProtocol) -> None:
         self.connections[conn.connection_id] = conn
         self.total_connections += 1
-        self.server._register(conn)
 
     def connection_authenticated(self, conn: SSHServerProtocol) -> None:
         if conn.admitted:
@@ -115,7 +146,6 @@ class SSHServerFactory(protocol.ServerFactory):
         if conn.admitted:
             conn.admitted = False
             self.admission.closed(conn.source, was_pending=conn.username is None)
-        self.server._unregister(conn)
 
     def close_all(self, description: str = "Server shutting down") -> None:
         for conn in list(self.connections.values()):

@@ -2,7 +2,8 @@
 
 Each case runs the class both ways and drives it with OpenSSH's ssh: an
 ``async def get_allowed_auths`` (the hook contract allows coroutines) and a
-``check_channel_request`` that grants direct-tcpip with no other forwarding hook.
+``check_channel_request`` that grants direct-tcpip with no other forwarding hook;
+``get_channel_count()`` asked by the application of itself.
 """
 
 from __future__ import annotations
@@ -100,3 +101,10 @@ def test_direct_tcpip_granted_in_check_channel_request_forwards(
     finally:
         forward.stop()
         echo.close()
+
+
+def test_the_application_sees_its_own_channels(serve: Callable[[str], int], tmp_path: Path) -> None:
+    # Under twistd the factory serves a composition of the app: the app must still count.
+    client = OpenSSH(tmp_path, serve("ChannelCountApp"))
+    result = client.ssh("alice", "count", password="secret")
+    assert (result.returncode, result.stdout) == (0, b"1 open\n"), result.stderr

@@ -51,3 +51,16 @@ class DirectTcpipApp(SSHServer):
         if kind in (CHANNEL_SESSION, CHANNEL_DIRECT_TCPIP):
             return SSH_OPEN_CONNECT_SUCCESS
         return SSH_OPEN_UNKNOWN_CHANNEL_TYPE
+
+
+class ChannelCountApp(SSHServer):
+    """Answers ``exec`` with how many channels it sees open: get_channel_count() of itself."""
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        return _password(username, password)
+
+    def check_channel_exec_request(self, channel: object, command: bytes) -> bool:
+        channel.send(f"{self.get_channel_count()} open\n".encode())  # type: ignore[attr-defined]
+        channel.send_exit_status(0)  # type: ignore[attr-defined]
+        channel.close()  # type: ignore[attr-defined]
+        return True
