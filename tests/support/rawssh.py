@@ -42,6 +42,10 @@ class RawClient:
         self.sock = socket.create_connection(
             ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
         )
+        self._start_codec()
+
+    def _start_codec(self) -> None:
+        """Packet state; memory_client.py starts here over a pipe instead of a socket."""
         self.decoder = PacketDecoder(1 << 20, 1 << 20)
         self.encoder = PacketEncoder(os.urandom)
         self.server_version = b""
@@ -199,14 +203,7 @@ class RawClient:
         return self.recv_skipping(c.SSH_MSG_EXT_INFO, c.SSH_MSG_IGNORE)
 
     def password(self, user: str, password: str) -> bytes:
-        self.send(
-            wire.byte(c.SSH_MSG_USERAUTH_REQUEST)
-            + wire.string(user)
-            + wire.string("ssh-connection")
-            + wire.string("password")
-            + wire.boolean(False)
-            + wire.string(password)
-        )
+        self.send(password_request(user, password))
         return self.recv_skipping(c.SSH_MSG_USERAUTH_BANNER, c.SSH_MSG_EXT_INFO)
 
     def login(
@@ -227,3 +224,15 @@ class RawClient:
         self.sock.shutdown(socket.SHUT_WR)
         self.read_all()
         self.sock.close()
+
+
+def password_request(user: str, password: str) -> bytes:
+    """USERAUTH_REQUEST for the "password" method (RFC 4252 section 8)."""
+    return (
+        wire.byte(c.SSH_MSG_USERAUTH_REQUEST)
+        + wire.string(user)
+        + wire.string("ssh-connection")
+        + wire.string("password")
+        + wire.boolean(False)
+        + wire.string(password)
+    )
