@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from spindlex_tw.core import wire
+from spindlex_tw.core import requests, wire
 from spindlex_tw.core.channels import ChannelState
 from spindlex_tw.core.errors import ProtocolError
 from spindlex_tw.core.events import (
@@ -79,14 +79,15 @@ class ConnectionService:
         if name == "no-more-sessions@openssh.com":
             self.no_more_sessions = True
             return []
+        request = requests.parse_global_request(name, data)
         if not want_reply:
-            return [GlobalRequestReceived(name, False, data, -1)]
+            return [GlobalRequestReceived(name, False, data, -1, request)]
         if len(self._global_replies) >= self._limits.max_pending_requests:
             raise ProtocolError("too many unanswered global requests")
         request_id = self._next_request_id
         self._next_request_id += 1
         self._global_replies.append((request_id, None))
-        return [GlobalRequestReceived(name, True, data, request_id)]
+        return [GlobalRequestReceived(name, True, data, request_id, request)]
 
     def _open(self, reader: wire.Reader) -> list[Event]:
         kind = reader.ascii()
@@ -110,7 +111,7 @@ class ConnectionService:
         state.remote_window = window
         state.remote_max_packet = max_packet
         self._pending_opens[peer_id] = state.local_id
-        return [ChannelOpenRequested(kind, peer_id, data)]
+        return [ChannelOpenRequested(kind, peer_id, data, requests.parse_channel_open(kind, data))]
 
     def _open_confirmation(self, reader: wire.Reader) -> list[Event]:
         state = self._channel(reader.uint32())
@@ -194,7 +195,8 @@ class ConnectionService:
             if len(state.pending_replies) >= self._limits.max_pending_requests:
                 raise ProtocolError("too many unanswered channel requests")
             state.pending_replies.append(None)
-        return [ChannelRequestReceived(state.local_id, name, want_reply, data)]
+        request = requests.parse_channel_request(name, data)
+        return [ChannelRequestReceived(state.local_id, name, want_reply, data, request)]
 
     def _reply_ignored(self, reader: wire.Reader) -> list[Event]:
         return []  # we send no requests that want replies

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spindlex_tw.core.kexinit import Negotiated
+from spindlex_tw.core.requests import ChannelOpen, ChannelRequest, GlobalRequest, Malformed
 
 
 @dataclass(frozen=True)
@@ -113,21 +114,31 @@ class TooManyAuthFailures(Event):
 
 @dataclass(frozen=True)
 class GlobalRequestReceived(Event):
-    """Answer with ``ConnectionService.global_reply`` when ``want_reply`` (in order)."""
+    """Answer with ``ConnectionService.global_reply`` when ``want_reply`` (in order).
+
+    ``request`` is the decoded body (``core.requests``): a value, ``Malformed``
+    (refuse it) or ``None`` for a type the core does not read, whose raw body
+    ``data`` is (the application's ``check_global_request`` receives it).
+    """
 
     name: str
     want_reply: bool
     data: bytes
     request_id: int
+    request: GlobalRequest | Malformed | None = None
 
 
 @dataclass(frozen=True)
 class ChannelOpenRequested(Event):
-    """Answer with ``accept_open`` or ``reject_open`` (``peer_id`` names it)."""
+    """Answer with ``accept_open`` or ``reject_open`` (``peer_id`` names it).
+
+    ``request`` is the decoded type-specific data, as for ``GlobalRequestReceived``.
+    """
 
     kind: str
     peer_id: int
     data: bytes
+    request: ChannelOpen | Malformed | None = None
 
 
 @dataclass(frozen=True)
@@ -146,12 +157,17 @@ class ChannelOpenFailed(Event):
 
 @dataclass(frozen=True)
 class ChannelRequestReceived(Event):
-    """Answer with ``channel_reply`` when ``want_reply`` (in order per channel)."""
+    """Answer with ``channel_reply`` when ``want_reply`` (in order per channel).
+
+    ``request`` is the decoded body, as for ``GlobalRequestReceived``; a request
+    the core does not read is refused by the adapter.
+    """
 
     channel_id: int
     name: str
     want_reply: bool
     data: bytes
+    request: ChannelRequest | Malformed | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,18 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from spindlex_tw.core import events as ev
-from spindlex_tw.core import wire
-from spindlex_tw.core.errors import DecodeError
+from spindlex_tw.core.requests import (
+    ChannelRequest,
+    EnvRequest,
+    ExecRequest,
+    Malformed,
+    PtyRequest,
+    ShellRequest,
+    SignalRequest,
+    SubsystemRequest,
+    WindowChange,
+    X11Request,
+)
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
@@ -19,88 +29,61 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="spindlex_tw.session")
 
-# Each parser turns the request data into (hook, args, side effect on grant).
-Parsed = tuple[Callable[..., Any], tuple[Any, ...], Callable[[], None] | None]
+# Each request maps to (hook, args, side effect on grant).
+Decided = tuple[Callable[..., Any], tuple[Any, ...], Callable[[], None] | None]
 
 
-def _pty(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    term = r.text()
-    width, height, pixelwidth, pixelheight = r.uint32(), r.uint32(), r.uint32(), r.uint32()
-    modes = r.string()
+def _hook_call(server: Application, channel: Channel, request: ChannelRequest) -> Decided:
+    """The hook that decides ``request``, its arguments, and what a grant records."""
+    match request:
+        case PtyRequest():
+            pty = request
+            size = (pty.cols, pty.rows, pty.width, pty.height)
 
-    def granted() -> None:
-        channel.term = term
-        channel.term_size = (width, height, pixelwidth, pixelheight)
-        channel.term_modes = modes
+            def pty_granted() -> None:
+                channel.term = pty.term
+                channel.term_size = size
+                channel.term_modes = pty.modes
 
-    return (
-        server.check_channel_pty_request,
-        (channel, term, width, height, pixelwidth, pixelheight, modes),
-        granted,
-    )
+            return (
+                server.check_channel_pty_request,
+                (channel, pty.term, *size, pty.modes),
+                pty_granted,
+            )
+        case EnvRequest():
+            env = request
 
+            def env_granted() -> None:
+                channel.environment[env.name] = env.value
 
-def _env(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    name, value = r.text(), r.text()
+            return server.check_channel_env_request, (channel, env.name, env.value), env_granted
+        case ExecRequest():
+            channel.command = request.command
+            return server.check_channel_exec_request, (channel, request.command), None
+        case ShellRequest():
+            return server.check_channel_shell_request, (channel,), None
+        case SubsystemRequest():
+            channel.subsystem = request.name
+            return server.check_channel_subsystem_request, (channel, request.name), None
+        case WindowChange():
+            new_size = (request.cols, request.rows, request.width, request.height)
 
-    def granted() -> None:
-        channel.environment[name] = value
+            def resized() -> None:
+                channel.term_size = new_size
 
-    return server.check_channel_env_request, (channel, name, value), granted
+            return server.check_channel_window_change_request, (channel, *new_size), resized
+        case SignalRequest():
+            signal = request.name
 
+            def signalled() -> None:
+                channel.signals.append(signal)
 
-def _exec(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    command = r.string()
-    channel.command = command
-    return server.check_channel_exec_request, (channel, command), None
-
-
-def _shell(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    return server.check_channel_shell_request, (channel,), None
-
-
-def _subsystem(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    name = r.text()
-    channel.subsystem = name
-    return server.check_channel_subsystem_request, (channel, name), None
-
-
-def _window_change(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    size = (r.uint32(), r.uint32(), r.uint32(), r.uint32())
-
-    def granted() -> None:
-        channel.term_size = size
-
-    return server.check_channel_window_change_request, (channel, *size), granted
-
-
-def _signal(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    name = r.ascii()
-
-    def granted() -> None:
-        channel.signals.append(name)
-
-    return server.check_channel_signal_request, (channel, name), granted
+            return server.check_channel_signal_request, (channel, signal), signalled
+        case X11Request():
+            x11 = (request.single_connection, request.auth_protocol, request.auth_cookie)
+            return server.check_channel_x11_request, (channel, *x11, request.screen), None
 
 
-def _x11(server: Application, channel: Channel, r: wire.Reader) -> Parsed:
-    single = r.boolean()
-    auth_protocol = r.text()
-    cookie = r.string()
-    screen = r.uint32()
-    return server.check_channel_x11_request, (channel, single, auth_protocol, cookie, screen), None
-
-
-_SESSION_REQUESTS: dict[str, Callable[[Application, Channel, wire.Reader], Parsed]] = {
-    "pty-req": _pty,
-    "env": _env,
-    "exec": _exec,
-    "shell": _shell,
-    "subsystem": _subsystem,
-    "window-change": _window_change,
-    "signal": _signal,
-    "x11-req": _x11,
-}
 # Requests that start the channel's program: only one per channel.
 _STARTERS = frozenset({"exec", "shell", "subsystem"})
 
@@ -109,23 +92,24 @@ def handle_channel_request(
     conn: SSHServerProtocol, channel: Channel, event: ev.ChannelRequestReceived
 ) -> None:
     """Ask the hook for a session request and reply in order; unknown ones fail."""
-    parser = _SESSION_REQUESTS.get(event.name) if channel.kind == "session" else None
-    if parser is None or (event.name in _STARTERS and channel.started):
+    request = event.request
+    if (
+        channel.kind != "session"
+        or request is None
+        or (event.name in _STARTERS and channel.started)
+    ):
         conn.channel_reply(channel, event.want_reply, False)
         return
-    reader = wire.Reader(event.data)
-    try:
-        hook, args, on_grant = parser(conn.server, channel, reader)
-        reader.done()
-    except DecodeError as exc:
+    if isinstance(request, Malformed):
         log.info(
             "malformed {name} request from {peer}: {error}",
             name=event.name,
             peer=conn.peer,
-            error=exc.description,
+            error=request.description,
         )
         conn.channel_reply(channel, event.want_reply, False)
         return
+    hook, args, on_grant = _hook_call(conn.server, channel, request)
     if event.name in _STARTERS:
         channel.started = True
         channel.hold_output()

@@ -14,13 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spindlex_tw.core import events as ev
-from spindlex_tw.core import wire
+from spindlex_tw.core import requests, wire
 from spindlex_tw.core.connection import ChannelLimits, ConnectionService
 from spindlex_tw.core.errors import ProtocolError
 from spindlex_tw.core.kexinit import KexInit
 from spindlex_tw.core.userauth import AuthLimits, UserAuthService
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx import session
 
 VALID_KEXINIT = KexInit(
     os.urandom(16),
@@ -167,17 +166,7 @@ def test_connection_decoder(messages: list[bytes]) -> None:
             return
 
 
-@given(st.sampled_from(sorted(session._SESSION_REQUESTS)), st.binary(max_size=200))
+@given(st.sampled_from(sorted(requests._CHANNEL_REQUESTS)), st.binary(max_size=200))
 def test_session_request_parsers(name: str, data: bytes) -> None:
-    class Channel:
-        environment: dict[str, str] = {}
-        signals: list[str] = []
-
-    class Server:
-        def __getattr__(self, attr: str) -> Any:
-            return lambda *args: True
-
-    reader = wire.Reader(data)
     with contextlib.suppress(ProtocolError):
-        session._SESSION_REQUESTS[name](Server(), Channel(), reader)  # type: ignore[arg-type]
-        reader.done()
+        requests.decode(requests._CHANNEL_REQUESTS[name], data)

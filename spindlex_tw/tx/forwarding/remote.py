@@ -25,7 +25,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from spindlex_tw.core import wire
-from spindlex_tw.core.errors import DecodeError
+from spindlex_tw.core.requests import (
+    CancelTcpipForward,
+    ForwardedTcpip,
+    Malformed,
+    TcpipForward,
+)
 from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
 from spindlex_tw.tx.hooks import call_hook
 
@@ -35,7 +40,6 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="spindlex_tw.forwarding")
 
-MAX_PORT = 65535
 FIRST_UNPRIVILEGED_PORT = 1024
 GATEWAY_PORTS = ("no", "clientspecified", "yes")  # the values of the gateway_ports setting
 
@@ -62,17 +66,6 @@ def bind_address(requested: str, gateway_ports: str) -> str:
     if gateway_ports == "clientspecified":
         return requested
     return requested if requested in ("127.0.0.1", "::1") else "localhost"
-
-
-def parse_forward(data: bytes) -> tuple[str, int]:
-    """Decode ``string address to bind, uint32 port`` (both forward and cancel)."""
-    reader = wire.Reader(data)
-    address = reader.text()
-    port = reader.uint32()
-    reader.done()
-    if port > MAX_PORT:
-        raise DecodeError("port out of range")
-    return address, port
 
 
 class RemoteListener:
@@ -133,13 +126,8 @@ class RemoteListener:
             socket_end.drop()
             return
         peer = socket_end.tcp.getPeer()
-        data = (
-            wire.string(self.address)
-            + wire.uint32(self.port)
-            + wire.string(peer.host)
-            + wire.uint32(peer.port)
-        )
-        channel = conn.open_channel("forwarded-tcpip", data)
+        opening = ForwardedTcpip(self.address, self.port, peer.host, peer.port)
+        channel = conn.open_channel(opening.NAME, opening.encode())
         if channel is None:
             socket_end.drop()
             return
@@ -162,14 +150,16 @@ class _InboundFactory(protocol.ServerFactory):
 def handle_tcpip_forward(forwards: ConnectionForwards, event: ev.GlobalRequestReceived) -> None:
     """Global request handler: ask the hook, listen, reply (with the port if it was 0)."""
     conn = forwards.conn
-    try:
-        address, port = parse_forward(event.data)
-    except DecodeError as exc:
+    request = event.request
+    if not isinstance(request, TcpipForward):  # the core read it and found it Malformed
         log.info(
-            "malformed tcpip-forward from {peer}: {error}", peer=conn.peer, error=exc.description
+            "malformed tcpip-forward from {peer}: {error}",
+            peer=conn.peer,
+            error=request.description if isinstance(request, Malformed) else "not decoded",
         )
         conn.global_reply(event, False)
         return
+    address, port = request.address, request.port
     if 0 < port < FIRST_UNPRIVILEGED_PORT and not forwards.settings.allow_privileged_ports:
         log.info(
             "tcpip-forward {address}:{port} refused for {peer}: privileged port",
@@ -261,16 +251,16 @@ def handle_cancel_tcpip_forward(
 ) -> None:
     """Global request handler: stop a listener this connection owns, if the hook agrees."""
     conn = forwards.conn
-    try:
-        key = parse_forward(event.data)
-    except DecodeError as exc:
+    request = event.request
+    if not isinstance(request, CancelTcpipForward):  # the core read it and found it Malformed
         log.info(
             "malformed cancel-tcpip-forward from {peer}: {error}",
             peer=conn.peer,
-            error=exc.description,
+            error=request.description if isinstance(request, Malformed) else "not decoded",
         )
         conn.global_reply(event, False)
         return
+    key = (request.address, request.port)
     listener = forwards.listeners.get(key)
     if listener is None:
         conn.global_reply(event, False)
