@@ -6,8 +6,9 @@
 - exec: "cat" echoes stdin back and exits 0 at EOF (an attached protocol);
   "echo WORDS" and "write N" (N bytes of a counting pattern) send, exit 0 and
   close from inside the hook; "sink" is granted and reads nothing, so the
-  client's data fills the server's window; "silent" never answers; anything
-  else is refused.
+  client's data fills the server's window; "later" sends "early" from the
+  hook and answers with a Deferred kept in ``waiting``; "silent" never
+  answers; anything else is refused.
 - pty-req is refused.
 """
 
@@ -58,6 +59,7 @@ class MemoryApp(SSHServer):
         self.ptys: list[str] = []
         self.opened: list[Any] = []
         self.closed: list[Any] = []
+        self.waiting: list[defer.Deferred[bool]] = []
 
     def get_allowed_auths(self, username: str) -> list[str]:
         return ["password"]
@@ -91,6 +93,10 @@ class MemoryApp(SSHServer):
             return True
         if verb == b"sink":
             return True
+        if verb == b"later":
+            channel.send(b"early")
+            self.waiting.append(defer.Deferred())
+            return self.waiting[-1]
         if verb == b"silent":
             return defer.Deferred()
         return False

@@ -17,7 +17,7 @@ from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT
 from spindlex_tw.tx.settings import ServerSettings
 from tests.support.memory_app import MemoryServer, pattern
-from tests.support.memory_client import data_of, exit_status, kinds
+from tests.support.memory_client import NOISE, data_of, exit_status, kinds
 
 # --- open and close -----------------------------------------------------------------------
 
@@ -227,6 +227,26 @@ def test_exec_hook_that_never_answers_times_out_as_a_refusal(
     # The channel was not started: another exec may still be granted.
     client.exec(channel, b"echo ok")
     client.expect(c.SSH_MSG_CHANNEL_SUCCESS)
+
+
+def test_exec_hook_answering_later_holds_its_output(memory_server: MemoryServer) -> None:
+    client = memory_server.login()
+    channel = client.open_session(sender=17)
+    client.exec(channel, b"later")
+    # The hook wrote before answering: nothing leaves before its SUCCESS.
+    assert client.channel_messages() == []
+    memory_server.app.waiting[0].callback(True)
+    success, data = client.channel_messages()
+    assert (success.kind, success.recipient) == (c.SSH_MSG_CHANNEL_SUCCESS, 17)
+    assert data_of([data]) == b"early"
+
+
+def test_unknown_global_request_is_refused(memory_server: MemoryServer) -> None:
+    client = memory_server.login()
+    for name in ("x-unknown@test", "keepalive@openssh.com"):
+        client.send(wire.byte(c.SSH_MSG_GLOBAL_REQUEST) + wire.string(name) + wire.boolean(True))
+        assert client.recv_skipping(*NOISE) == wire.byte(c.SSH_MSG_REQUEST_FAILURE)
+    assert not client.transport.disconnecting
 
 
 def test_channel_open_hook_that_never_answers_times_out(memory_server: MemoryServer) -> None:
