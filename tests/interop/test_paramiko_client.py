@@ -112,6 +112,24 @@ def test_exec_streams_and_data(server: ServerProcess) -> None:
         assert run(t, "cat", payload) == (payload, b"", 0)
 
 
+def test_x11_request_reaches_the_hook(server: ServerProcess) -> None:
+    """x11-req's four fields arrive decoded; granted, then the session still runs."""
+    with transport(server.port) as t:
+        t.auth_password("alice", "secret")
+        channel = t.open_session(timeout=30)
+        channel.settimeout(30)
+        channel.request_x11(screen_number=3, auth_cookie=b"0123abcd", single_connection=True)
+        channel.exec_command("exit 4")
+        assert channel.recv_exit_status() == 4
+    assert {
+        "hook": "x11",
+        "single": True,
+        "protocol": "MIT-MAGIC-COOKIE-1",
+        "cookie": b"0123abcd".hex(),
+        "screen": 3,
+    } in server.hooks()
+
+
 def test_forged_signature_is_refused(server: ServerProcess, client_keys: dict[str, Path]) -> None:
     """A key with a signature made by another key never logs in (CVE-2018-1000805 class)."""
     authorized = paramiko.PKey.from_path(client_keys["ed25519"])

@@ -167,6 +167,12 @@ class TestServer(SSHServer):
         record("window-change", width=size[0], height=size[1])
         return True
 
+    def check_channel_x11_request(
+        self, channel: Any, single: bool, auth_protocol: str, cookie: bytes, screen: int
+    ) -> bool:
+        record("x11", single=single, protocol=auth_protocol, cookie=cookie.hex(), screen=screen)
+        return True
+
     def check_channel_signal_request(self, channel: Any, signal_name: str) -> bool:
         record("signal", name=signal_name)
         waiter = getattr(channel, "signal_waiter", None)
