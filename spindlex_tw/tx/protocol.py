@@ -450,7 +450,8 @@ class SSHServerProtocol(protocol.Protocol):
         if self.connection is None:
             return None
         local_id = self.connection.open_channel(kind, data)
-        channel = Channel(self, local_id, kind)
+        # Ours to open: the peer has yet to confirm it (ChannelOpened).
+        channel = Channel(self, local_id, kind, confirmed=False)
         self._channels[local_id] = channel
         self.flush()
         return channel
