@@ -28,7 +28,7 @@ from spindlex_tw.tx.hooks import call_hook, is_code
 
 if TYPE_CHECKING:
     from spindlex_tw.core.userauth import UserAuthService
-    from spindlex_tw.tx.protocol import SSHServerProtocol
+    from spindlex_tw.tx.interfaces import Connection
 
 log = Logger(namespace="spindlex_tw.auth")
 
@@ -38,7 +38,7 @@ KNOWN_METHODS = ("publickey", "password", "keyboard-interactive")
 class AuthDriver:
     """The hook side of ssh-userauth for one connection."""
 
-    def __init__(self, connection: SSHServerProtocol) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._conn = connection
         self._server = connection.server
         self._banner_checked = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import protocol
@@ -23,14 +23,12 @@ if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
     from spindlex_tw.crypto.pkey import PKey
     from spindlex_tw.tx.application import Application
+    from spindlex_tw.tx.interfaces import ChannelOpener, Connection, GlobalHandler
 
 log = Logger(namespace="spindlex_tw.factory")
 
-GlobalHandler = Callable[[SSHServerProtocol, "ev.GlobalRequestReceived"], None]
-ChannelOpener = Callable[[SSHServerProtocol, "ev.ChannelOpenRequested"], None]
 
-
-def _keepalive(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None:
+def _keepalive(conn: Connection, event: ev.GlobalRequestReceived) -> None:
     # OpenSSH's keepalive expects any reply; FAILURE is what sshd sends.
     conn.global_reply(event, False)
 

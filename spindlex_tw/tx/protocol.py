@@ -13,7 +13,7 @@ import contextvars
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.internet import interfaces, protocol
 from twisted.internet.task import LoopingCall
@@ -34,7 +34,10 @@ from spindlex_tw.tx.twisted_private import sendnow
 from spindlex_tw.tx.twisted_private.quickack import acknowledge_now, quickack_socket
 
 if TYPE_CHECKING:
-    from spindlex_tw.tx.factory import SSHServerFactory
+    from spindlex_tw.crypto.pkey import PKey
+    from spindlex_tw.tx.application import Application
+    from spindlex_tw.tx.interfaces import ChannelOpener, GlobalHandler
+    from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.connection")
 
@@ -69,13 +72,35 @@ _OPEN_FAILURE_TEXT = {
 }
 
 
+class ConnectionOwner(Protocol):
+    """The factory, as each of its connections sees it (``SSHServerFactory`` is one)."""
+
+    @property
+    def server(self) -> Application: ...
+    @property
+    def reactor(self) -> Any: ...
+    @property
+    def settings(self) -> ServerSettings: ...
+    @property
+    def host_keys(self) -> Sequence[PKey]: ...
+    @property
+    def global_handlers(self) -> dict[str, GlobalHandler]: ...
+    @property
+    def channel_openers(self) -> dict[str, ChannelOpener]: ...
+
+    def connection_made(self, conn: SSHServerProtocol) -> None: ...
+    def connection_authenticated(self, conn: SSHServerProtocol) -> None: ...
+    def connection_lost(self, conn: SSHServerProtocol) -> None: ...
+
+
 @implementer(interfaces.IPushProducer)
 class SSHServerProtocol(protocol.Protocol):
-    """Server side of one SSH connection."""
+    """Server side of one SSH connection (the :class:`~.interfaces.Connection` of its parts)."""
 
     transport: Any  # Twisted's ITransport; zope interfaces are opaque to mypy
+    factory: ConnectionOwner
 
-    def __init__(self, factory: SSHServerFactory) -> None:
+    def __init__(self, factory: ConnectionOwner) -> None:
         self.factory = factory
         self.server = factory.server
         self.reactor: Any = factory.reactor

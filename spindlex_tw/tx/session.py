@@ -25,7 +25,7 @@ from spindlex_tw.tx.hooks import call_hook
 if TYPE_CHECKING:
     from spindlex_tw.tx.application import Application
     from spindlex_tw.tx.channel import Channel
-    from spindlex_tw.tx.protocol import SSHServerProtocol
+    from spindlex_tw.tx.interfaces import Connection
 
 log = Logger(namespace="spindlex_tw.session")
 
@@ -89,7 +89,7 @@ _STARTERS = frozenset({"exec", "shell", "subsystem"})
 
 
 def handle_channel_request(
-    conn: SSHServerProtocol, channel: Channel, event: ev.ChannelRequestReceived
+    conn: Connection, channel: Channel, event: ev.ChannelRequestReceived
 ) -> None:
     """Ask the hook for a session request and reply in order; unknown ones fail."""
     request = event.request

@@ -21,21 +21,20 @@ from spindlex_tw.tx.forwarding.state import ForwardRegistry
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
-    from spindlex_tw.tx.factory import SSHServerFactory
-    from spindlex_tw.tx.protocol import SSHServerProtocol
+    from spindlex_tw.tx.interfaces import Connection, Extensions
 
 
-def install(factory: SSHServerFactory) -> None:
+def install(factory: Extensions) -> None:
     """Register the forwarding handlers on ``factory``."""
     registry = ForwardRegistry()
 
-    def direct_tcpip(conn: SSHServerProtocol, event: ev.ChannelOpenRequested) -> None:
+    def direct_tcpip(conn: Connection, event: ev.ChannelOpenRequested) -> None:
         open_direct_tcpip(registry.get(conn), event)
 
-    def tcpip_forward(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None:
+    def tcpip_forward(conn: Connection, event: ev.GlobalRequestReceived) -> None:
         handle_tcpip_forward(registry.get(conn), event)
 
-    def cancel_tcpip_forward(conn: SSHServerProtocol, event: ev.GlobalRequestReceived) -> None:
+    def cancel_tcpip_forward(conn: Connection, event: ev.GlobalRequestReceived) -> None:
         handle_cancel_tcpip_forward(registry.get(conn), event)
 
     factory.channel_openers["direct-tcpip"] = direct_tcpip

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet import defer
 
 if TYPE_CHECKING:
-    from spindlex_tw.tx.protocol import SSHServerProtocol
+    from spindlex_tw.tx.interfaces import Connection
     from spindlex_tw.tx.settings import ServerSettings
 
 
@@ -26,7 +26,7 @@ class Stoppable(Protocol):
 class ConnectionForwards:
     """Listeners and pending connects of one SSH connection."""
 
-    def __init__(self, conn: SSHServerProtocol) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.closed = False
         # Keyed by (address as the client sent it, bound port): what cancel names.
@@ -70,9 +70,9 @@ class ForwardRegistry:
     """Finds (or starts) the forwarding state of a connection."""
 
     def __init__(self) -> None:
-        self._by_connection: dict[SSHServerProtocol, ConnectionForwards] = {}
+        self._by_connection: dict[Connection, ConnectionForwards] = {}
 
-    def get(self, conn: SSHServerProtocol) -> ConnectionForwards:
+    def get(self, conn: Connection) -> ConnectionForwards:
         forwards = self._by_connection.get(conn)
         if forwards is None:
             forwards = ConnectionForwards(conn)
@@ -81,7 +81,7 @@ class ForwardRegistry:
             conn.on_connection_lost(lambda: self._release(conn))
         return forwards
 
-    def _release(self, conn: SSHServerProtocol) -> None:
+    def _release(self, conn: Connection) -> None:
         forwards = self._by_connection.pop(conn, None)
         if forwards is not None:
             forwards.release()
