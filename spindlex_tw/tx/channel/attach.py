@@ -77,7 +77,7 @@ class ProtocolEnd:
             data = self._pending.popleft()
             if not self._guarded(protocol.dataReceived, data):
                 return
-            driver.consumed(len(data))
+            driver.link.channel_consumed(driver.id, len(data))  # the window may reopen
             protocol = self.protocol
         if not self._pending and driver.eof_received and self.protocol is not None:
             self._protocol_eof()

@@ -75,7 +75,7 @@ class BlockingEnd:
             if len(chunk) > nbytes:
                 queue.appendleft(chunk[nbytes:])
                 chunk = chunk[:nbytes]
-        self.in_reactor(driver.consumed, len(chunk))
+        self.in_reactor(driver.link.channel_consumed, driver.id, len(chunk))
         return chunk
 
     def recv_ready(self) -> bool:
@@ -90,7 +90,7 @@ class BlockingEnd:
             (self._stderr if stream else self._stdin).append(data)
             self._lock.notify_all()
         if stream:
-            self._driver.consumed(len(data))
+            self._driver.link.channel_consumed(self._driver.id, len(data))
 
     def take_stdin(self) -> list[bytes]:
         """Everything recv() has not read yet, for a protocol attached now."""

@@ -82,10 +82,6 @@ class ChannelDriver:
             self.exit_status(0)
         self.close_out()
 
-    def consumed(self, count: int) -> None:
-        """``count`` bytes received were read: the peer's window may reopen."""
-        self.link.channel_consumed(self.id, count)
-
     # --- ordering around a request's reply ------------------------------------------------
 
     def hold_output(self) -> None:
