@@ -101,7 +101,7 @@ class AuthDriver:
             handler(self, event)
             return
         self._banner_checked = True
-        d = call_hook(self._conn.reactor, self._server.get_banner, denied=None)
+        d = self._hook(self._server.get_banner, denied=None)
 
         def send_banner(text: object) -> None:
             service = self._service()
@@ -266,13 +266,7 @@ class AuthDriver:
         if is_code(code, AUTH_SUCCESSFUL):
             events = service.accept()
             self._conn.authenticated(username, method)
-            call_hook(
-                self._conn.reactor,
-                self._server.on_authentication_successful,
-                username,
-                method,
-                denied=None,
-            )
+            self._hook(self._server.on_authentication_successful, username, method, denied=None)
             self._conn.process(events)
             self._conn.flush()
             return
@@ -302,9 +296,7 @@ class AuthDriver:
             peer=self._conn.peer,
             event="denied",
         )
-        call_hook(
-            self._conn.reactor, self._server.on_authentication_failed, username, method, denied=None
-        )
+        self._hook(self._server.on_authentication_failed, username, method, denied=None)
 
 
 def _valid_prompts(value: object) -> bool:

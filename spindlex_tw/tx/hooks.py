@@ -26,7 +26,7 @@ def call_hook(
     func: Callable[..., Any],
     *args: Any,
     denied: T,
-    timeout: float = DEFAULT_HOOK_TIMEOUT,
+    timeout: float,
 ) -> defer.Deferred[Any]:
     """Call ``func(*args)`` and fire with its result, or with ``denied``.
 
@@ -46,7 +46,7 @@ def run_hook(
     func: Callable[..., Any],
     *args: Any,
     denied: T,
-    timeout: float = DEFAULT_HOOK_TIMEOUT,
+    timeout: float,
 ) -> Any:
     """As :func:`call_hook`, but a hook that answers at once gives its answer itself.
 

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from twisted.internet import interfaces, protocol
+from twisted.internet import defer, interfaces, protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -151,7 +151,7 @@ class SSHServerProtocol(protocol.Protocol):
             settings.max_requests_per_second, settings.max_requests_burst, self.reactor.seconds
         )
         if settings.rekey_seconds:
-            self._rekey_loop = LoopingCall(core.request_rekey)
+            self._rekey_loop = LoopingCall(self._rekey_by_time)
             self._rekey_loop.clock = self.reactor
             self._rekey_loop.start(settings.rekey_seconds, now=False)
         self.factory.connection_made(self)
@@ -184,7 +184,7 @@ class SSHServerProtocol(protocol.Protocol):
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             channel.closed_by_connection("connection lost")
-            call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
+            self.call_hook(self.server.on_channel_closed, channel, denied=None)
         if self.connection is not None:
             self.connection.discard()
         callbacks, self._lost_callbacks = self._lost_callbacks, []
@@ -250,6 +250,18 @@ class SSHServerProtocol(protocol.Protocol):
             return func(*args)
         finally:
             _current.reset(token)
+
+    def call_hook(self, func: Callable[..., Any], *args: Any, denied: Any) -> defer.Deferred[Any]:
+        """Run an application hook under this server's ``hook_timeout``."""
+        return call_hook(
+            self.reactor, func, *args, denied=denied, timeout=self.factory.settings.hook_timeout
+        )
+
+    def _rekey_by_time(self) -> None:
+        # The KEXINIT goes out now: an idle connection has no other write to carry it.
+        if self.core is not None:
+            self.core.request_rekey()
+            self.flush()
 
     def flush(self) -> None:
         core = self.core
@@ -335,9 +347,7 @@ class SSHServerProtocol(protocol.Protocol):
         if handler is not None:
             handler(self, event)
             return
-        d = call_hook(
-            self.reactor, self.server.check_global_request, event.name, event.data, denied=False
-        )
+        d = self.call_hook(self.server.check_global_request, event.name, event.data, denied=False)
         d.addCallback(lambda ok: self.global_reply(event, ok is True))
 
     def global_reply(
@@ -350,8 +360,7 @@ class SSHServerProtocol(protocol.Protocol):
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
         if self._too_fast():
             return
-        d = call_hook(
-            self.reactor,
+        d = self.call_hook(
             self.server.check_channel_request,
             event.kind,
             event.peer_id,
@@ -380,7 +389,7 @@ class SSHServerProtocol(protocol.Protocol):
         channel = Channel(self, local_id, event.kind)
         self._channels[local_id] = channel
         self.flush()
-        call_hook(self.reactor, self.server.on_channel_opened, channel, denied=None)
+        self.call_hook(self.server.on_channel_opened, channel, denied=None)
         return channel
 
     def reject_channel(self, event: ev.ChannelOpenRequested, code: object) -> None:
@@ -426,7 +435,7 @@ class SSHServerProtocol(protocol.Protocol):
                 error=event.error,
             )
         channel.closed_by_connection(event.error)
-        call_hook(self.reactor, self.server.on_channel_closed, channel, denied=None)
+        self.call_hook(self.server.on_channel_closed, channel, denied=None)
 
     def _on_channel_writable(self, event: ev.ChannelWritable) -> None:
         channel = self._channels.get(event.channel_id)

@@ -24,13 +24,13 @@ def result_of(d: defer.Deferred[Any]) -> Any:
 
 def test_plain_value() -> None:
     clock = task.Clock()
-    assert result_of(call_hook(clock, lambda: AUTH_SUCCESSFUL, denied=AUTH_FAILED)) == 0
+    assert result_of(call_hook(clock, lambda: AUTH_SUCCESSFUL, denied=AUTH_FAILED, timeout=5)) == 0
 
 
 def test_deferred_value() -> None:
     clock = task.Clock()
     pending: defer.Deferred[int] = defer.Deferred()
-    d = call_hook(clock, lambda: pending, denied=AUTH_FAILED)
+    d = call_hook(clock, lambda: pending, denied=AUTH_FAILED, timeout=5)
     pending.callback(AUTH_SUCCESSFUL)
     assert result_of(d) == AUTH_SUCCESSFUL
 
@@ -41,7 +41,7 @@ def test_coroutine_value() -> None:
     async def hook(name: str) -> str:
         return name.upper()
 
-    assert result_of(call_hook(clock, hook, "ok", denied="no")) == "OK"
+    assert result_of(call_hook(clock, hook, "ok", denied="no", timeout=5)) == "OK"
 
 
 def test_exception_is_denied() -> None:
@@ -50,12 +50,12 @@ def test_exception_is_denied() -> None:
     def hook() -> int:
         raise RuntimeError("boom")
 
-    assert result_of(call_hook(clock, hook, denied=AUTH_FAILED)) == AUTH_FAILED
+    assert result_of(call_hook(clock, hook, denied=AUTH_FAILED, timeout=5)) == AUTH_FAILED
 
 
 def test_failed_deferred_is_denied() -> None:
     clock = task.Clock()
-    d = call_hook(clock, lambda: defer.fail(ValueError("bad")), denied=False)
+    d = call_hook(clock, lambda: defer.fail(ValueError("bad")), denied=False, timeout=5)
     assert result_of(d) is False
 
 
