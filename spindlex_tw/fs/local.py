@@ -1,4 +1,5 @@
-"""The local filesystem backend: every disk operation of the SFTP server.
+"""The local file system: a directory of this host, served through the
+:class:`~spindlex_tw.fs.interface.FileSystem` interface.
 
 All methods block and are meant for worker threads; they raise :class:`OSError`
 and the SFTP layer maps its errno to a status. Paths arrive as
@@ -17,27 +18,20 @@ import os
 import pwd
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from spindlex_tw.fs.interface import CachedReadUnsupported, Capabilities, DirEntry, SetStat
 from spindlex_tw.fs.jail import O_PATH, Jail, Location
+from spindlex_tw.fs.storage import in_memory
+
+__all__ = ["CachedReadUnsupported", "DirEntry", "DirStream", "LocalFileSystem", "SetStat"]
 
 _OPEN_EXTRA = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0) if hasattr(os, "preadv") else 0
 
 
-class CachedReadUnsupported(Exception):
-    """This file cannot be read with a promise not to wait (see ``read_cached``)."""
-
-
 def _unsupported() -> OSError:
     return OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-
-
-@dataclass(slots=True)
-class DirEntry:
-    name: bytes
-    stat: os.stat_result
 
 
 class DirStream:
@@ -60,26 +54,21 @@ class DirStream:
         os.close(self.fd)
 
 
-@dataclass(frozen=True, slots=True)
-class SetStat:
-    """The changes of a SETSTAT, in the order OpenSSH applies them."""
-
-    size: int | None = None
-    permissions: int | None = None
-    times: tuple[int, int] | None = None
-    owner: tuple[int, int] | None = None
-
-
 class LocalFileSystem:
     """Disk access confined to one root directory (see :mod:`spindlex_tw.fs.jail`)."""
 
     def __init__(self, root: str) -> None:
         self.jail = Jail(root)
+        # A directory on tmpfs or ramfs never waits on a device (see fs/storage.py).
+        self.capabilities = Capabilities(never_waits=in_memory(self.jail.root))
         self._user_names: dict[int, str] = {}
         self._group_names: dict[int, str] = {}
 
     def close(self) -> None:
         self.jail.close()
+
+    def host_path(self, virtual: bytes) -> str:
+        return self.jail.host_path(virtual)
 
     def locate(self, path: bytes, base: bytes, follow: bool) -> Location:
         return self.jail.locate(path, base, follow)
@@ -183,7 +172,7 @@ class LocalFileSystem:
             offset += done
 
     @staticmethod
-    def close_fd(fd: int) -> None:
+    def close_file(fd: int) -> None:
         os.close(fd)
 
     @staticmethod
@@ -389,6 +378,36 @@ class LocalFileSystem:
             dst_dir_fd=new.dir_fd,
             follow_symlinks=False,
         )
+
+    def usage(self, loc: Location) -> tuple[int, int]:
+        """Bytes and files below ``loc``: a walk by descriptors that never follows a link."""
+        st = self.stat(loc)
+        if not stat.S_ISDIR(st.st_mode):
+            return (st.st_size if stat.S_ISREG(st.st_mode) else 0), 1
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(loc.name, flags, dir_fd=loc.dir_fd)
+        return self._tree_usage(fd)
+
+    def _tree_usage(self, fd: int) -> tuple[int, int]:
+        total = files = 0
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed while counting
+                    if stat.S_ISDIR(st.st_mode):
+                        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                        more, count = self._tree_usage(os.open(entry.name, flags, dir_fd=fd))
+                        total += more
+                        files += count
+                    else:
+                        total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+                        files += 1
+        finally:
+            os.close(fd)
+        return total, files
 
     # --- accounts --------------------------------------------------------------------------
 

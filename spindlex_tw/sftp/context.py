@@ -13,10 +13,13 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from spindlex_tw.core.wire import Reader
-from spindlex_tw.fs.jail import Location
-from spindlex_tw.fs.local import LocalFileSystem
-from spindlex_tw.protocol.constants import SSH_FX_FAILURE, SSH_FX_PERMISSION_DENIED
-from spindlex_tw.sftp.access import Rule, parent_of
+from spindlex_tw.fs.interface import FileSystem, Location
+from spindlex_tw.protocol.constants import (
+    SSH_FX_FAILURE,
+    SSH_FX_OP_UNSUPPORTED,
+    SSH_FX_PERMISSION_DENIED,
+)
+from spindlex_tw.sftp.access import WRITE, Rule, parent_of
 from spindlex_tw.sftp.effects import Blocking, CallHook, Wait
 from spindlex_tw.sftp.handles import DirHandle, FileHandle, Handle, HandleTable
 from spindlex_tw.sftp.replies import Reply
@@ -60,6 +63,8 @@ class Limits:
     # reply stays well under what clients accept (OpenSSH's take 256 KiB).
     max_ids_per_request: int = 1024
     home: bytes = b"/"
+    #: Every request that would change the files is refused, whatever the hooks say.
+    read_only: bool = False
 
 
 #: What :func:`known_answer` gives for a hook that must be asked.
@@ -128,7 +133,7 @@ class Context:
 
     def __init__(
         self,
-        fs: LocalFileSystem,
+        fs: FileSystem,
         policy: AccessPolicy,
         limits: Limits,
         username: str | None,
@@ -162,7 +167,7 @@ class Context:
         permissions hook gives a fixed mode: the defaults of ``SFTPServer``.
         The mode is None when not creating.
         """
-        if known_answer(self.policy.check_file_access) is not True:
+        if self.limits.read_only or known_answer(self.policy.check_file_access) is not True:
             return False, None
         if not creating:
             return True, None
@@ -177,7 +182,12 @@ class Context:
         return _Located(self, path, follow)
 
     def host_path(self, virtual: bytes) -> str:
-        return self.fs.jail.host_path(virtual)
+        return self.fs.host_path(virtual)
+
+    def supports(self, supported: bool, what: str) -> None:
+        """Refuse a request the storage cannot carry out, saying what it lacks."""
+        if not supported:
+            raise SFTPError(f"This storage does not support {what}", SSH_FX_OP_UNSUPPORTED)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -198,6 +208,8 @@ class Context:
         """Whether each hook ``rule`` lists (see :mod:`.access`) grants it for ``virtual``."""
         policy = self.policy
         for check in rule:
+            if check.mode == WRITE and self.limits.read_only:
+                return False
             hook = (
                 policy.check_file_access if check.hook == "file" else policy.check_directory_access
             )
@@ -250,7 +262,7 @@ class Context:
         """Close ``handle`` once the requests using it are done."""
         await self.wait_idle(handle)
         if isinstance(handle, FileHandle):
-            await Blocking(partial(self.fs.close_fd, handle.fd))
+            await Blocking(partial(self.fs.close_file, handle.fd))
         elif isinstance(handle, DirHandle):
             await Blocking(handle.stream.close)
 

@@ -9,7 +9,7 @@ from typing import Final
 
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.wire import Reader, string, uint64
-from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.protocol.constants import (
     SSH_FX_BAD_MESSAGE,
     SSH_FX_EOF,
@@ -54,21 +54,24 @@ def _statvfs_reply(rid: int, st: os.statvfs_result) -> Reply:
 
 
 async def statvfs(ctx: Context, rid: int, r: Reader) -> Reply:
+    ctx.supports(ctx.fs.capabilities.statvfs, "statvfs")
     async with ctx.located(r.string(), follow=True) as loc:
-        st = await ctx.io(partial(LocalFileSystem.statvfs, loc))
+        st = await ctx.io(partial(ctx.fs.statvfs, loc))
     return _statvfs_reply(rid, st)
 
 
 async def fstatvfs(ctx: Context, rid: int, r: Reader) -> Reply:
+    ctx.supports(ctx.fs.capabilities.statvfs, "statvfs")
     handle = ctx.file_handle(r.string())
     with handle.use():
-        st = await ctx.io(partial(LocalFileSystem.fstatvfs, handle.fd))
+        st = await ctx.io(partial(ctx.fs.fstatvfs, handle.fd))
     return _statvfs_reply(rid, st)
 
 
 async def hardlink(ctx: Context, rid: int, r: Reader) -> Reply:
     old_path = r.string()
     new_path = r.string()
+    ctx.supports(ctx.fs.capabilities.hard_links, "hard links")
     async with (
         ctx.located(old_path, follow=False) as old,
         ctx.located(new_path, follow=False) as new,
@@ -76,7 +79,7 @@ async def hardlink(ctx: Context, rid: int, r: Reader) -> Reply:
         # A second name for the data is a way to write it: writing the source is asked.
         await ctx.require(access.WRITE_DATA, old.path)
         await ctx.require(access.NAME, new.path)
-        await ctx.io(partial(LocalFileSystem.link, old, new))
+        await ctx.io(partial(ctx.fs.link, old, new))
     return replies.status(rid, SSH_FX_OK)
 
 
@@ -86,7 +89,7 @@ async def fsync(ctx: Context, rid: int, r: Reader) -> Reply:
         # As OpenSSH's read-only mode: flushing is a write, granted when the handle was opened.
         return replies.status(rid, SSH_FX_PERMISSION_DENIED)
     with handle.use():
-        await ctx.io(partial(LocalFileSystem.fsync, handle.fd))
+        await ctx.io(partial(ctx.fs.fsync, handle.fd))
     return replies.status(rid, SSH_FX_OK)
 
 
@@ -98,7 +101,7 @@ async def lsetstat(ctx: Context, rid: int, r: Reader) -> Reply:
     change = setstat_change(attrs)
     async with ctx.located(path, follow=False) as loc:
         await ctx.require(access.WRITE_DATA, loc.path)
-        await ctx.io(partial(LocalFileSystem.setstat, loc, change))
+        await ctx.io(partial(ctx.fs.setstat, loc, change))
     return replies.status(rid, SSH_FX_OK)
 
 
@@ -137,11 +140,12 @@ async def copy_data(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.status(rid, SSH_FX_NO_SUCH_FILE)  # EBADF, as OpenSSH
     if not source.readable or not target.writable:
         return replies.status(rid, SSH_FX_PERMISSION_DENIED)
+    ctx.supports(ctx.fs.capabilities.random_writes, "copy-data")
     # Length 0 copies to the end of the file, as OpenSSH's sftp-server does.
     end = MAX_OFFSET if length == 0 else min(read_offset + length, MAX_OFFSET)
     with source.use(), target.use():
-        st_source = await ctx.io(partial(LocalFileSystem.fstat, source.fd))
-        st_target = await ctx.io(partial(LocalFileSystem.fstat, target.fd))
+        st_source = await ctx.io(partial(ctx.fs.fstat, source.fd))
+        st_target = await ctx.io(partial(ctx.fs.fstat, target.fd))
         if (
             source is target
             or source.path == target.path
@@ -187,7 +191,7 @@ def _ids(blob: bytes) -> list[int]:
     return [int.from_bytes(blob[i : i + 4], "big") for i in range(0, len(blob), 4)]
 
 
-def _names(fs: LocalFileSystem, uids: Iterable[int], gids: Iterable[int]) -> bytes:
+def _names(fs: FileSystem, uids: Iterable[int], gids: Iterable[int]) -> bytes:
     """The reply body; runs in a worker because account lookups may hit the network.
 
     Every name fits the room the session reserved (see ``budget.users_groups_room``).

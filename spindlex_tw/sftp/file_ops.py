@@ -9,7 +9,7 @@ import time
 from functools import partial
 
 from spindlex_tw.core.wire import Reader
-from spindlex_tw.fs.local import CachedReadUnsupported, DirStream, LocalFileSystem, SetStat
+from spindlex_tw.fs.interface import CachedReadUnsupported, DirStream, FileSystem, SetStat
 from spindlex_tw.protocol.constants import (
     SSH_FX_EOF,
     SSH_FX_FAILURE,
@@ -149,21 +149,21 @@ async def read(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.data(rid, b"")  # odd but allowed; OpenSSH answers the same
     with handle.use():
         chunk = await ctx.io(
-            partial(LocalFileSystem.read, handle.fd, length, offset),
+            partial(ctx.fs.read, handle.fd, length, offset),
             # Data in the page cache is copied at once, without a thread hand-off.
-            attempt=partial(_read_cached, handle, length, offset),
+            attempt=partial(_read_cached, ctx.fs, handle, length, offset),
         )
     if not chunk:
         return replies.status(rid, SSH_FX_EOF)
     return replies.data(rid, chunk)
 
 
-def _read_cached(handle: FileHandle, length: int, offset: int) -> bytes | None:
+def _read_cached(fs: FileSystem, handle: FileHandle, length: int, offset: int) -> bytes | None:
     """A READ from the page cache, or None if it would wait (or cannot be tried here)."""
     if not handle.cached_reads:
         return None
     try:
-        return LocalFileSystem.read_cached(handle.fd, length, offset)
+        return fs.read_cached(handle.fd, length, offset)
     except CachedReadUnsupported:
         handle.cached_reads = False
         return None
@@ -175,15 +175,20 @@ async def write(ctx: Context, rid: int, r: Reader) -> Reply:
     payload = r.string_view()
     if not handle.writable:
         return replies.status(rid, SSH_FX_PERMISSION_DENIED)
+    if not ctx.fs.capabilities.random_writes:
+        # Such a storage takes a file as one stream: each write where the last ended.
+        if not handle.appending and offset != handle.written_end:
+            ctx.supports(False, "writing at an offset other than the end of what was written")
+        handle.written_end += len(payload)
     with handle.use():
         if not handle.appending:
-            await ctx.io(partial(LocalFileSystem.write, handle.fd, payload, offset))
+            await ctx.io(partial(ctx.fs.write, handle.fd, payload, offset))
             return replies.status(rid, SSH_FX_OK)
         while handle.writing:  # woken in the order the writes arrived
             await Wait(handle.write_done)
         handle.writing = True
         try:
-            await ctx.io(partial(LocalFileSystem.write, handle.fd, payload, offset))
+            await ctx.io(partial(ctx.fs.write, handle.fd, payload, offset))
         finally:
             handle.writing = False
             handle.write_done.fire()
@@ -193,18 +198,20 @@ async def write(ctx: Context, rid: int, r: Reader) -> Reply:
 async def fstat(ctx: Context, rid: int, r: Reader) -> Reply:
     handle = ctx.file_handle(r.string())
     with handle.use():
-        st = await ctx.io(partial(LocalFileSystem.fstat, handle.fd))
+        st = await ctx.io(partial(ctx.fs.fstat, handle.fd))
     return replies.attrs(rid, Attrs.from_stat(st))
 
 
 async def fsetstat(ctx: Context, rid: int, r: Reader) -> Reply:
     handle = ctx.file_handle(r.string())
     change = setstat_change(Attrs.decode(r))
+    if change.size is not None:
+        ctx.supports(ctx.fs.capabilities.random_writes, "changing the size of a file")
     with handle.use():
         # Asked again whatever the handle was opened for: fchmod, fchown and
         # futimens work on a read-only descriptor.
         await ctx.require(access.WRITE_DATA, handle.path)
-        await ctx.io(partial(LocalFileSystem.fsetstat, handle.fd, change))
+        await ctx.io(partial(ctx.fs.fsetstat, handle.fd, change))
     return replies.status(rid, SSH_FX_OK)
 
 
@@ -215,7 +222,7 @@ async def opendir(ctx: Context, rid: int, r: Reader) -> Reply:
     try:
         async with ctx.located(path, follow=True) as loc:
             await ctx.require(access.LIST, loc.path)
-            stream = await ctx.io(partial(LocalFileSystem.opendir, loc))
+            stream = await ctx.io(partial(ctx.fs.opendir, loc))
     except BaseException:
         ctx.handles.release()
         raise
@@ -223,7 +230,7 @@ async def opendir(ctx: Context, rid: int, r: Reader) -> Reply:
     return replies.handle(rid, await ctx.install(handle))
 
 
-def _list(fs: LocalFileSystem, stream: DirStream, count: int) -> list[tuple[bytes, bytes, bytes]]:
+def _list(fs: FileSystem, stream: DirStream, count: int) -> list[tuple[bytes, bytes, bytes]]:
     """One READDIR batch as NAME triples; runs in a worker (stats, user lookups)."""
     now = time.time()
     batch = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from spindlex_tw.fs.local import DirStream
+from spindlex_tw.fs.interface import DirStream, OpenFile
 from spindlex_tw.sftp.codes import SSH_FXF_APPEND, SSH_FXF_READ, SSH_FXF_WRITE
 from spindlex_tw.sftp.effects import Signal
 
@@ -52,9 +52,17 @@ class Handle:
 
 
 class FileHandle(Handle):
-    __slots__ = ("appending", "cached_reads", "fd", "pflags", "write_done", "writing")
+    __slots__ = (
+        "appending",
+        "cached_reads",
+        "fd",
+        "pflags",
+        "write_done",
+        "writing",
+        "written_end",
+    )
 
-    def __init__(self, path: bytes, host_path: str, fd: int, pflags: int) -> None:
+    def __init__(self, path: bytes, host_path: str, fd: OpenFile, pflags: int) -> None:
         super().__init__(path, host_path)
         self.fd = fd
         self.pflags = pflags
@@ -66,6 +74,8 @@ class FileHandle(Handle):
         # Reads are first tried from the page cache, until the filesystem says
         # it cannot do that (tmpfs, for one).
         self.cached_reads = True
+        # Where the next write must start on a storage without random-access writes.
+        self.written_end = 0
 
     @property
     def readable(self) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from functools import partial
 
 from spindlex_tw.core.wire import Reader
-from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_OK
 from spindlex_tw.sftp import access, replies
 from spindlex_tw.sftp.attrs import Attrs
@@ -32,7 +31,7 @@ OK = SSH_FX_OK
 async def _stat(ctx: Context, rid: int, r: Reader, follow: bool) -> Reply:
     async with ctx.located(r.string(), follow=follow) as loc:
         await ctx.require(access.READ_DATA, loc.path)
-        st = await ctx.io(partial(LocalFileSystem.stat, loc))
+        st = await ctx.io(partial(ctx.fs.stat, loc))
     return replies.attrs(rid, Attrs.from_stat(st))
 
 
@@ -47,16 +46,18 @@ async def lstat(ctx: Context, rid: int, r: Reader) -> Reply:
 async def setstat(ctx: Context, rid: int, r: Reader) -> Reply:
     path = r.string()
     change = setstat_change(Attrs.decode(r))
+    if change.size is not None:
+        ctx.supports(ctx.fs.capabilities.random_writes, "changing the size of a file")
     async with ctx.located(path, follow=True) as loc:
         await ctx.require(access.WRITE_DATA, loc.path)
-        await ctx.io(partial(LocalFileSystem.setstat, loc, change))
+        await ctx.io(partial(ctx.fs.setstat, loc, change))
     return replies.status(rid, OK)
 
 
 async def remove(ctx: Context, rid: int, r: Reader) -> Reply:
     async with ctx.located(r.string(), follow=False) as loc:
         await ctx.require(access.NAME, loc.path)
-        await ctx.io(partial(LocalFileSystem.remove, loc))
+        await ctx.io(partial(ctx.fs.remove, loc))
     return replies.status(rid, OK)
 
 
@@ -68,14 +69,14 @@ async def mkdir(ctx: Context, rid: int, r: Reader) -> Reply:
         mode = await ctx.creation_mode(
             ctx.policy.get_directory_permissions, loc.path, attrs.permissions
         )
-        await ctx.io(partial(LocalFileSystem.mkdir, loc, mode))
+        await ctx.io(partial(ctx.fs.mkdir, loc, mode))
     return replies.status(rid, OK)
 
 
 async def rmdir(ctx: Context, rid: int, r: Reader) -> Reply:
     async with ctx.located(r.string(), follow=False) as loc:
         await ctx.require(access.DIRECTORY_NAME, loc.path)
-        await ctx.io(partial(LocalFileSystem.rmdir, loc))
+        await ctx.io(partial(ctx.fs.rmdir, loc))
     return replies.status(rid, OK)
 
 
@@ -103,7 +104,7 @@ async def rename_with(ctx: Context, rid: int, r: Reader, replace: bool) -> Reply
         # The old name goes, the new one comes (or replaces what it named).
         await ctx.require(access.NAME, old.path)
         await ctx.require(access.NAME, new.path)
-        move = LocalFileSystem.rename if replace else LocalFileSystem.rename_no_replace
+        move = ctx.fs.rename if replace else ctx.fs.rename_no_replace
         await ctx.io(partial(move, old, new))
     return replies.status(rid, OK)
 
@@ -114,9 +115,10 @@ async def rename(ctx: Context, rid: int, r: Reader) -> Reply:
 
 
 async def readlink(ctx: Context, rid: int, r: Reader) -> Reply:
+    ctx.supports(ctx.fs.capabilities.symlinks, "symbolic links")
     async with ctx.located(r.string(), follow=False) as loc:
         await ctx.require(access.READ_DATA, loc.path)
-        target = await ctx.io(partial(LocalFileSystem.readlink, loc))
+        target = await ctx.io(partial(ctx.fs.readlink, loc))
     return replies.single_name(rid, target)
 
 
@@ -124,11 +126,12 @@ async def symlink(ctx: Context, rid: int, r: Reader) -> Reply:
     # OpenSSH's order, reversed from the draft: target first, then the new link's path.
     target = r.string()
     link_path = r.string()
+    ctx.supports(ctx.fs.capabilities.symlinks, "symbolic links")
     async with ctx.located(link_path, follow=False) as loc:
         # Only the new name is checked: the text is stored as given, and whatever
         # later goes through the link is judged at the file it leads to.
         await ctx.require(access.NAME, loc.path)
-        await ctx.io(partial(LocalFileSystem.symlink, target, loc))
+        await ctx.io(partial(ctx.fs.symlink, target, loc))
     return replies.status(rid, OK)
 
 

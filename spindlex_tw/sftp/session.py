@@ -23,7 +23,7 @@ from typing import Any
 
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.wire import Reader
-from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.protocol.constants import (
     SSH_FX_BAD_MESSAGE,
     SSH_FX_FAILURE,
@@ -106,7 +106,7 @@ class SftpSession:
 
     def __init__(
         self,
-        fs: LocalFileSystem,
+        fs: FileSystem,
         policy: AccessPolicy,
         limits: Limits | None = None,
         username: str | None = None,

@@ -14,6 +14,7 @@ session stops taking requests and the transport is paused until it drains.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -23,8 +24,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
-from spindlex_tw.fs.storage import in_memory
 from spindlex_tw.sftp.context import AccessPolicy, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
@@ -72,7 +73,10 @@ workers = _WorkerPool()
 
 @implementer(interfaces.IPushProducer, interfaces.IHalfCloseableProtocol)
 class SFTPProtocol(Protocol):
-    """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks."""
+    """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks.
+
+    ``storage``, if given, makes the file system served instead of the directory ``root``.
+    """
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class SFTPProtocol(Protocol):
         hook_timeout: float = DEFAULT_HOOK_TIMEOUT,
         reactor: Any = None,
         disk_io: str = "auto",
+        storage: Callable[[], FileSystem] | None = None,
     ) -> None:
         if disk_io not in DISK_IO_MODES:
             raise ValueError(f"disk_io must be one of {', '.join(DISK_IO_MODES)}, not {disk_io!r}")
@@ -95,6 +100,7 @@ class SFTPProtocol(Protocol):
         self._limits = limits or Limits()
         self._hook_timeout = hook_timeout
         self._disk_io = disk_io
+        self._storage = storage or partial(LocalFileSystem, root)
         self._inline_io = False
         self._session: SftpSession | None = None
         self._input_paused = False
@@ -111,7 +117,7 @@ class SFTPProtocol(Protocol):
         get_username = getattr(self.transport, "get_username", None)
         username = get_username() if callable(get_username) else None
         try:
-            fs = LocalFileSystem(self._root)
+            fs = self._storage()
         except OSError as exc:
             log.error("SFTP root {root!r} cannot be opened: {error}", root=self._root, error=exc)
             self._ending = True
@@ -120,7 +126,7 @@ class SFTPProtocol(Protocol):
         # A call on memory never waits, and two thread wake-ups per call cost more
         # than the call: small files upload at half the CPU inline.
         self._inline_io = self._disk_io == "inline" or (
-            self._disk_io == "auto" and in_memory(self._root)
+            self._disk_io == "auto" and fs.capabilities.never_waits
         )
         self._session = SftpSession(fs, self._policy, self._limits, username or None, self._report)
         self._transport.registerProducer(self, True)

@@ -72,8 +72,10 @@ def test_tmpfs_refuses_and_the_handle_stops_asking() -> None:
             if _nowait_supported(Path(f.name).parent):
                 pytest.skip("this kernel's tmpfs reads with RWF_NOWAIT")
             handle = FileHandle(b"/f", f.name, fd, SSH_FXF_READ)
-            assert _read_cached(handle, 100, 0) is None
+            fs = LocalFileSystem("/dev/shm")
+            assert _read_cached(fs, handle, 100, 0) is None
             assert not handle.cached_reads
-            assert _read_cached(handle, 100, 0) is None  # without another system call
+            assert _read_cached(fs, handle, 100, 0) is None  # without another system call
+            fs.close()
         finally:
             os.close(fd)
