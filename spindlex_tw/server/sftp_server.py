@@ -139,6 +139,12 @@ class SFTPServer:
     #: inline when ``root_path`` is on tmpfs or ramfs (no call waits on a device)
     #: and threads anywhere else.
     disk_io: str = "auto"
+    #: Uploads land whole or not at all: an OPEN with CREAT|TRUNC writes to a
+    #: hidden temporary in the same directory (``.NAME.XXXXXXXXXXXX.part``),
+    #: renamed over the real name on CLOSE and removed if the session ends
+    #: without one. Appends and writes into an existing file without TRUNC
+    #: (resumed uploads) still write in place.
+    atomic_uploads: bool = False
 
     def __init__(self, channel: Any, root_path: str = "/", start_thread: bool = True) -> None:
         self._channel = channel
@@ -168,6 +174,7 @@ class SFTPServer:
             max_outstanding_requests=self.max_outstanding_requests,
             max_outstanding_bytes=self.max_outstanding_bytes,
             home=os.fsencode(home),
+            atomic_uploads=self.atomic_uploads,
         )
 
     # --- hooks: override in a subclass ---------------------------------------------------------

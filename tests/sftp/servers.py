@@ -32,3 +32,9 @@ class InlineServer(SFTPServer):
     """File calls on the event-loop thread, as "auto" does on tmpfs."""
 
     disk_io = "inline"
+
+
+class AtomicUploadServer(SFTPServer):
+    """Uploads written to a hidden temporary and renamed into place on CLOSE."""
+
+    atomic_uploads = True
