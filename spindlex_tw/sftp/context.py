@@ -63,6 +63,9 @@ class Limits:
     # reply stays well under what clients accept (OpenSSH's take 256 KiB).
     max_ids_per_request: int = 1024
     home: bytes = b"/"
+    # Not a limit but a way of writing: OPEN for a fresh upload writes to a hidden
+    # temporary renamed over the real name on CLOSE (see fs/staged.py).
+    atomic_uploads: bool = False
     #: Every request that would change the files is refused, whatever the hooks say.
     read_only: bool = False
 
@@ -258,11 +261,19 @@ class Context:
         while handle.busy:
             await Wait(handle.idle)
 
-    async def release(self, handle: Handle) -> None:
-        """Close ``handle`` once the requests using it are done."""
+    async def release(self, handle: Handle, *, complete: bool) -> None:
+        """Close ``handle`` once the requests using it are done.
+
+        ``complete`` says the client closed it: an atomic upload then takes
+        its real name; otherwise (the session ended first) it is removed.
+        """
         await self.wait_idle(handle)
         if isinstance(handle, FileHandle):
-            await Blocking(partial(self.fs.close_file, handle.fd))
+            staged = handle.staged
+            if staged is None:
+                await Blocking(partial(self.fs.close_file, handle.fd))
+            else:
+                await Blocking(staged.commit if complete else staged.discard)
         elif isinstance(handle, DirHandle):
             await Blocking(handle.stream.close)
 
@@ -270,6 +281,6 @@ class Context:
         """Add an opened handle to the reserved slot; if the client left meanwhile, close it."""
         if self.closed:
             self.handles.release()
-            await self.release(handle)
+            await self.release(handle, complete=False)
             raise SessionClosed
         return self.handles.add(handle)

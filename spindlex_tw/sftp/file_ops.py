@@ -10,6 +10,8 @@ from functools import partial
 
 from spindlex_tw.core.wire import Reader
 from spindlex_tw.fs.interface import CachedReadUnsupported, DirStream, FileSystem, SetStat
+from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.fs.staged import StagedFile
 from spindlex_tw.protocol.constants import (
     SSH_FX_EOF,
     SSH_FX_FAILURE,
@@ -97,9 +99,14 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
     flags = open_flags(pflags)
     # O_CREAT|O_EXCL never follows a final link: it must fail if the name exists.
     follow = not exclusive
+    # Staging renames within a directory of the local disk (fs/staged.py).
+    staging = (
+        ctx.limits.atomic_uploads and stages(pflags) and isinstance(ctx.fs, LocalFileSystem)
+    )
+    staged: StagedFile | None = None
     try:
         known, mode = ctx.open_without_asking(creating, attrs.permissions)
-        if known:
+        if known and not staging:
             # No hook to consult between resolving and opening: one worker call.
             fd, virtual = await ctx.io(
                 partial(ctx.fs.open_path, path, ctx.limits.home, follow, flags, mode)
@@ -118,7 +125,11 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
                         ctx.policy.get_file_permissions, loc.path, attrs.permissions
                     )
                 try:
-                    fd = await ctx.io(partial(ctx.fs.open_file, loc, flags, mode))
+                    if staging and mode is not None:
+                        staged = await ctx.io(partial(StagedFile.create, loc, flags, mode))
+                        fd = staged.fd
+                    else:
+                        fd = await ctx.io(partial(ctx.fs.open_file, loc, flags, mode))
                 except FileNotFoundError as exc:
                     if pflags & SSH_FXF_CREAT and not creating:
                         raise SFTPError(None, SSH_FX_PERMISSION_DENIED) from exc
@@ -127,15 +138,27 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
     except BaseException:
         ctx.handles.release()
         raise
-    handle = FileHandle(virtual, ctx.host_path(virtual), fd, pflags)
+    handle = FileHandle(virtual, ctx.host_path(virtual), fd, pflags, staged)
     return replies.handle(rid, await ctx.install(handle))
+
+
+def stages(pflags: int) -> bool:
+    """Whether an OPEN with ``pflags`` can be an atomic upload (``Limits.atomic_uploads``).
+
+    Only a fresh write can: CREAT with TRUNC and without APPEND, so the file
+    starts empty anyway. Appending or writing into an existing file (a resumed
+    upload, ``reput``) needs the old content under the real name and is
+    written in place; so is CREAT|EXCL, whose name must appear at OPEN.
+    """
+    wanted = SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC
+    return pflags & wanted == wanted and not pflags & (SSH_FXF_APPEND | SSH_FXF_EXCL)
 
 
 async def close(ctx: Context, rid: int, r: Reader) -> Reply:
     handle = ctx.handles.pop(r.string())
     if handle is None:
         return replies.status(rid, SSH_FX_NO_SUCH_FILE)
-    await ctx.release(handle)
+    await ctx.release(handle, complete=True)
     return replies.status(rid, SSH_FX_OK)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from spindlex_tw.fs.interface import DirStream, OpenFile
+from spindlex_tw.fs.staged import StagedFile
 from spindlex_tw.sftp.codes import SSH_FXF_APPEND, SSH_FXF_READ, SSH_FXF_WRITE
 from spindlex_tw.sftp.effects import Signal
 
@@ -57,15 +58,25 @@ class FileHandle(Handle):
         "cached_reads",
         "fd",
         "pflags",
+        "staged",
         "write_done",
         "writing",
         "written_end",
     )
 
-    def __init__(self, path: bytes, host_path: str, fd: OpenFile, pflags: int) -> None:
+    def __init__(
+        self,
+        path: bytes,
+        host_path: str,
+        fd: OpenFile,
+        pflags: int,
+        staged: StagedFile | None = None,
+    ) -> None:
         super().__init__(path, host_path)
         self.fd = fd
         self.pflags = pflags
+        # An atomic upload: renamed into place on CLOSE, removed if the session ends first.
+        self.staged = staged
         # O_APPEND writes land wherever the file ends when they run, so on an
         # APPEND handle they must run one at a time, in the order they came.
         self.appending = bool(pflags & SSH_FXF_APPEND)

@@ -216,7 +216,7 @@ class SftpSession:
         self._buffer = PacketBuffer(self.limits.max_packet_length)
         self._waiting = None
         for handle in self._ctx.handles.pop_all():
-            self._start(self._ctx.release(handle), request_id=0, cost=0, room=0)
+            self._start(self._ctx.release(handle, complete=False), request_id=0, cost=0, room=0)
         self._pump()
 
     # --- running requests ----------------------------------------------------------------
