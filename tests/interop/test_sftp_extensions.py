@@ -49,24 +49,7 @@ def _sftp_debug(
 ) -> subprocess.CompletedProcess[str]:
     """``sftp -vvv -b -``: any failed command fails the run; stderr has sftp's own log."""
     client = OpenSSH(tmp_path, server.port)
-    return subprocess.run(
-        [
-            "sftp",
-            *client.options(extra=["LogLevel=DEBUG3"]),
-            "-vvv",
-            "-b",
-            "-",
-            "-i",
-            str(client_keys["ed25519"]),
-            "-P",
-            str(server.port),
-            "alice@127.0.0.1",
-        ],
-        input=batch,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return client.sftp_with_key("alice", client_keys["ed25519"], batch, verbose=True)
 
 
 def test_openssh_sftp_commands_use_the_extensions(

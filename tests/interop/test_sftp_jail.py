@@ -58,23 +58,7 @@ def _sftp(
 ) -> subprocess.CompletedProcess[str]:
     """``sftp -b -``: each line starts with ``-`` so a refused command does not stop the rest."""
     client = OpenSSH(tmp_path, server.port)
-    return subprocess.run(
-        [
-            "sftp",
-            *client.options(),
-            "-b",
-            "-",
-            "-i",
-            str(client_keys["ed25519"]),
-            "-P",
-            str(server.port),
-            "alice@127.0.0.1",
-        ],
-        input=batch,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return client.sftp_with_key("alice", client_keys["ed25519"], batch)
 
 
 def _canary_intact(outside: Path) -> None:

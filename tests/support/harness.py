@@ -148,6 +148,30 @@ class OpenSSH:
             timeout=60,
         )
 
+    def sftp_with_key(
+        self,
+        user: str,
+        identity: Path,
+        batch: str,
+        extra: Sequence[str] = (),
+        verbose: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``sftp -b -`` with ``batch`` as ``user``, logged in with the key ``identity``.
+
+        With ``verbose``, stderr carries sftp's own debug log (``-vvv``), which
+        names the extensions it sends.
+        """
+        debug = ["-vvv"] if verbose else []
+        opts = self.options(extra=[*extra, "LogLevel=DEBUG3"] if verbose else extra)
+        target = f"{user}@127.0.0.1"
+        return subprocess.run(
+            ["sftp", *opts, *debug, "-b", "-", "-i", str(identity), "-P", str(self.port), target],
+            input=batch,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def ssh(
         self,
         user: str,
