@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spindlex_tw.core.wire import Reader, string, uint32, uint64
+from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_EOF
 from spindlex_tw.sftp import codes
@@ -72,10 +73,12 @@ class Driver:
     username: str | None = "tester"
     hold: bool = False  # keep jobs for the test to run in its own order
     errors: list[tuple[str, BaseException]] = field(default_factory=list)
+    #: The storage served; the directory ``root`` on the local disk if None.
+    fs: FileSystem | None = None
 
     def __post_init__(self) -> None:
         self.session = SftpSession(
-            LocalFileSystem(str(self.root)),
+            self.fs if self.fs is not None else LocalFileSystem(str(self.root)),
             self.policy,
             self.limits,
             self.username,

@@ -23,6 +23,7 @@ from spindlex_tw.sftp.attrs import Attrs
 from spindlex_tw.sftp.context import Limits
 from spindlex_tw.sftp.session import Job
 from tests.sftp.sansio import Driver, packet, request, s
+from tests.sftp.trees import LocalTree, Tree
 
 R, W, C, T, X, A = (
     codes.SSH_FXF_READ,
@@ -35,14 +36,14 @@ R, W, C, T, X, A = (
 
 
 @pytest.fixture
-def drv(root: Path) -> Driver:
-    d = Driver(root)
+def drv(tree: Tree) -> Driver:
+    d = Driver(tree.root, fs=tree.fs())
     d.init()
     return d
 
 
-def test_version_advertises_openssh_extensions(root: Path) -> None:
-    reply = Driver(root).init()
+def test_version_advertises_openssh_extensions(tree: Tree) -> None:
+    reply = Driver(tree.root, fs=tree.fs()).init()
     assert reply.kind == codes.SSH_FXP_VERSION
     assert reply.body.uint32() == 3
     exts = []
@@ -63,12 +64,12 @@ def test_version_advertises_openssh_extensions(root: Path) -> None:
     ]
 
 
-def test_write_read_roundtrip_and_eof(drv: Driver, root: Path) -> None:
+def test_write_read_roundtrip_and_eof(drv: Driver, tree: Tree) -> None:
     h = drv.open("/f", W | C | T)
     assert drv.write(h, 0, b"hello ") == (SSH_FX_OK, "Success")
     assert drv.write(h, 6, b"world") == (SSH_FX_OK, "Success")
     assert drv.close(h) == (SSH_FX_OK, "Success")
-    assert (root / "f").read_bytes() == b"hello world"
+    assert tree.read("f") == b"hello world"
     h = drv.open("f", R)
     reply = drv.read(h, 6, 100)
     assert reply.kind == codes.SSH_FXP_DATA and reply.body.string() == b"world"
@@ -78,22 +79,22 @@ def test_write_read_roundtrip_and_eof(drv: Driver, root: Path) -> None:
     assert drv.close(h)[0] == SSH_FX_OK
 
 
-def test_open_flags(drv: Driver, root: Path) -> None:
+def test_open_flags(drv: Driver, tree: Tree) -> None:
     assert drv.status(codes.SSH_FXP_OPEN, "/missing", uint32(R), Attrs().encode()) == (
         SSH_FX_NO_SUCH_FILE,
         "No such file",
     )
-    (root / "f").write_bytes(b"abc")
+    tree.write("f", b"abc")
     assert drv.status(codes.SSH_FXP_OPEN, "/f", uint32(W | C | X), Attrs().encode())[0] == (
         SSH_FX_FAILURE
     )
     h = drv.open("/f", W | A)
     drv.write(h, 0, b"def")  # append ignores the offset
     drv.close(h)
-    assert (root / "f").read_bytes() == b"abcdef"
+    assert tree.read("f") == b"abcdef"
     h = drv.open("/f", W | T)
     drv.close(h)
-    assert (root / "f").read_bytes() == b""
+    assert tree.read("f") == b""
     # A read-only handle refuses writes and a write-only handle refuses reads.
     h = drv.open("/f", R)
     assert drv.write(h, 0, b"x")[0] == SSH_FX_PERMISSION_DENIED
@@ -102,36 +103,37 @@ def test_open_flags(drv: Driver, root: Path) -> None:
     assert drv.read(h, 0, 1).status()[0] == SSH_FX_PERMISSION_DENIED
     drv.close(h)
     # Directories and special files are not opened as files.
-    (root / "d").mkdir()
+    tree.mkdir("d")
     assert drv.status(codes.SSH_FXP_OPEN, "/d", uint32(R), Attrs().encode())[0] == SSH_FX_FAILURE
-    os.mkfifo(root / "fifo")
-    assert drv.status(codes.SSH_FXP_OPEN, "/fifo", uint32(R), Attrs().encode())[0] == (
-        SSH_FX_FAILURE
-    )
+    if tree.kind == "local":  # memory has no special files
+        os.mkfifo(tree.root / "fifo")
+        assert drv.status(codes.SSH_FXP_OPEN, "/fifo", uint32(R), Attrs().encode())[0] == (
+            SSH_FX_FAILURE
+        )
 
 
-def test_new_file_mode_is_hook_narrowed_by_client(drv: Driver, root: Path) -> None:
+def test_new_file_mode_is_hook_narrowed_by_client(drv: Driver, tree: Tree) -> None:
     drv.close(drv.open("/plain", W | C))
-    assert stat.S_IMODE((root / "plain").stat().st_mode) == 0o644
+    assert stat.S_IMODE(tree.stat("plain").st_mode) == 0o644
     drv.close(drv.open("/private", W | C, Attrs(permissions=0o600)))
-    assert stat.S_IMODE((root / "private").stat().st_mode) == 0o600
+    assert stat.S_IMODE(tree.stat("private").st_mode) == 0o600
     drv.close(drv.open("/wide", W | C, Attrs(permissions=0o777)))
-    assert stat.S_IMODE((root / "wide").stat().st_mode) == 0o644
+    assert stat.S_IMODE(tree.stat("wide").st_mode) == 0o644
     # An existing file keeps its mode.
-    (root / "old").write_bytes(b"")
-    os.chmod(root / "old", 0o640)
+    tree.write("old", b"")
+    tree.chmod("old", 0o640)
     drv.close(drv.open("/old", W | C | T, Attrs(permissions=0o600)))
-    assert stat.S_IMODE((root / "old").stat().st_mode) == 0o640
+    assert stat.S_IMODE(tree.stat("old").st_mode) == 0o640
 
 
-def test_stat_lstat_fstat(drv: Driver, root: Path) -> None:
-    (root / "f").write_bytes(b"12345")
-    os.symlink("f", root / "l")
+def test_stat_lstat_fstat(drv: Driver, tree: Tree) -> None:
+    tree.write("f", b"12345")
+    tree.symlink("f", "l")
     a = drv.attrs(drv.call(codes.SSH_FXP_STAT, "/l"))
     assert a.size == 5 and stat.S_ISREG(a.permissions or 0)
     a = drv.attrs(drv.call(codes.SSH_FXP_LSTAT, "/l"))
     assert stat.S_ISLNK(a.permissions or 0)
-    st = (root / "f").stat()
+    st = tree.stat("f")
     h = drv.open("/f", R)
     a = drv.attrs(drv.call(codes.SSH_FXP_FSTAT, s(h)))
     assert (a.size, a.uid, a.gid, a.mtime) == (5, st.st_uid, st.st_gid, int(st.st_mtime))
@@ -139,30 +141,30 @@ def test_stat_lstat_fstat(drv: Driver, root: Path) -> None:
     assert drv.status(codes.SSH_FXP_STAT, "/nope") == (SSH_FX_NO_SUCH_FILE, "No such file")
 
 
-def test_dangling_symlink_lstat_and_stat(drv: Driver, root: Path) -> None:
-    os.symlink("nowhere", root / "dangling")
+def test_dangling_symlink_lstat_and_stat(drv: Driver, tree: Tree) -> None:
+    tree.symlink("nowhere", "dangling")
     a = drv.attrs(drv.call(codes.SSH_FXP_LSTAT, "/dangling"))
     assert stat.S_ISLNK(a.permissions or 0)
     assert drv.status(codes.SSH_FXP_STAT, "/dangling")[0] == SSH_FX_NO_SUCH_FILE
 
 
-def test_setstat_and_fsetstat(drv: Driver, root: Path) -> None:
-    (root / "f").write_bytes(b"0123456789")
+def test_setstat_and_fsetstat(drv: Driver, tree: Tree) -> None:
+    tree.write("f", b"0123456789")
     change = Attrs(size=4, permissions=0o600, atime=1_000_000, mtime=2_000_000)
     assert drv.status(codes.SSH_FXP_SETSTAT, "/f", change.encode())[0] == SSH_FX_OK
-    st = (root / "f").stat()
+    st = tree.stat("f")
     assert (st.st_size, stat.S_IMODE(st.st_mode), int(st.st_mtime)) == (4, 0o600, 2_000_000)
     h = drv.open("/f", R | W)
     change = Attrs(size=2, permissions=0o640, uid=os.getuid(), gid=os.getgid())
     assert drv.status(codes.SSH_FXP_FSETSTAT, s(h), change.encode())[0] == SSH_FX_OK
-    st = (root / "f").stat()
+    st = tree.stat("f")
     assert (st.st_size, stat.S_IMODE(st.st_mode)) == (2, 0o640)
     drv.close(h)
     assert drv.status(codes.SSH_FXP_SETSTAT, "/gone", change.encode())[0] == SSH_FX_NO_SUCH_FILE
 
 
-def test_chown_failure_is_reported(drv: Driver, root: Path) -> None:
-    (root / "f").write_bytes(b"")
+def test_chown_failure_is_reported(drv: Driver, tree: Tree) -> None:
+    tree.write("f", b"")
     # uid 2**32-1 is (uid_t)-1, "unchanged"; a uid that cannot exist makes chown fail.
     bad = Attrs(uid=0xFFFFFFFE, gid=0xFFFFFFFE).encode()
     if os.getuid() != 0:
@@ -171,13 +173,13 @@ def test_chown_failure_is_reported(drv: Driver, root: Path) -> None:
         # root may chown anywhere; the kernel refuses an invalid uid only on some
         # filesystems, so check at least that the answer matches what happened.
         code = drv.status(codes.SSH_FXP_SETSTAT, "/f", bad)[0]
-        assert (code == SSH_FX_OK) == ((root / "f").stat().st_uid == 0xFFFFFFFE)
+        assert (code == SSH_FX_OK) == (tree.stat("f").st_uid == 0xFFFFFFFE)
 
 
-def test_directory_listing_includes_dots_and_does_not_follow(drv: Driver, root: Path) -> None:
-    (root / "d").mkdir()
-    (root / "d" / "file").write_bytes(b"x" * 7)
-    os.symlink("/file", root / "d" / "link")
+def test_directory_listing_includes_dots_and_does_not_follow(drv: Driver, tree: Tree) -> None:
+    tree.mkdir("d")
+    tree.write("d/file", b"x" * 7)
+    tree.symlink("/file", "d/link")
     entries = {name: (long, a) for name, long, a in drv.listdir("/d")}
     assert set(entries) == {b".", b"..", b"file", b"link"}
     assert stat.S_ISLNK(entries[b"link"][1].permissions or 0)
@@ -190,9 +192,9 @@ def test_directory_listing_includes_dots_and_does_not_follow(drv: Driver, root: 
     assert top[b".."] == top[b"."]
 
 
-def test_readdir_batches_of_100(drv: Driver, root: Path) -> None:
+def test_readdir_batches_of_100(drv: Driver, tree: Tree) -> None:
     for i in range(250):
-        (root / f"f{i:03}").write_bytes(b"")
+        tree.write(f"f{i:03}", b"")
     reply = drv.call(codes.SSH_FXP_OPENDIR, "/")
     handle = reply.body.string()
     sizes = []
@@ -206,24 +208,24 @@ def test_readdir_batches_of_100(drv: Driver, root: Path) -> None:
     drv.close(handle)
 
 
-def test_remove_mkdir_rmdir(drv: Driver, root: Path) -> None:
+def test_remove_mkdir_rmdir(drv: Driver, tree: Tree) -> None:
     assert drv.status(codes.SSH_FXP_MKDIR, "/d", Attrs(permissions=0o777).encode())[0] == 0
-    assert stat.S_IMODE((root / "d").stat().st_mode) == 0o755
+    assert stat.S_IMODE(tree.stat("d").st_mode) == 0o755
     assert drv.status(codes.SSH_FXP_MKDIR, "/d", Attrs().encode())[0] == SSH_FX_FAILURE
     assert drv.status(codes.SSH_FXP_MKDIR, "/p", Attrs(permissions=0o700).encode())[0] == 0
-    assert stat.S_IMODE((root / "p").stat().st_mode) == 0o700
-    (root / "d" / "f").write_bytes(b"")
+    assert stat.S_IMODE(tree.stat("p").st_mode) == 0o700
+    tree.write("d/f", b"")
     assert drv.status(codes.SSH_FXP_RMDIR, "/d")[0] == SSH_FX_FAILURE  # not empty
     assert drv.status(codes.SSH_FXP_REMOVE, "/d")[0] == SSH_FX_FAILURE  # a directory
     assert drv.status(codes.SSH_FXP_REMOVE, "/d/f")[0] == SSH_FX_OK
     assert drv.status(codes.SSH_FXP_REMOVE, "/d/f")[0] == SSH_FX_NO_SUCH_FILE
     assert drv.status(codes.SSH_FXP_RMDIR, "/d")[0] == SSH_FX_OK
-    assert not (root / "d").exists()
+    assert not tree.exists("d")
 
 
-def test_realpath(drv: Driver, root: Path) -> None:
-    (root / "a" / "b").mkdir(parents=True)
-    os.symlink("a/b", root / "lnk")
+def test_realpath(drv: Driver, tree: Tree) -> None:
+    tree.mkdir("a/b")
+    tree.symlink("a/b", "lnk")
     assert drv.realpath(".") == b"/"
     assert drv.realpath("") == b"/"
     assert drv.realpath("/a/./b/..//") == b"/a"
@@ -237,48 +239,48 @@ def test_realpath(drv: Driver, root: Path) -> None:
     assert (name, long, a) == (b"/a", b"/a", Attrs())
 
 
-def test_rename_never_overwrites_but_posix_rename_does(drv: Driver, root: Path) -> None:
-    (root / "a").write_bytes(b"A")
-    (root / "b").write_bytes(b"B")
+def test_rename_never_overwrites_but_posix_rename_does(drv: Driver, tree: Tree) -> None:
+    tree.write("a", b"A")
+    tree.write("b", b"B")
     assert drv.status(codes.SSH_FXP_RENAME, "/a", "/b") == (SSH_FX_FAILURE, "Failure")
-    assert (root / "a").read_bytes() == b"A" and (root / "b").read_bytes() == b"B"
+    assert tree.read("a") == b"A" and tree.read("b") == b"B"
     assert drv.status(codes.SSH_FXP_RENAME, "/a", "/c")[0] == SSH_FX_OK
-    assert not (root / "a").exists() and (root / "c").read_bytes() == b"A"
-    assert (root / "c").stat().st_nlink == 1
-    (root / "d1").mkdir()
-    (root / "d2").mkdir()
+    assert not tree.exists("a") and tree.read("c") == b"A"
+    assert tree.stat("c").st_nlink == 1
+    tree.mkdir("d1")
+    tree.mkdir("d2")
     assert drv.status(codes.SSH_FXP_RENAME, "/d1", "/d2")[0] == SSH_FX_FAILURE
     assert drv.status(codes.SSH_FXP_RENAME, "/d1", "/d3")[0] == SSH_FX_OK
     assert drv.status(codes.SSH_FXP_RENAME, "/nope", "/x")[0] == SSH_FX_NO_SUCH_FILE
     reply = drv.extended("posix-rename@openssh.com", "/c", "/b")
     assert reply.status()[0] == SSH_FX_OK
-    assert (root / "b").read_bytes() == b"A" and not (root / "c").exists()
+    assert tree.read("b") == b"A" and not tree.exists("c")
 
 
-def test_symlink_argument_order_and_readlink(drv: Driver, root: Path) -> None:
-    (root / "target").write_bytes(b"t")
+def test_symlink_argument_order_and_readlink(drv: Driver, tree: Tree) -> None:
+    tree.write("target", b"t")
     # OpenSSH order: target path first, then the new link.
     assert drv.status(codes.SSH_FXP_SYMLINK, "target", "/link")[0] == SSH_FX_OK
-    assert os.readlink(root / "link") == "target"
+    assert tree.readlink("link") == "target"
     reply = drv.call(codes.SSH_FXP_READLINK, "/link")
     assert drv.names(reply)[0][0] == b"target"
     # Text is kept as given, even an absolute one.
     assert drv.status(codes.SSH_FXP_SYMLINK, "/etc/passwd", "/abs")[0] == SSH_FX_OK
-    assert os.readlink(root / "abs") == "/etc/passwd"
+    assert tree.readlink("abs") == "/etc/passwd"
     assert drv.status(codes.SSH_FXP_SYMLINK, "x", "/link")[0] == SSH_FX_FAILURE  # exists
     assert drv.status(codes.SSH_FXP_READLINK, "/target")[0] == SSH_FX_BAD_MESSAGE  # EINVAL
 
 
-def test_extensions(drv: Driver, root: Path) -> None:
-    (root / "f").write_bytes(b"data")
+def test_extensions(drv: Driver, tree: Tree) -> None:
+    tree.write("f", b"data")
     reply = drv.extended("hardlink@openssh.com", "/f", "/g")
     assert reply.status()[0] == SSH_FX_OK
-    assert (root / "g").stat().st_ino == (root / "f").stat().st_ino
+    assert tree.stat("g").st_ino == tree.stat("f").st_ino
 
     reply = drv.extended("statvfs@openssh.com", "/")
     assert reply.kind == codes.SSH_FXP_EXTENDED_REPLY
     fields = [reply.body.uint64() for _ in range(11)]
-    vfs = os.statvfs(root)
+    vfs = tree.statvfs()
     assert fields[0] == vfs.f_bsize and fields[2] == vfs.f_blocks and fields[10] == vfs.f_namemax
 
     h = drv.open("/f", R | W)
@@ -315,13 +317,16 @@ def test_extensions(drv: Driver, root: Path) -> None:
     import grp
     import pwd
 
-    assert users.text() == pwd.getpwuid(os.getuid()).pw_name and users.text() == ""
-    assert groups.text() == grp.getgrgid(os.getgid()).gr_name
+    if tree.kind == "local":
+        assert users.text() == pwd.getpwuid(os.getuid()).pw_name and users.text() == ""
+        assert groups.text() == grp.getgrgid(os.getgid()).gr_name
+    else:  # a tree in memory has no accounts: every name is empty, shown as a number
+        assert users.text() == "" and users.text() == "" and groups.text() == ""
 
     link = Attrs(atime=1_000, mtime=3_000).encode()
-    os.symlink("f", root / "sl")
+    tree.symlink("f", "sl")
     assert drv.extended("lsetstat@openssh.com", "/sl", link).status()[0] == SSH_FX_OK
-    assert os.lstat(root / "sl").st_mtime == 3_000 and (root / "f").stat().st_mtime != 3_000
+    assert tree.lstat("sl").st_mtime == 3_000 and tree.stat("f").st_mtime != 3_000
     size = Attrs(size=0).encode()
     assert drv.extended("lsetstat@openssh.com", "/sl", size).status()[0] == SSH_FX_BAD_MESSAGE
 
@@ -331,8 +336,8 @@ def test_extensions(drv: Driver, root: Path) -> None:
     )
 
 
-def test_copy_data(drv: Driver, root: Path) -> None:
-    (root / "src").write_bytes(bytes(range(256)) * 100)
+def test_copy_data(drv: Driver, tree: Tree) -> None:
+    tree.write("src", bytes(range(256)) * 100)
     src = drv.open("/src", R)
     dst = drv.open("/dst", W | C)
 
@@ -342,9 +347,9 @@ def test_copy_data(drv: Driver, root: Path) -> None:
         ).status()
 
     assert copy(0, 0, 0)[0] == SSH_FX_OK  # to end of file
-    assert (root / "dst").read_bytes() == (root / "src").read_bytes()
+    assert tree.read("dst") == tree.read("src")
     assert copy(10, 20, 100_000)[0] == SSH_FX_OK
-    assert (root / "dst").read_bytes()[100_000:] == bytes(range(10, 30))
+    assert tree.read("dst")[100_000:] == bytes(range(10, 30))
     assert copy(25_590, 100, 0)[0] == SSH_FX_EOF  # fewer than asked were there
     assert drv.extended("copy-data", s(src), uint64(0), uint64(0), s(src), uint64(0)).status()[
         0
@@ -395,20 +400,20 @@ def test_too_short_packet_ends_session(drv: Driver) -> None:
     assert drv.session.protocol_error is not None
 
 
-def test_request_before_init_ends_session(root: Path) -> None:
-    d = Driver(root)
+def test_request_before_init_ends_session(tree: Tree) -> None:
+    d = Driver(tree.root, fs=tree.fs())
     assert d.feed(request(codes.SSH_FXP_REALPATH, 1, "/")) == []
     assert d.session.protocol_error is not None
 
 
-def test_unknown_and_closed_handles(drv: Driver, root: Path) -> None:
+def test_unknown_and_closed_handles(drv: Driver, tree: Tree) -> None:
     bogus = s(b"\x00\x00\x99\x99")
     assert drv.status(codes.SSH_FXP_READ, bogus, uint64(0), uint32(1))[0] == SSH_FX_FAILURE
     assert drv.status(codes.SSH_FXP_WRITE, bogus, uint64(0), s(b"x"))[0] == SSH_FX_FAILURE
     assert drv.status(codes.SSH_FXP_READDIR, bogus)[0] == SSH_FX_FAILURE
     assert drv.status(codes.SSH_FXP_FSTAT, bogus)[0] == SSH_FX_FAILURE
     assert drv.status(codes.SSH_FXP_CLOSE, bogus)[0] == SSH_FX_NO_SUCH_FILE
-    (root / "f").write_bytes(b"")
+    tree.write("f", b"")
     h = drv.open("/f", R)
     drv.close(h)
     assert drv.read(h, 0, 1).status()[0] == SSH_FX_FAILURE
@@ -419,8 +424,8 @@ def test_unknown_and_closed_handles(drv: Driver, root: Path) -> None:
     assert drv.status(codes.SSH_FXP_READDIR, s(h))[0] == SSH_FX_FAILURE
 
 
-def test_read_length_is_capped(drv: Driver, root: Path) -> None:
-    (root / "big").write_bytes(os.urandom(600 * 1024))
+def test_read_length_is_capped(drv: Driver, tree: Tree) -> None:
+    tree.write("big", os.urandom(600 * 1024))
     h = drv.open("/big", R)
     reply = drv.read(h, 0, 1 << 31)
     assert reply.kind == codes.SSH_FXP_DATA
@@ -428,15 +433,15 @@ def test_read_length_is_capped(drv: Driver, root: Path) -> None:
     drv.close(h)
 
 
-def test_offset_beyond_off_t_is_a_bad_message(drv: Driver, root: Path) -> None:
-    (root / "f").write_bytes(b"x")
+def test_offset_beyond_off_t_is_a_bad_message(drv: Driver, tree: Tree) -> None:
+    tree.write("f", b"x")
     h = drv.open("/f", R)
     assert drv.read(h, 1 << 63, 1).status()[0] == SSH_FX_BAD_MESSAGE
     drv.close(h)
 
 
-def test_handle_limit(drv: Driver, root: Path) -> None:
-    (root / "f").write_bytes(b"")
+def test_handle_limit(drv: Driver, tree: Tree) -> None:
+    tree.write("f", b"")
     handles = [drv.open("/f", R) for _ in range(100)]
     assert len(set(handles)) == 100
     assert drv.status(codes.SSH_FXP_OPEN, "/f", uint32(R), Attrs().encode())[0] == SSH_FX_FAILURE
@@ -454,9 +459,9 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_close_waits_for_inflight_read(root: Path) -> None:
-    (root / "f").write_bytes(b"abc")
-    d = Driver(root, hold=True)
+def test_close_waits_for_inflight_read(tree: Tree) -> None:
+    tree.write("f", b"abc")
+    d = Driver(tree.root, fs=tree.fs(), hold=True)
     d.hold = False
     d.init()
     h = d.open("/f", R)
@@ -473,9 +478,9 @@ def test_close_waits_for_inflight_read(root: Path) -> None:
     assert replies[0].body.string() == b"abc"
 
 
-def test_replies_go_out_as_requests_complete(root: Path) -> None:
-    (root / "f").write_bytes(b"abc")
-    d = Driver(root)
+def test_replies_go_out_as_requests_complete(tree: Tree) -> None:
+    tree.write("f", b"abc")
+    d = Driver(tree.root, fs=tree.fs())
     d.init()
     h = d.open("/f", R)
     d.hold = True
@@ -492,9 +497,9 @@ def test_replies_go_out_as_requests_complete(root: Path) -> None:
     assert [r.request_id for r in d.replies()] == [60]
 
 
-def test_replies_on_one_handle_keep_request_order(root: Path) -> None:
+def test_replies_on_one_handle_keep_request_order(tree: Tree) -> None:
     """OpenSSH's scp truncates an upload at the first reordered write acknowledgement."""
-    d = Driver(root)
+    d = Driver(tree.root, fs=tree.fs())
     d.init()
     h = d.open("/up", W | codes.SSH_FXF_CREAT)
     d.hold = True
@@ -511,12 +516,12 @@ def test_replies_on_one_handle_keep_request_order(root: Path) -> None:
     d.run_job(first)
     d.run()
     assert [r.request_id for r in d.replies()] == [70, 71, 72]
-    assert (root / "up").read_bytes() == b"xyz" * 3
+    assert tree.read("up") == b"xyz" * 3
 
 
-def test_outstanding_requests_pause_input(root: Path) -> None:
-    (root / "f").write_bytes(b"abc")
-    d = Driver(root, limits=Limits(max_outstanding_requests=4))
+def test_outstanding_requests_pause_input(tree: Tree) -> None:
+    tree.write("f", b"abc")
+    d = Driver(tree.root, fs=tree.fs(), limits=Limits(max_outstanding_requests=4))
     d.init()
     h = d.open("/f", R)
     d.hold = True
@@ -542,9 +547,10 @@ def test_blocked_output_pauses_input(drv: Driver) -> None:
 
 
 def test_connection_lost_closes_every_handle(root: Path) -> None:
-    (root / "f").write_bytes(b"abc")
+    tree = LocalTree(root)  # descriptors are what the local disk holds open
+    tree.write("f", b"abc")
     before = _open_fds()
-    d = Driver(root)
+    d = Driver(tree.root, fs=tree.fs())
     d.init()
     for _ in range(10):
         d.open("/f", R)
@@ -557,10 +563,10 @@ def test_connection_lost_closes_every_handle(root: Path) -> None:
     assert d.session.data_to_send() == []
 
 
-def test_connection_lost_while_open_in_flight(root: Path) -> None:
-    (root / "f").write_bytes(b"abc")
+def test_connection_lost_while_open_in_flight(tree: Tree) -> None:
+    tree.write("f", b"abc")
     before = _open_fds()
-    d = Driver(root)
+    d = Driver(tree.root, fs=tree.fs())
     d.init()
     d.hold = True
     d.feed(request(codes.SSH_FXP_OPEN, 3, "/f", uint32(R), Attrs().encode()))
@@ -578,18 +584,18 @@ def test_connection_lost_while_open_in_flight(root: Path) -> None:
     assert d.replies() == [] and not d.errors
 
 
-def test_append_alone_opens_for_writing(drv: Driver, root: Path) -> None:
-    (root / "log").write_bytes(b"one\n")
+def test_append_alone_opens_for_writing(drv: Driver, tree: Tree) -> None:
+    tree.write("log", b"one\n")
     h = drv.open("/log", A)
     assert drv.write(h, 0, b"two\n")[0] == SSH_FX_OK
     assert drv.read(h, 0, 10).status()[0] == SSH_FX_PERMISSION_DENIED
     drv.close(h)
-    assert (root / "log").read_bytes() == b"one\ntwo\n"
+    assert tree.read("log") == b"one\ntwo\n"
 
 
-def test_eof_answers_what_came_before(root: Path) -> None:
-    (root / "f").write_bytes(b"abc")
-    d = Driver(root)
+def test_eof_answers_what_came_before(tree: Tree) -> None:
+    tree.write("f", b"abc")
+    d = Driver(tree.root, fs=tree.fs())
     d.init()
     h = d.open("/f", R)
     d.hold = True
