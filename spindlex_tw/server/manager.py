@@ -6,9 +6,10 @@ The same object works three ways:
   no reactor in sight: the reactor is started in a background thread and the
   call returns once the port is bound; every other method may then be called
   from the script's threads and blocks only until the reactor has answered;
-- code already on the reactor thread calls the same methods; those that have
-  to wait (``start_server``, ``stop_server``) return a ``Deferred`` instead of
-  blocking;
+- code already on the reactor thread (pytest-twisted), or a trial test that
+  trial has not yet run the reactor for, calls the same methods; those that
+  have to wait (``start_server``, ``stop_server``) return a ``Deferred``
+  instead of blocking;
 - a Twisted application adds it to a ``MultiService`` (it is an ``IService``):
   the port is bound by ``privilegedStartService``, released by ``stopService``.
 """
@@ -158,11 +159,12 @@ class SSHServerManager(Service):
 
         From synchronous code this returns once listening (raising
         :class:`ServerStartError` if the port cannot be bound); on the reactor
-        thread it returns a Deferred that fires then.
+        thread, and in a trial test before trial runs the reactor, it returns
+        a Deferred that fires then.
         """
         if self.is_running():
             raise RuntimeError("server is already running")
-        if reactor_thread.on_reactor_thread() and self._get_reactor().running:
+        if reactor_thread.runs_here(self._get_reactor()):
             return self._listen().addCallback(lambda _: None)
         reactor_thread.call(self._listen)
         return None

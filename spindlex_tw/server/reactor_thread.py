@@ -16,8 +16,10 @@ the reactor, so these helpers run it there:
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 from twisted.internet import threads
@@ -28,6 +30,8 @@ T = TypeVar("T")
 
 STARTUP_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
+#: The module whose TestCase runs a test method, then the reactor for its Deferred.
+TRIAL_RUNNER = "twisted.trial._asynctest"
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -42,6 +46,28 @@ def get_reactor() -> Any:
 def on_reactor_thread() -> bool:
     """True when the caller may touch the reactor directly."""
     return bool(threadable.isInIOThread())
+
+
+def runs_here(reactor: Any) -> bool:
+    """True when this thread runs ``reactor``, or is about to: its caller wants a Deferred.
+
+    A trial test is the second case. trial calls the test method first and
+    runs the reactor afterwards, for the Deferred the method returned; a
+    background reactor started in between would make trial's own
+    ``reactor.run()`` fail with ReactorAlreadyRunning.
+    """
+    if reactor.running:
+        return on_reactor_thread()
+    return _inside_trial_test()
+
+
+def _inside_trial_test() -> bool:
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == TRIAL_RUNNER:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def ensure_running(reactor: Any) -> None:
