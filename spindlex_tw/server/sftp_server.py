@@ -15,6 +15,9 @@ import contextlib
 import os
 from typing import Any, BinaryIO
 
+from spindlex_tw.fs.interface import FileSystem
+from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.fs.quota import Quota, QuotaFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_FAILURE, SSH_FX_PERMISSION_DENIED
 from spindlex_tw.sftp.codes import (
     SSH_FXF_APPEND,
@@ -146,18 +149,47 @@ class SFTPServer:
     #: (resumed uploads) still write in place.
     atomic_uploads: bool = False
 
+    #: Refuse every request that would change the files (each "w" row of
+    #: docs/sftp.md's table), whatever the hooks answer.
+    read_only: bool = False
+    #: The user's allowance of bytes and files; share one Quota between the
+    #: sessions of one user so they draw on one allowance (docs/users.md).
+    quota: Quota | None = None
+    #: The client path below which the quota counts: "/" is everything served.
+    quota_scope: str = "/"
+
     def __init__(self, channel: Any, root_path: str = "/", start_thread: bool = True) -> None:
         self._channel = channel
         # Resolved once: the jail is the directory this names now, whatever links change later.
         self._root_path = os.path.realpath(os.path.abspath(root_path))
         self._protocol = SFTPProtocol(
-            self, self._root_path, self._limits(), self.hook_timeout, disk_io=self.disk_io
+            self,
+            self._root_path,
+            self._limits(),
+            self.hook_timeout,
+            disk_io=self.disk_io,
+            storage=self._storage,
         )
         channel.attach_protocol(self._protocol)
 
     @property
     def root_path(self) -> str:
         return self._root_path
+
+    def open_storage(self) -> FileSystem:
+        """The file system this session serves: by default the directory ``root_path``.
+
+        Override to serve another storage (a shared
+        :class:`~spindlex_tw.fs.memory.MemoryFileSystem`, say); called once
+        when the session starts, and closed when it ends.
+        """
+        return LocalFileSystem(self._root_path)
+
+    def _storage(self) -> FileSystem:
+        fs = self.open_storage()
+        if self.quota is None:
+            return fs
+        return QuotaFileSystem(fs, self.quota, os.fsencode(self.quota_scope))
 
     @property
     def protocol(self) -> SFTPProtocol:
@@ -174,6 +206,7 @@ class SFTPServer:
             max_outstanding_requests=self.max_outstanding_requests,
             max_outstanding_bytes=self.max_outstanding_bytes,
             home=os.fsencode(home),
+            read_only=self.read_only,
             atomic_uploads=self.atomic_uploads,
         )
 

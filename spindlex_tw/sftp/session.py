@@ -45,7 +45,7 @@ from spindlex_tw.sftp.context import AccessPolicy, Context, Handler, Limits, Ses
 from spindlex_tw.sftp.effects import Blocking, CallHook, Effect, Wait
 from spindlex_tw.sftp.framing import FramingError, PacketBuffer
 from spindlex_tw.sftp.replies import Reply
-from spindlex_tw.sftp.status import SFTPError, status_for_errno
+from spindlex_tw.sftp.status import SFTPError, message_for_errno, status_for_errno
 
 HANDLERS: dict[int, Handler] = {
     **file_ops.HANDLERS,
@@ -335,7 +335,8 @@ class SftpSession:
         if isinstance(exc, DecodeError):
             return replies.status(request_id, SSH_FX_BAD_MESSAGE)
         if isinstance(exc, OSError):
-            return replies.status(request_id, status_for_errno(exc.errno))
+            code = status_for_errno(exc.errno)
+            return replies.status(request_id, code, message_for_errno(exc.errno))
         self._report("SFTP request failed unexpectedly", exc)
         return replies.status(request_id, SSH_FX_FAILURE)
 

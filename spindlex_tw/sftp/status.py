@@ -52,6 +52,17 @@ def message_for(code: int) -> str:
     return STATUS_MESSAGES.get(code, "Unknown error")
 
 
+# Failures whose errno has a text of its own, OpenSSH's where it has one.
+_ERRNO_MESSAGES: Final[dict[int, str]] = {
+    errno.EDQUOT: "Quota exceeded",
+}
+
+
+def message_for_errno(number: int | None) -> str | None:
+    """The text of a failure with errno ``number``; None for the status code's own."""
+    return None if number is None else _ERRNO_MESSAGES.get(number)
+
+
 def status_for_errno(number: int | None) -> int:
     if number is None:
         return SSH_FX_FAILURE
