@@ -1,8 +1,9 @@
 """spindlex_tw: an SSH-2 and SFTP server library on Twisted with the SpindleX server API.
 
-The public names are importable from here::
+The public names are importable from here, as from ``spindlex``::
 
     from spindlex_tw import SSHServer, SSHServerManager, SFTPServer, Ed25519Key, AUTH_SUCCESSFUL
+    from spindlex_tw import SSHException, __version__
 
 They are loaded on first use, so importing a sans-IO module such as
 ``spindlex_tw.core.wire`` does not pull in Twisted.
@@ -11,9 +12,23 @@ They are loaded on first use, so importing a sans-IO module such as
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from spindlex_tw import _moved
+from spindlex_tw.exceptions import (
+    AuthenticationException,
+    BadHostKeyException,
+    ChannelException,
+    ConfigurationException,
+    CryptoException,
+    IncompatiblePeer,
+    ProtocolException,
+    SFTPError,
+    SSHException,
+    TimeoutException,
+    TransportException,
+)
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
     AUTH_PARTIAL,
@@ -48,6 +63,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # One source of truth, the installed distribution's metadata (pyproject.toml).
+        return importlib.metadata.version("spindlex_tw")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -69,13 +87,25 @@ __all__ = [
     "SSH_OPEN_CONNECT_SUCCESS",
     "SSH_OPEN_RESOURCE_SHORTAGE",
     "SSH_OPEN_UNKNOWN_CHANNEL_TYPE",
+    "AuthenticationException",
+    "BadHostKeyException",
     "Channel",
+    "ChannelException",
+    "ConfigurationException",
+    "CryptoException",
     "ECDSAKey",
     "Ed25519Key",
+    "IncompatiblePeer",
     "PKey",
+    "ProtocolException",
     "RSAKey",
+    "SFTPError",
     "SFTPHandle",
     "SFTPServer",
+    "SSHException",
     "SSHServer",
     "SSHServerManager",
+    "TimeoutException",
+    "TransportException",
+    "__version__",
 ]

@@ -40,7 +40,7 @@ KeyFileFormat = Literal["openssh", "pem", "pkcs8"]
 Password = str | bytes | None
 
 _MAX_KEY_FILE_SIZE = 1 << 20
-_LOAD_ACTION = "load host key"
+_LOAD_ACTION = "load key"  # any key file: a host key, a user's key, a CA
 _SAVE_ACTION = "save key"
 
 _T = TypeVar("_T")
@@ -169,11 +169,11 @@ class PKey(ABC):
 
     @property
     def algorithm_name(self) -> str:
-        """SpindleX name for :meth:`get_name`."""
-        return self.get_name()
+        """SpindleX name for :meth:`get_ssh_type`."""
+        return self.get_ssh_type()
 
     def get_ssh_type(self) -> str:
-        """SpindleX name for :meth:`get_name`."""
+        """The algorithm name SpindleX gives this key: the key type, except for RSA."""
         return self.get_name()
 
     def get_public_key_bytes(self) -> bytes:
@@ -341,19 +341,36 @@ class PKey(ABC):
         return cls._narrow(key)
 
     @classmethod
-    def from_private_key_file(cls, path: str | os.PathLike[str], password: Password = None) -> Self:
+    def from_private_key_file(
+        cls, filename: str | os.PathLike[str], password: Password = None
+    ) -> Self:
         """Load a private key file; every failure is a one-line :class:`KeyFileError`."""
         try:
-            with open(path, "rb") as handle:
+            with open(filename, "rb") as handle:
                 data = handle.read(_MAX_KEY_FILE_SIZE + 1)
         except OSError as exc:
-            raise KeyFileError(path, describe_os_error(exc), _LOAD_ACTION) from exc
+            raise KeyFileError(filename, describe_os_error(exc), _LOAD_ACTION) from exc
         if len(data) > _MAX_KEY_FILE_SIZE:
-            raise KeyFileError(path, "file too large for a key", _LOAD_ACTION)
+            raise KeyFileError(filename, "file too large for a key", _LOAD_ACTION)
         try:
             return cls.from_private_key(data, password)
         except KeyFormatError as exc:
-            raise KeyFileError(path, str(exc), _LOAD_ACTION) from exc
+            raise KeyFileError(filename, str(exc), _LOAD_ACTION) from exc
+
+    # SpindleX's keys start empty and are filled in place; these keep that
+    # working. The key changes identity, so do not call them on a key that is
+    # already in a set or a dict.
+    def load_private_key(self, key_data: bytes, password: Password = None) -> None:
+        """Make this key the private key in ``key_data`` (OpenSSH, PEM or PKCS#8), same type."""
+        self._become(type(self).from_private_key(key_data, password))
+
+    def load_public_key(self, key_data: bytes) -> None:
+        """Make this key the public-only key in ``key_data``, an SSH blob of the same type."""
+        self._become(type(self).from_public_blob(key_data))
+
+    def _become(self, other: PKey) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(other.__dict__)
 
     # -- generating -------------------------------------------------------
 
@@ -399,18 +416,18 @@ class PKey(ABC):
 
     def save_to_file(
         self,
-        path: str | os.PathLike[str],
+        filename: str | os.PathLike[str],
         password: Password = None,
         format: KeyFileFormat = "openssh",
     ) -> None:
-        """Write the private key to ``path`` with mode 0600.
+        """Write the private key to ``filename`` with mode 0600.
 
-        The bytes go to a new 0600 file beside ``path`` that then replaces it,
-        so the key is never readable by others nor left half written, even
-        when ``path`` existed with looser permissions.
+        The bytes go to a new 0600 file beside ``filename`` that then replaces
+        it, so the key is never readable by others nor left half written, even
+        when ``filename`` existed with looser permissions.
         """
         data = self.get_private_bytes(password, format)
-        target = os.fspath(path)
+        target = os.fspath(filename)
         directory, name = os.path.split(target)
         temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

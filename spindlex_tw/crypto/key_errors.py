@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 
+from spindlex_tw.exceptions import CryptoException
 
-class KeyFormatError(ValueError):
+
+# Both are SpindleX's CryptoException too, so ``except SSHException`` catches them.
+class KeyFormatError(CryptoException, ValueError):
     """Key data is malformed, truncated, inconsistent or of an unsupported kind."""
 
 
@@ -23,11 +26,11 @@ def _one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
-class KeyFileError(Exception):
+class KeyFileError(CryptoException):
     """A key file could not be read or written.
 
     ``str(error)`` is one line naming the file and the reason, e.g.
-    ``cannot load host key /etc/ssh/host_ed25519: passphrase required``.
+    ``cannot load key /etc/ssh/host_ed25519: passphrase required``.
     The underlying :class:`KeyFormatError`, :class:`KeyPassphraseError` or
     :class:`OSError` is kept as ``__cause__``.
     """

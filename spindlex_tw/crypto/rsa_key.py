@@ -17,7 +17,7 @@ _NAME = "ssh-rsa"
 # OpenSSH's limits: smaller moduli are refused, larger ones are a CPU sink.
 RSA_MIN_BITS = 1024
 RSA_MAX_BITS = 16384
-RSA_DEFAULT_BITS = 3072  # ssh-keygen's default
+RSA_DEFAULT_BITS = 2048  # SpindleX's default, so its programs get the keys they got
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "rsa-sha2-512": hashes.SHA512,
@@ -57,6 +57,10 @@ class RSAKey(PKey):
 
     def get_name(self) -> str:
         return _NAME
+
+    def get_ssh_type(self) -> str:
+        # SpindleX names an RSA key by the signature algorithm it signs with.
+        return "rsa-sha2-256"
 
     def get_bits(self) -> int:
         return self._public.key_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from spindlex_tw.exceptions import ServerKeyMissing
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
     CHANNEL_SESSION,
@@ -51,7 +52,7 @@ class SSHServer:
         from spindlex_tw.server.adopt import adopt_socket
 
         if self._server_key is None:
-            raise ValueError("set_server_key() must be called before start_server()")
+            raise ServerKeyMissing("set_server_key() must be called before start_server()")
         return adopt_socket(self, [self._server_key], sock, timeout)
 
     # --- authentication hooks ----------------------------------------------------------

@@ -25,6 +25,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from spindlex_tw.exceptions import TransportException
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.server import reactor_thread
 from spindlex_tw.tx.factory import SSHServerFactory
@@ -41,8 +42,11 @@ log = Logger(namespace="spindlex_tw.manager")
 STOP_GRACE = 5.0
 
 
-class ServerStartError(RuntimeError):
-    """The server could not start listening; the message is one line."""
+class ServerStartError(TransportException, RuntimeError):
+    """The server could not start (or was already running); the message is one line.
+
+    A ``TransportException`` as SpindleX raises, and the ``RuntimeError`` it always was.
+    """
 
 
 class ManagedFactory(SSHServerFactory):
@@ -163,7 +167,7 @@ class SSHServerManager(Service):
         a Deferred that fires then.
         """
         if self.is_running():
-            raise RuntimeError("server is already running")
+            raise ServerStartError("server is already running")
         if reactor_thread.runs_here(self._get_reactor()):
             return self._listen().addCallback(lambda _: None)
         reactor_thread.call(self._listen)

@@ -45,7 +45,7 @@ KEY_IDS = ("ed25519", "rsa", "nistp256", "nistp384", "nistp521")
 def keys() -> dict[str, PKey]:
     return {
         "ed25519": Ed25519Key.generate(),
-        "rsa": RSAKey.generate(),  # the default size, 3072
+        "rsa": RSAKey.generate(),  # the default size, 2048 as SpindleX
         "nistp256": ECDSAKey.generate(),
         "nistp384": ECDSAKey.generate(curve="nistp384"),
         "nistp521": ECDSAKey.generate(bits=521),
@@ -96,7 +96,7 @@ def _crypto_verify(blob: bytes, data: bytes, signature_blob: bytes) -> None:
 def test_names_bits_and_algorithms(keys: dict[str, PKey]) -> None:
     expected = {
         "ed25519": ("ssh-ed25519", 256, ["ssh-ed25519"]),
-        "rsa": ("ssh-rsa", 3072, ["rsa-sha2-512", "rsa-sha2-256"]),
+        "rsa": ("ssh-rsa", 2048, ["rsa-sha2-512", "rsa-sha2-256"]),
         "nistp256": ("ecdsa-sha2-nistp256", 256, ["ecdsa-sha2-nistp256"]),
         "nistp384": ("ecdsa-sha2-nistp384", 384, ["ecdsa-sha2-nistp384"]),
         "nistp521": ("ecdsa-sha2-nistp521", 521, ["ecdsa-sha2-nistp521"]),
@@ -109,7 +109,9 @@ def test_names_bits_and_algorithms(keys: dict[str, PKey]) -> None:
             algorithms,
         )
         assert key.can_sign()
-        assert key.get_ssh_type() == key.algorithm_name == name
+        # SpindleX names an RSA key by its signature algorithm, the others by their type.
+        ssh_type = "rsa-sha2-256" if key_id == "rsa" else name
+        assert key.get_ssh_type() == key.algorithm_name == ssh_type
 
 
 def test_public_blob_layout(key: PKey) -> None:
@@ -598,22 +600,22 @@ def _load_error(path: Path | str, password: str | None = None) -> KeyFileError:
 
 def test_load_errors_name_the_file_and_reason(tmp_path: Path, keys: dict[str, PKey]) -> None:
     missing = tmp_path / "nope"
-    assert str(_load_error(missing)) == f"cannot load host key {missing}: no such file"
+    assert str(_load_error(missing)) == f"cannot load key {missing}: no such file"
     assert str(_load_error(tmp_path)).endswith(": is a directory")
     public = tmp_path / "key.pub"
     public.write_text(keys["ed25519"].get_public_line() + "\n")
-    assert str(_load_error(public)) == f"cannot load host key {public}: not a private key"
+    assert str(_load_error(public)) == f"cannot load key {public}: not a private key"
     encrypted = tmp_path / "enc"
     encrypted.write_bytes(keys["ed25519"].get_private_bytes(PASSPHRASE))
     error = _load_error(encrypted)
-    assert str(error) == f"cannot load host key {encrypted}: passphrase required"
+    assert str(error) == f"cannot load key {encrypted}: passphrase required"
     assert error.needs_passphrase and isinstance(error.__cause__, KeyPassphraseError)
     assert str(_load_error(encrypted, "wrong")).endswith(": wrong passphrase")
     big = tmp_path / "big"
     big.write_bytes(b"x" * ((1 << 20) + 1))
     assert str(_load_error(big)).endswith(": file too large for a key")
     odd = tmp_path / "new\nline"
-    assert str(_load_error(odd)).startswith(f"cannot load host key {tmp_path}/new\\nline:")
+    assert str(_load_error(odd)).startswith(f"cannot load key {tmp_path}/new\\nline:")
     assert not _load_error(missing).needs_passphrase
 
 

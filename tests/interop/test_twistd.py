@@ -46,8 +46,8 @@ def _run_twistd(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     [
         (["--no-such-option"], "option --no-such-option not recognized"),
         (["--listen", "tcp:port=abc"], "is not a server endpoint"),
-        (["--host-key", "missing_key"], "cannot load host key missing_key: no such file"),
-        (["--host-key", "garbage_key"], "cannot load host key garbage_key"),
+        (["--host-key", "missing_key"], "cannot load key missing_key: no such file"),
+        (["--host-key", "garbage_key"], "cannot load key garbage_key"),
         (["--app", "no_such_module:Server"], "cannot import no_such_module"),
         (["--app", "os.path:join"], "join is not an SSHServer subclass"),
         (["--auth", "file:plain_passwd"], "plain text is refused"),

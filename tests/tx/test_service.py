@@ -160,7 +160,7 @@ def test_app_overrides_win_and_options_fill_in(home: Path) -> None:
         (["--bogus"], "option --bogus not recognized"),
         (["--listen", "tcp:notaport"], "--listen 'tcp:notaport' is not a server endpoint"),
         (["--listen", "nosuchtype:1"], "--listen 'nosuchtype:1' is not a server endpoint"),
-        (["--host-key", "/nonexistent/key"], "--host-key: cannot load host key /nonexistent/key"),
+        (["--host-key", "/nonexistent/key"], "--host-key: cannot load key /nonexistent/key"),
         (["--app", "nocolon"], "--app expects module:Class"),
         (["--app", "no.such.module:X"], "cannot import no.such.module"),
         (["--app", "os:getcwd"], "getcwd is not an SSHServer subclass"),
@@ -250,7 +250,7 @@ def test_unusable_default_host_key(home: Path) -> None:
     key_path = home / ".local" / "state" / "spindlex_tw" / "host_ed25519"
     key_path.parent.mkdir(parents=True)
     key_path.write_text("garbage\n")
-    with pytest.raises(usage.UsageError, match="default host key: cannot load host key"):
+    with pytest.raises(usage.UsageError, match="default host key: cannot load key"):
         parse()
 
 
