@@ -19,6 +19,7 @@ from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.fs.quota import Quota, QuotaFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_FAILURE, SSH_FX_PERMISSION_DENIED
+from spindlex_tw.protocol.sftp_constants import MAX_SFTP_HANDLES
 from spindlex_tw.sftp.codes import (
     SSH_FXF_APPEND,
     SSH_FXF_CREAT,
@@ -33,6 +34,7 @@ from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT
 from spindlex_tw.tx.sftp import SFTPProtocol
 
 __all__ = [
+    "MAX_SFTP_HANDLES",
     "SSH_FXF_APPEND",
     "SSH_FXF_CREAT",
     "SSH_FXF_EXCL",
@@ -127,7 +129,7 @@ class SFTPServer:
     #: Advertised to clients by limits@openssh.com.
     max_write_length: int = SIZE_LIMIT
     #: Open files and directories per session; OPEN beyond this fails.
-    max_open_handles: int = 100
+    max_open_handles: int = MAX_SFTP_HANDLES
     #: Requests in progress before the server stops reading more.
     max_outstanding_requests: int = 64
     #: Bytes of requests and replies in progress before the server stops reading more.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 from typing import Final
 
+# Re-exported: the sans-IO engine and the public API raise the one SpindleX class.
+from spindlex_tw.exceptions import SFTPError as SFTPError
 from spindlex_tw.protocol.constants import (
     SSH_FX_BAD_MESSAGE,
     SSH_FX_CONNECTION_LOST,
@@ -68,14 +70,3 @@ def status_for_errno(number: int | None) -> int:
         return SSH_FX_FAILURE
     return _ERRNO_STATUS.get(number, SSH_FX_FAILURE)
 
-
-class SFTPError(Exception):
-    """A request failed with ``status_code``; ``message`` is sent to the client.
-
-    Access hooks may raise it to refuse with a code and text of their choosing.
-    """
-
-    def __init__(self, message: str | None = None, status_code: int = SSH_FX_FAILURE) -> None:
-        self.status_code = status_code
-        self.message = message if message is not None else message_for(status_code)
-        super().__init__(self.message)
