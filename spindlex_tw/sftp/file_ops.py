@@ -178,6 +178,7 @@ async def read(ctx: Context, rid: int, r: Reader) -> Reply:
         )
     if not chunk:
         return replies.status(rid, SSH_FX_EOF)
+    handle.bytes_read += len(chunk)
     return replies.data(rid, chunk)
 
 
@@ -206,12 +207,14 @@ async def write(ctx: Context, rid: int, r: Reader) -> Reply:
     with handle.use():
         if not handle.appending:
             await ctx.io(partial(ctx.fs.write, handle.fd, payload, offset))
+            handle.bytes_written += len(payload)
             return replies.status(rid, SSH_FX_OK)
         while handle.writing:  # woken in the order the writes arrived
             await Wait(handle.write_done)
         handle.writing = True
         try:
             await ctx.io(partial(ctx.fs.write, handle.fd, payload, offset))
+            handle.bytes_written += len(payload)
         finally:
             handle.writing = False
             handle.write_done.fire()

@@ -32,7 +32,7 @@ def writes(pflags: int) -> bool:
 class Handle:
     """What every handle has: an id, the path it was opened with, a use count."""
 
-    __slots__ = ("busy", "handle_id", "host_path", "idle", "path")
+    __slots__ = ("busy", "bytes_read", "bytes_written", "handle_id", "host_path", "idle", "path")
 
     def __init__(self, path: bytes, host_path: str) -> None:
         self.handle_id = b""
@@ -40,6 +40,9 @@ class Handle:
         self.host_path = host_path
         self.busy = 0
         self.idle = Signal()
+        # What CLOSE's audit record reports; READ and WRITE are not recorded one by one.
+        self.bytes_read = 0
+        self.bytes_written = 0
 
     @contextmanager
     def use(self) -> Iterator[None]:

@@ -29,7 +29,7 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_FAILURE,
     SSH_FX_OP_UNSUPPORTED,
 )
-from spindlex_tw.sftp import extensions, file_ops, path_ops, replies
+from spindlex_tw.sftp import audit, extensions, file_ops, path_ops, replies
 from spindlex_tw.sftp.budget import request_cost
 from spindlex_tw.sftp.codes import (
     SSH_FXP_CLOSE,
@@ -44,6 +44,7 @@ from spindlex_tw.sftp.codes import (
 from spindlex_tw.sftp.context import AccessPolicy, Context, Handler, Limits, SessionClosed
 from spindlex_tw.sftp.effects import Blocking, CallHook, Effect, Wait
 from spindlex_tw.sftp.framing import FramingError, PacketBuffer
+from spindlex_tw.sftp.handles import FileHandle
 from spindlex_tw.sftp.replies import Reply
 from spindlex_tw.sftp.status import SFTPError, message_for_errno, status_for_errno
 
@@ -111,8 +112,11 @@ class SftpSession:
         limits: Limits | None = None,
         username: str | None = None,
         report: Callable[[str, BaseException], None] = _ignore,
+        record: audit.Record | None = None,
     ) -> None:
+        """``record``, if given, is handed each finished :class:`~.audit.Operation`."""
         self.limits = limits or Limits()
+        self._record = record
         self._ctx = Context(fs, policy, self.limits, username, report)
         self._report = report
         self._buffer = PacketBuffer(self.limits.max_packet_length)
@@ -216,6 +220,8 @@ class SftpSession:
         self._buffer = PacketBuffer(self.limits.max_packet_length)
         self._waiting = None
         for handle in self._ctx.handles.pop_all():
+            if self._record is not None and isinstance(handle, FileHandle):
+                self._record(audit.closed(handle, "connection_lost"))
             self._start(self._ctx.release(handle, complete=False), request_id=0, cost=0, room=0)
         self._pump()
 
@@ -286,7 +292,12 @@ class SftpSession:
             self._out += replies.status(number, SSH_FX_OP_UNSUPPORTED)
             return
         cost, room = request_cost(packet, self.limits)
-        task = self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost, room)
+        request: Coroutine[Any, Any, Reply | None] = handler(self._ctx, number, Reader(packet, 5))
+        if self._record is not None and kind in audit.AUDITED:
+            pending = audit.describe(kind, packet, self._ctx.handles)
+            if pending is not None:
+                request = audit.watched(request, pending, self._record)
+        task = self._start(request, number, cost, room)
         if kind in _HANDLE_REQUESTS and len(packet) >= 9:
             lane = bytes(packet[9 : 9 + int.from_bytes(packet[5:9], "big")])
             task.lane = lane

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-
 @dataclass(frozen=True)
 class _Started:
     port: int
@@ -88,9 +87,7 @@ class ReactorServer(RunningServer):
     def openssh(self, directory: str | Path | None = None) -> OpenSSH:
         return OpenSSH(self, directory)
 
-    def with_paramiko(
-        self, func: Callable[[Any], T], password: bool = False
-    ) -> defer.Deferred[T]:
+    def with_paramiko(self, func: Callable[[Any], T], password: bool = False) -> defer.Deferred[T]:
         """``func(client)`` with a logged-in Paramiko client, in a thread."""
         return threads.deferToThread(clients.with_paramiko, self, func, password)
 

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from spindlex_tw.core import events as ev
 from spindlex_tw.crypto.pkey import KeyFormatError, PKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
+from spindlex_tw.tx import audit
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.hooks import call_hook, is_code
 
@@ -45,6 +46,7 @@ class AuthDriver:
         self._kbd_mode: str | None = None  # "prompts" or "password" once we asked
         self._verified = False
         self._passed: list[str] = []
+        self._fingerprint: str | None = None  # of the key whose signature is being decided
 
     @property
     def signature_verified(self) -> bool:
@@ -63,6 +65,11 @@ class AuthDriver:
         publickey method appears here only after its signature verified.
         """
         return tuple(self._passed)
+
+    @property
+    def key_fingerprint(self) -> str | None:
+        """The fingerprint of the last key whose signature was decided (for the audit trail)."""
+        return self._fingerprint
 
     # --- used by the core service ---------------------------------------------------------
 
@@ -160,6 +167,7 @@ class AuthDriver:
 
     def _key_signed(self, event: ev.AuthPublicKeyRequested) -> None:
         key = PKey.from_public_blob(event.key_blob)
+        self._fingerprint = key.get_fingerprint()
         self._answer(
             self._hook(self._server.check_auth_publickey, event.username, key),
             "publickey",
@@ -219,6 +227,13 @@ class AuthDriver:
             user=event.username,
             peer=self._conn.peer,
             event="denied",
+        )
+        audit.auth_failed(
+            self._conn.connection_id,
+            self._conn.peer,
+            event.username,
+            None,
+            "too many authentication failures",
         )
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -295,6 +310,9 @@ class AuthDriver:
             user=username,
             peer=self._conn.peer,
             event="denied",
+        )
+        audit.auth_failed(
+            self._conn.connection_id, self._conn.peer, username, method, "credentials refused"
         )
         self._hook(self._server.on_authentication_failed, username, method, denied=None)
 

@@ -15,6 +15,7 @@ from spindlex_tw.core import wire
 from spindlex_tw.core.packet import PacketEncoder
 from spindlex_tw.core.version import identification_line
 from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx import audit
 from spindlex_tw.tx.admission import Admission
 from spindlex_tw.tx.protocol import SSHServerProtocol
 from spindlex_tw.tx.settings import ServerSettings
@@ -121,6 +122,7 @@ class SSHServerFactory(protocol.ServerFactory):
         if reason is not None:
             self.refused_connections += 1
             log.warn("refused {peer}: {reason}", peer=source, reason=reason, event="refused")
+            audit.emit("connection_refused", peer=source, reason=reason)
             refuser = _Refuser(reason)
             refuser.factory = self
             return refuser

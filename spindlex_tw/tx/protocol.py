@@ -25,6 +25,7 @@ from spindlex_tw.core.connection import ConnectionService
 from spindlex_tw.core.transport import ServerTransport
 from spindlex_tw.core.userauth import UserAuthService
 from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx import audit
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook, is_code
@@ -119,6 +120,14 @@ class SSHServerProtocol(protocol.Protocol):
         self.lost = False
         self._lost_callbacks: list[Callable[[], None]] = []
         self._quickack: socket.socket | None = None
+        # For the audit trail (tx/audit.py): when, how much, how it ended.
+        self.connected_at = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.method: str | None = None
+        self.key_fingerprint: str | None = None
+        self.end_reason = "connection closed"
+        self._kex_done = False
 
     # --- Twisted protocol ---------------------------------------------------------------
 
@@ -132,6 +141,8 @@ class SSHServerProtocol(protocol.Protocol):
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.connection_id = f"{self.peer}#{id(self):x}"
+        self.connected_at = self.reactor.seconds()
+        audit.connected(self, self.transport.getHost())
         settings = self.factory.settings
         core = ServerTransport(settings.transport, self.factory.host_keys, os.urandom)
         self.core = core
@@ -161,6 +172,7 @@ class SSHServerProtocol(protocol.Protocol):
         core = self.core
         if core is None:
             return
+        self.bytes_in += len(data)
         if len(data) >= _BULK_READ:
             self._bulk()
         elif self._quickack is not None:
@@ -197,6 +209,7 @@ class SSHServerProtocol(protocol.Protocol):
                 peer=self.peer,
                 event="logout",
             )
+        audit.ended(self)
         self.factory.connection_lost(self)
 
     def on_connection_lost(self, callback: Callable[[], None]) -> None:
@@ -269,6 +282,7 @@ class SSHServerProtocol(protocol.Protocol):
             return
         data = core.data_to_send()
         if data:
+            self.bytes_out += len(data)
             sendnow.write(self.transport, data)
         if core.closed:
             self.transport.loseConnection()
@@ -287,15 +301,21 @@ class SSHServerProtocol(protocol.Protocol):
 
     def disconnect(self, reason: int, description: str) -> None:
         if self.core is not None:
+            if not self.core.closed:
+                self.end_reason = f"disconnected by the server: {description}"
             self.core.disconnect(reason, description)
             self.flush()
 
     def _grace_expired(self) -> None:
         if self.username is None:
             log.info("login grace time over for {peer}", peer=self.peer, event="grace")
+            audit.auth_failed(
+                self.connection_id, self.peer, None, None, "login grace time exceeded"
+            )
             self.disconnect(c.SSH_DISCONNECT_PROTOCOL_ERROR, "Login grace time exceeded")
 
     def _on_failed(self, event: ev.ConnectionFailed) -> None:
+        self.end_reason = f"protocol error: {event.description}"
         log.info(
             "disconnected {peer}: {reason}",
             peer=self.peer,
@@ -304,16 +324,24 @@ class SSHServerProtocol(protocol.Protocol):
         )
 
     def _on_peer_disconnect(self, event: ev.PeerDisconnected) -> None:
+        self.end_reason = f"disconnected by the client: {event.description}"
         log.debug("peer {peer} disconnected: {reason}", peer=self.peer, reason=event.description)
 
     def _on_version(self, event: ev.VersionReceived) -> None:
         log.debug("peer {peer} is {version}", peer=self.peer, version=event.version)
 
     def _on_kex(self, event: ev.KeyExchangeCompleted) -> None:
+        if not self._kex_done:
+            self._kex_done = True
+            audit.key_exchanged(self, event.negotiated)
         log.debug("key exchange with {peer}: {algs}", peer=self.peer, algs=event.negotiated)
 
     def authenticated(self, username: str, method: str) -> None:
         self.username = username
+        self.method = method
+        if method == "publickey" and self.auth is not None:
+            self.key_fingerprint = self.auth.key_fingerprint
+        audit.logged_in(self)
         self.factory.connection_authenticated(self)
         if self._grace_timer is not None and self._grace_timer.active():
             self._grace_timer.cancel()
@@ -353,6 +381,7 @@ class SSHServerProtocol(protocol.Protocol):
     def global_reply(
         self, event: ev.GlobalRequestReceived, success: bool, data: bytes = b""
     ) -> None:
+        audit.global_forward(self, event, success, data)
         if event.want_reply and self.connection is not None:
             self.connection.global_reply(event.request_id, success, data)
             self.flush()
@@ -386,6 +415,7 @@ class SSHServerProtocol(protocol.Protocol):
         if self.connection is None:
             return None
         local_id = self.connection.accept_open(event.peer_id)
+        audit.channel_forward(self, event, "ok")
         channel = Channel(self, local_id, event.kind)
         self._channels[local_id] = channel
         self.flush()
@@ -400,6 +430,7 @@ class SSHServerProtocol(protocol.Protocol):
         )
         self.connection.reject_open(event.peer_id, reason, _OPEN_FAILURE_TEXT[reason])
         self.flush()
+        audit.channel_refused(self, event, _OPEN_FAILURE_TEXT[reason])
 
     def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
         if self._too_fast():
@@ -465,6 +496,8 @@ class SSHServerProtocol(protocol.Protocol):
             self.flush()
 
     def channel_request_out(self, channel_id: int, name: str, data: bytes) -> None:
+        if name in ("exit-status", "exit-signal") and channel_id in self._channels:
+            audit.exited(self, self._channels[channel_id], name, data)
         if self.connection is not None:
             self.connection.send_request(channel_id, name, data)
             self.flush()

@@ -20,6 +20,7 @@ from spindlex_tw.core.requests import (
     WindowChange,
     X11Request,
 )
+from spindlex_tw.tx import audit
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ def _hook_call(server: Application, channel: Channel, request: ChannelRequest) -
 
 # Requests that start the channel's program: only one per channel.
 _STARTERS = frozenset({"exec", "shell", "subsystem"})
+# Requests whose refusal is audited: what a user sees fail (env is refused too
+# often, by design, to be worth an event).
+_AUDITED_REFUSALS = _STARTERS | {"pty-req", "x11-req"}
 
 
 def handle_channel_request(
@@ -123,6 +127,11 @@ def handle_channel_request(
             on_grant()
         if not granted and event.name in _STARTERS:
             channel.started = False
+        if granted and event.name in ("exec", "shell"):
+            audit.started(conn, event.name, channel.command)
+        elif not granted and event.name in _AUDITED_REFUSALS:
+            decider = getattr(hook, "__name__", "the application")
+            audit.request_refused(conn, event.name, f"refused by {decider}")
         conn.channel_reply(channel, event.want_reply, granted)
         if event.name in _STARTERS:
             channel.release_output()

@@ -26,9 +26,11 @@ from zope.interface import implementer
 
 from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.sftp.audit import Operation
 from spindlex_tw.sftp.context import AccessPolicy, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
+from spindlex_tw.tx import audit
 from spindlex_tw.tx.blocking import BlockingPool
 from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT, run_hook
 from spindlex_tw.tx.trim import release_freed_memory
@@ -109,6 +111,10 @@ class SFTPProtocol(Protocol):
         self._finished: list[defer.Deferred[None]] = []
         # The transport, untyped: a channel or any ITransport with the producer methods.
         self._transport: Any = None
+        # For audit events: whose session, and when each open handle was opened.
+        self._session_id: str | None = None
+        self._username: str | None = None
+        self._opened: dict[str, float] = {}
 
     # --- IProtocol ---------------------------------------------------------------------------
 
@@ -116,6 +122,8 @@ class SFTPProtocol(Protocol):
         self._transport = self.transport
         get_username = getattr(self.transport, "get_username", None)
         username = get_username() if callable(get_username) else None
+        self._session_id = getattr(self.transport, "session_id", None)
+        self._username = username or None
         try:
             fs = self._storage()
         except OSError as exc:
@@ -128,7 +136,9 @@ class SFTPProtocol(Protocol):
         self._inline_io = self._disk_io == "inline" or (
             self._disk_io == "auto" and fs.capabilities.never_waits
         )
-        self._session = SftpSession(fs, self._policy, self._limits, username or None, self._report)
+        self._session = SftpSession(
+            fs, self._policy, self._limits, username or None, self._report, self._audit
+        )
         self._transport.registerProducer(self, True)
 
     def dataReceived(self, data: bytes) -> None:
@@ -269,6 +279,17 @@ class SFTPProtocol(Protocol):
 
     def _report(self, message: str, error: BaseException) -> None:
         log.failure(message, Failure(error, type(error), error.__traceback__))
+
+    def _audit(self, operation: Operation) -> None:
+        """Each finished operation the session reports, as an audit event (tx/audit.py)."""
+        duration = None
+        if operation.handle is not None:
+            now = self._reactor.seconds()
+            if operation.name == "open":
+                self._opened[operation.handle] = now
+            elif operation.name == "close" and operation.handle in self._opened:
+                duration = now - self._opened.pop(operation.handle)
+        audit.sftp_operation(self._session_id, self._username, operation, duration)
 
     def _fire_finished(self) -> None:
         waiting, self._finished = self._finished, []

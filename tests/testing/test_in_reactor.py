@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from spindlex_tw import Ed25519Key, SSHServer, SSHServerManager
 from spindlex_tw.testing import Credentials, ReactorServer, start_options_server, start_server
 from tests.testing.apps import KnownUserServer
 
@@ -107,12 +106,3 @@ async def test_the_twistd_options_server(tmp_path: Path) -> None:
         assert (tmp_path / "client" / "copy.txt").read_bytes() == b"by twistd's options\n"
     finally:
         await server.stop()
-
-
-@pytest_twisted.ensureDeferred
-async def test_manager_start_server_is_awaitable_in_the_reactor(tmp_path: Path) -> None:
-    manager = SSHServerManager(SSHServer(), Ed25519Key.generate(), "127.0.0.1", 0)
-    await manager.start_server()
-    assert manager.is_running()
-    await manager.stop_server()
-    assert not manager.is_running()

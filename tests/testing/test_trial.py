@@ -19,6 +19,8 @@ pytestmark = pytest.mark.interop
 
 TRIAL_MODULE = textwrap.dedent(
     """
+    import os
+
     from twisted.internet import defer, reactor, task
     from twisted.trial import unittest
 
@@ -61,6 +63,20 @@ TRIAL_MODULE = textwrap.dedent(
             server = yield self.serveSSH(Open())
             result = yield server.openssh().ssh("hello")
             self.assertEqual(result.check().stdout, b"trial hello\\n")
+
+        @defer.inlineCallbacks
+        def test_the_twistd_options_server(self):
+            root = self.mktemp()
+            os.makedirs(root)
+            with open(os.path.join(root, "served.txt"), "w") as handle:
+                handle.write("from twistd's options\\n")
+            server = yield self.serveOptions(["--sftp-root", root])
+            client = server.openssh(self.mktemp())
+            result = yield client.sftp("get served.txt\\n")
+            result.check()
+            self.assertEqual(
+                (client.directory / "served.txt").read_text(), "from twistd's options\\n"
+            )
     """
 )
 
@@ -79,4 +95,4 @@ def _trial(tmp_path: Path, module: str) -> subprocess.CompletedProcess[bytes]:
 def test_manager_and_mixin_in_trial(tmp_path: Path) -> None:
     result = _trial(tmp_path, TRIAL_MODULE)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    assert b"PASSED (successes=3)" in result.stdout
+    assert b"PASSED (successes=4)" in result.stdout

@@ -85,6 +85,11 @@ class Channel:
         return self.username
 
     @property
+    def session_id(self) -> str:
+        """The connection's id, as audit events name the session (tx/audit.py)."""
+        return self._connection.connection_id
+
+    @property
     def closed(self) -> bool:
         return self._driver.closed
 

@@ -16,6 +16,8 @@ class ChannelLink(Protocol):
     @property
     def username(self) -> str | None: ...
     @property
+    def connection_id(self) -> str: ...  # the session id of audit events
+    @property
     def reactor(self) -> Any: ...
     @property
     def transport(self) -> Any: ...  # the TCP ITransport: getPeer(), getHost()

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from spindlex_tw.core.requests import DirectTcpip, Malformed
 from spindlex_tw.protocol import constants as c
+from spindlex_tw.tx import audit
 from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
 from spindlex_tw.tx.hooks import call_hook, is_code
 
@@ -136,6 +137,7 @@ def _reject(
         return
     conn.connection.reject_open(event.peer_id, reason, text)
     conn.flush()
+    audit.channel_refused(conn, event, text)
 
 
 def _connect_error_text(failure: Failure) -> str:
