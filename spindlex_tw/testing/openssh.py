@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,8 +48,10 @@ class _Commands:
 
     def __init__(self, server: Reachable, directory: str | Path | None = None) -> None:
         self.server = server
-        # sftp and scp may write here (downloads, the local side of a transfer).
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="spindlex-openssh-")).absolute()
+        # The clients run here: sftp's downloads, scp's local names. By
+        # default a folder beside the test's keys, in the test's own tmp.
+        folder = directory if directory is not None else server.credentials.directory / "client"
+        self.directory = Path(folder).absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def options(self, password: bool = False) -> list[str]:

@@ -46,10 +46,13 @@ class ReactorStarter:
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
+        self._count = 0
         self.started: list[ReactorServer] = []
 
     def _folder(self) -> Path:
-        return self._directory / f"spindlex-{len(self.started)}"
+        # Counted when asked, so servers started together never share their keys.
+        self._count += 1
+        return self._directory / f"spindlex-{self._count}"
 
     def __call__(
         self, server: SSHServer, credentials: Credentials | None = None, **kwargs: Any
@@ -75,10 +78,12 @@ class ThreadedStarter:
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
+        self._count = 0
         self.started: list[ThreadedServer] = []
 
     def _folder(self) -> Path:
-        return self._directory / f"spindlex-{len(self.started)}"
+        self._count += 1
+        return self._directory / f"spindlex-{self._count}"
 
     def __call__(
         self, server: SSHServer, credentials: Credentials | None = None, **kwargs: Any

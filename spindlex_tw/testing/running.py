@@ -59,7 +59,12 @@ class RunningServer:
         self.credentials = credentials
         self.known_hosts = credentials.directory / f"known_hosts-{port}"
         self.known_hosts.write_text(credentials.known_hosts_line(port) + "\n")
-        self._stop = stop
+        self._stop_now: Callable[[], defer.Deferred[Any]] | None = stop
+
+    def _stop(self) -> defer.Deferred[Any]:
+        # Once: a test may stop its server and then its fixture or cleanup does.
+        stop, self._stop_now = self._stop_now, None
+        return stop() if stop is not None else defer.succeed(None)
 
     @property
     def username(self) -> str:

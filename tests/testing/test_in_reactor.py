@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import threads
 
 from spindlex_tw.testing import Credentials, ReactorServer, start_options_server, start_server
 from tests.testing.apps import KnownUserServer
@@ -106,3 +107,19 @@ async def test_the_twistd_options_server(tmp_path: Path) -> None:
         assert (tmp_path / "client" / "copy.txt").read_bytes() == b"by twistd's options\n"
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_with_a_client_still_connected(tmp_path: Path) -> None:
+    server = await _serve(tmp_path)
+    client = await threads.deferToThread(server.paramiko_client)
+    transport = client.get_transport()
+    try:
+        await server.stop()
+        # A second stop (the fixture's, after the test's own) does nothing.
+        await server.stop()
+        # The client's reader thread ends once the server has disconnected it.
+        await threads.deferToThread(transport.join, 60)
+        assert not transport.is_active()
+    finally:
+        client.close()
