@@ -105,6 +105,8 @@ async def test_the_twistd_options_server(tmp_path: Path) -> None:
         assert (tmp_path / "client" / "served.txt").read_bytes() == b"by twistd's options\n"
         (await client.scp(client.remote("served.txt"), "copy.txt")).check()
         assert (tmp_path / "client" / "copy.txt").read_bytes() == b"by twistd's options\n"
+        listing = (await client.sftp("ls\n", password=True)).check()
+        assert b"served.txt" in listing.stdout
     finally:
         await server.stop()
 
