@@ -27,7 +27,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import IO, Any
 
 from twisted.application import service
 from twisted.internet import defer, endpoints
@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import process, siblings
+from spindlex_tw.twistd.audit_log import AuditLog, open_audit_log
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
 from spindlex_tw.twistd.composition import ComposedServer, build_server
 from spindlex_tw.twistd.credentials import (
@@ -103,6 +104,9 @@ class ServiceConfig:
     #: the copies are started with.
     workers: int = 1
     arguments: list[str] = field(default_factory=list)
+    #: --audit-log's open file, and --metrics' (description, endpoint).
+    audit_log: IO[str] | None = None
+    metrics: tuple[str, Any] | None = None
 
 
 def _number(kind: Callable[[str], Any], minimum: float) -> Callable[[str, str], Any]:
@@ -200,6 +204,20 @@ class ServiceOptions(usage.Options):
         ["login-grace", None, "30", "Seconds a client has to log in."],
         ["max-auth-tries", None, "6", "Failed login attempts before disconnecting."],
         [
+            "audit-log",
+            None,
+            None,
+            "Append the audit events (logins, SFTP operations, commands, forwards, "
+            "refusals) to FILE as JSON lines; see docs/audit.md.",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this Twisted endpoint, e.g. "
+            "tcp:9122:interface=127.0.0.1 (needs prometheus-client); see docs/metrics.md.",
+        ],
+        [
             "rekey-limit",
             None,
             "default",
@@ -257,6 +275,25 @@ class ServiceOptions(usage.Options):
 
     def postOptions(self) -> None:
         self._config = self._resolve()
+        self._config.metrics = self._metrics()
+        if self["audit-log"]:
+            self._config.audit_log = open_audit_log(self["audit-log"])
+
+    def _metrics(self) -> tuple[str, Any] | None:
+        description = self["metrics"]
+        if not description:
+            return None
+        from twisted.internet import reactor
+
+        from spindlex_tw.twistd.metrics import prometheus
+
+        prometheus()  # a missing library is a mistake in the options, said now
+        try:
+            return description, endpoints.serverFromString(reactor, description)
+        except Exception as exc:
+            raise usage.UsageError(
+                f"--metrics {description!r} is not a server endpoint: {exc}"
+            ) from exc
 
     # --- resolving each option -------------------------------------------------------------------
 
@@ -469,6 +506,13 @@ class SpindleService(service.MultiService):
         self.config = config
         self.server = config.server
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
+        # Before the listeners: they start in order, and the first connection is audited.
+        if config.audit_log is not None:
+            AuditLog(config.audit_log).setServiceParent(self)
+        if config.metrics is not None:
+            from spindlex_tw.twistd.metrics import MetricsService
+
+            MetricsService(*config.metrics).setServiceParent(self)
         if isinstance(self.server, ComposedServer):
             # The user's application asks get_active_channels() of itself.
             self.factory.applications += (self.server.app,)
