@@ -43,6 +43,7 @@ from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import process
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.twistd.credentials import Passwords
+from spindlex_tw.twistd.limits import SftpLimits
 from spindlex_tw.tx import protocol
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.factory import SSHServerFactory
@@ -82,7 +83,17 @@ class PolicyFactory(ManagedFactory):
     connection_class = PolicyProtocol
 
 
-class ReadOnlySFTPServer(SFTPServer):
+class OptionsSFTPServer(SFTPServer):
+    """SFTP with the options' limits (``--sftp-max-handles``...), set before the session starts."""
+
+    def __init__(self, channel: Channel, root_path: str, limits: SftpLimits) -> None:
+        self.max_open_handles = limits.max_open_handles
+        self.max_outstanding_bytes = limits.max_outstanding_bytes
+        self.max_outstanding_requests = limits.max_outstanding_requests
+        super().__init__(channel, root_path)
+
+
+class ReadOnlySFTPServer(OptionsSFTPServer):
     """SFTP that lets clients read and list, and refuses every change."""
 
     def check_file_access(self, path: str, mode: str) -> bool:
@@ -105,6 +116,7 @@ class ServerConfig:
     banner: str | None = None
     #: None: --exec is off.
     exec_settings: process.ExecSettings | None = None
+    sftp_limits: SftpLimits = field(default_factory=SftpLimits)
 
 
 # Which methods to offer: when the options configure them, or when the user's class
@@ -227,7 +239,13 @@ class DefaultServer(SSHServer):
         pixelheight: int,
         modes: bytes,
     ) -> bool:
-        return self.config.exec_settings is not None and self._key_options().pty
+        if self.config.exec_settings is None:
+            _refused("pty", channel, "SFTP only; start the server with --exec to allow it")
+            return False
+        if not self._key_options().pty:
+            _refused("pty", channel, "the key's authorized_keys options forbid it")
+            return False
+        return True
 
     def check_channel_window_change_request(
         self, channel: Channel, width: int, height: int, pixelwidth: int, pixelheight: int
@@ -258,8 +276,8 @@ class DefaultServer(SSHServer):
             return self._run(channel, None)
         if name != "sftp" or self.config.sftp_root is None:
             return False
-        server_class = ReadOnlySFTPServer if self.config.read_only else SFTPServer
-        session = server_class(channel, self.config.sftp_root)
+        server_class = ReadOnlySFTPServer if self.config.read_only else OptionsSFTPServer
+        session = server_class(channel, self.config.sftp_root, self.config.sftp_limits)
         self.sftp_sessions.add(session)
         session.protocol.when_finished().addBoth(lambda _: self.sftp_sessions.discard(session))
         return True
@@ -267,6 +285,8 @@ class DefaultServer(SSHServer):
     def _run(self, channel: Channel, command: bytes | None) -> bool:
         settings = self.config.exec_settings
         if settings is None:
+            request = "shell" if command is None else "exec"
+            _refused(request, channel, "SFTP only; start the server with --exec to allow it")
             return False
         extra = _connection_environment(channel)
         forced = self._key_options().command
@@ -301,6 +321,19 @@ class DefaultServer(SSHServer):
         """Fires once every SFTP session has ended with its writes done and files closed."""
         waits = [session.protocol.when_finished() for session in list(self.sftp_sessions)]
         return defer.gatherResults(waits, consumeErrors=True)
+
+
+def _refused(request: str, channel: Channel, reason: str) -> None:
+    conn = protocol.current_connection()
+    log.info(
+        "refused {request} request from {user} at {peer}: {reason}",
+        request=request,
+        user=conn.username if conn is not None else None,
+        peer=conn.peer if conn is not None else None,
+        reason=reason,
+        channel=channel.get_id(),
+        event="request_refused",
+    )
 
 
 def _reactor() -> Any:

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 
 from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.twistd import process, siblings
+from spindlex_tw.twistd import limits, process, siblings, startup
 from spindlex_tw.twistd.audit_log import AuditLog, open_audit_log
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
 from spindlex_tw.twistd.composition import ComposedServer, build_server
@@ -49,7 +49,9 @@ from spindlex_tw.twistd.credentials import (
     parse_auth_spec,
 )
 from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
+from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
+from spindlex_tw.tx import proxied
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.forwarding.remote import GATEWAY_PORTS
 from spindlex_tw.tx.rekey_limit import parse_rekey_limit
@@ -78,7 +80,7 @@ def default_host_key() -> PKey:
     try:
         if os.path.exists(path):
             return Ed25519Key.from_private_key_file(path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        startup.make_state_directory(directory)
         key = Ed25519Key.generate()
         key.save_to_file(path)
     except KeyFileError as exc:
@@ -227,6 +229,12 @@ class ServiceOptions(usage.Options):
         ],
         ["banner", None, None, "File whose text clients see before logging in."],
         [
+            "host-key-passphrase-file",
+            None,
+            None,
+            "File whose first line is the passphrase of the --host-key files.",
+        ],
+        [
             "gateway-ports",
             None,
             "no",
@@ -241,6 +249,7 @@ class ServiceOptions(usage.Options):
             "Serve from N processes accepting from the same TCP sockets; needs "
             "tcp:PORT endpoints. Limits apply per process.",
         ],
+        *limits.OPTIONS,
     ]
 
     def __init__(self) -> None:
@@ -312,6 +321,7 @@ class ServiceOptions(usage.Options):
             )
         settings.gateway_ports = self["gateway-ports"]
         settings.allow_privileged_ports = bool(self["allow-privileged-ports"])
+        sftp_limits = limits.apply(self, settings)
         listen = self._endpoints()
         host_keys = self._host_keys()
         app_class = load_app_class(self["app"]) if self["app"] else None
@@ -320,6 +330,7 @@ class ServiceOptions(usage.Options):
             read_only=bool(self["read-only"]),
             banner=self._banner(),
             exec_settings=self._exec_settings(),
+            sftp_limits=sftp_limits,
         )
         one_time = self._credentials(server_config, app_class)
         try:
@@ -354,13 +365,31 @@ class ServiceOptions(usage.Options):
     def _host_keys(self) -> list[PKey]:
         if not self["host-key"]:
             return [default_host_key()]
+        passphrase = self._host_key_passphrase()
         try:
-            keys = [PKey.from_private_key_file(os.path.expanduser(p)) for p in self["host-key"]]
+            keys = [
+                PKey.from_private_key_file(os.path.expanduser(p), passphrase)
+                for p in self["host-key"]
+            ]
         except KeyFileError as exc:
             raise usage.UsageError(f"--host-key: {exc}") from exc
         if len({key.get_name() for key in keys}) != len(keys):
             raise usage.UsageError("--host-key: two keys of the same type")
         return keys
+
+    def _host_key_passphrase(self) -> str | None:
+        path = self["host-key-passphrase-file"]
+        if path is None:
+            return None
+        if not self["host-key"]:
+            raise usage.UsageError("--host-key-passphrase-file needs --host-key")
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as handle:
+                first = handle.readline(4096)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise usage.UsageError(f"--host-key-passphrase-file {path}: {reason}") from exc
+        return first.rstrip("\r\n")
 
     def _sftp_root(self) -> str:
         root = os.path.abspath(os.path.expanduser(self["sftp-root"] or os.getcwd()))
@@ -400,6 +429,9 @@ class ServiceOptions(usage.Options):
         if embedded:
             keys_path = os.path.join(os.path.expanduser("~"), ".ssh", "authorized_keys")
         if keys_path and not _app_defines(app_class, "check_auth_publickey"):
+            if not embedded and not os.path.exists(os.path.expanduser(keys_path)):
+                # Nobody could log in with it: say so now, not at each refused login.
+                raise usage.UsageError(f"--authorized-keys {keys_path}: no such file")
             keys = AuthorizedKeysFile(os.path.expanduser(keys_path))
             try:
                 keys.check_readable()
@@ -432,62 +464,6 @@ class Options(ServiceOptions):
             raise SystemExit(2) from None
 
 
-class _Listener(service.Service):
-    """Listens on one endpoint; binds in privilegedStartService, as twistd expects."""
-
-    def __init__(self, description: str, endpoint: Any, factory: Any) -> None:
-        self.description = description
-        self.endpoint = endpoint
-        self.factory = factory
-        self.port: Any = None
-        self._waiting: defer.Deferred[Any] | None = None
-
-    def privilegedStartService(self) -> None:
-        service.Service.privilegedStartService(self)
-        self._waiting = self.endpoint.listen(self.factory)
-        self._waiting.addCallback(self._listening)
-        synchronous: list[Failure] = []
-        still_starting = [True]
-
-        def failed(failure: Failure) -> None:
-            if still_starting[0]:
-                synchronous.append(failure)
-            else:
-                log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
-
-        self._waiting.addErrback(failed)
-        still_starting[0] = False
-        # Most endpoints (TCP, UNIX) bind at once: let the error stop the start-up.
-        if synchronous:
-            synchronous[0].raiseException()
-
-    def _listening(self, port: Any) -> None:
-        self.port = port
-        address = port.getHost()
-        name = getattr(address, "name", None)
-        if hasattr(address, "port"):
-            shown = f"{address.host}:{address.port}"
-        elif isinstance(name, bytes | str):
-            shown = os.fsdecode(name)  # a UNIX socket path
-        else:
-            shown = str(address)
-        log.info(
-            "listening on {address} ({endpoint})",
-            address=shown,
-            endpoint=self.description,
-            host=getattr(address, "host", None),
-            port=getattr(address, "port", None),
-            event="listening",
-        )
-
-    def stopService(self) -> Any:
-        service.Service.stopService(self)
-        if self._waiting is not None and not self._waiting.called:
-            self._waiting.cancel()
-        port, self.port = self.port, None
-        return defer.maybeDeferred(port.stopListening) if port is not None else None
-
-
 class SpindleService(service.MultiService):
     """The SSH service: its listeners, and a graceful stop.
 
@@ -505,6 +481,8 @@ class SpindleService(service.MultiService):
         self.reactor = reactor
         self.config = config
         self.server = config.server
+        #: twistd's pid file, removed if the start-up fails (twistd would leave it).
+        self.pidfile: str | None = None
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
         # Before the listeners: they start in order, and the first connection is audited.
         if config.audit_log is not None:
@@ -520,7 +498,11 @@ class SpindleService(service.MultiService):
             self._share_listeners(config, reactor)
         else:
             for description, endpoint in config.endpoints:
-                _Listener(description, endpoint, self.factory).setServiceParent(self)
+                # haproxy: endpoints build each connection once the proxy names the client.
+                factory = proxied.for_endpoint(
+                    description, self.factory, reactor, config.settings.login_grace
+                )
+                Listener(description, endpoint, factory).setServiceParent(self)
 
     def _share_listeners(self, config: ServiceConfig, reactor: Any) -> None:
         """--workers: listen (or, in a copy, take the inherited sockets) and start the copies."""
@@ -540,6 +522,14 @@ class SpindleService(service.MultiService):
                 config.workers - 1, config.arguments, password, reactor, shared
             ).setServiceParent(self)
 
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except ListenFailed as exc:
+            if self.pidfile and os.path.exists(self.pidfile):
+                os.unlink(self.pidfile)
+            startup.fail(str(exc))
+
     def startService(self) -> None:
         for key in self.config.host_keys:
             log.info(
@@ -551,6 +541,8 @@ class SpindleService(service.MultiService):
         for warning in self.config.warnings:
             log.warn(warning)
         super().startService()
+        if not siblings.is_worker():
+            startup.log_hints(startup.service_hints(self))
         self.reactor.callWhenRunning(self._exit_zero_on_signals)
 
     def _exit_zero_on_signals(self) -> None:
@@ -597,8 +589,17 @@ class SpindleService(service.MultiService):
 def makeService(options: ServiceOptions) -> service.MultiService:
     """The SSH service described by parsed ``options`` (twistd's plugin entry point)."""
     config = options.config
+    served = getattr(getattr(config.server, "config", None), "sftp_root", None)
+    try:
+        startup.keep_pidfile_out(options, served, state_directory())
+    except usage.UsageError as exc:
+        startup.fail(str(exc))
     if config.one_time is not None and not siblings.is_worker():
         user, password = config.one_time
         # Printed, not logged: a password has no place in a log file.
         print(f"spindlex_tw: one-time password for {user}: {password}", flush=True)
-    return SpindleService(config)
+    spindle = SpindleService(config)
+    parent = getattr(options, "parent", None)
+    if parent is not None:
+        spindle.pidfile = parent.get("pidfile") or None
+    return spindle

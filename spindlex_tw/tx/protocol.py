@@ -29,6 +29,7 @@ from spindlex_tw.tx import audit
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook, is_code
+from spindlex_tw.tx.peer import peer_name
 from spindlex_tw.tx.ratelimit import TokenBucket
 from spindlex_tw.tx.session import handle_channel_request
 from spindlex_tw.tx.twisted_private import sendnow
@@ -138,8 +139,7 @@ class SSHServerProtocol(protocol.Protocol):
         if set_no_delay is not None:
             set_no_delay(True)
         self._quickack = quickack_socket(self.transport)
-        peer = self.transport.getPeer()
-        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.peer = peer_name(self.transport)
         self.connection_id = f"{self.peer}#{id(self):x}"
         self.connected_at = self.reactor.seconds()
         audit.connected(self, self.transport.getHost())

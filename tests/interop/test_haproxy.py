@@ -1,0 +1,150 @@
+"""twistd spindlex behind a real HAProxy (send-proxy-v2): the client's own address everywhere.
+
+The client binds 127.0.0.2 and HAProxy reaches the servers from 127.0.0.1, so
+a log line or an ``SSH_CLIENT`` that says 127.0.0.2 can only have come from
+the PROXY header.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import textwrap
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import OpenSSH
+from tests.support.processes import stop_process
+from tests.support.twistd import Twistd, isolated_home
+from tests.support.waiting import free_port, poll
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(
+        shutil.which("haproxy") is None,
+        reason="haproxy is not installed (Debian package haproxy; .ci/run installs it)",
+    ),
+]
+
+CLIENT = "127.0.0.2"  # the real client: any loopback address other than HAProxy's own
+PROXIED = ["--listen", "haproxy:tcp:0:interface=127.0.0.1", "--auth", "memory:alice:secret"]
+
+
+def _config(port: int, backends: Sequence[int]) -> str:
+    servers = "\n".join(
+        f"    server s{i} 127.0.0.1:{backend} send-proxy-v2" for i, backend in enumerate(backends)
+    )
+    return (
+        textwrap.dedent(
+            f"""
+        defaults
+            mode tcp
+            timeout connect 10s
+            timeout client 60s
+            timeout server 60s
+
+        frontend ssh
+            bind 127.0.0.1:{port}
+            default_backend spindlex
+
+        backend spindlex
+            balance roundrobin
+        """
+        )
+        + servers
+        + "\n"
+    )
+
+
+def _accepts(port: int) -> bool | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return None
+
+
+@contextmanager
+def haproxy(tmp_path: Path, backends: Sequence[int]) -> Iterator[int]:
+    """A real HAProxy in the foreground, in front of ``backends``; yields its port."""
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(_config(port, backends))
+    proc = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        poll(lambda: _accepts(port), timeout=30, what="haproxy listening")
+        yield port
+    finally:
+        stop_process(proc, timeout=10)
+
+
+def _server(tmp_path: Path, name: str, *args: str) -> Twistd:
+    served = tmp_path / name
+    served.mkdir()
+    return Twistd(["spindlex", *PROXIED, *args], cwd=served, env=isolated_home(tmp_path))
+
+
+def test_two_servers_behind_haproxy_see_the_real_client(tmp_path: Path) -> None:
+    servers = [_server(tmp_path, name, "--exec") for name in ("a", "b")]
+    try:
+        backends = [server.ports()[0] for server in servers]
+        with haproxy(tmp_path, backends) as port:
+            client = OpenSSH(tmp_path, port)
+            bound = [f"BindAddress={CLIENT}"]
+            # Round robin: two logins, one on each server.
+            for _ in servers:
+                result = client.ssh("alice", "echo $SSH_CLIENT", password="secret", extra=bound)
+                assert result.returncode == 0, result.stderr
+                host, client_port, server_port = result.stdout.decode().split()
+                assert host == CLIENT
+                assert int(server_port) in backends or int(server_port) == port
+                assert int(client_port) > 0
+        for server in servers:
+            line = server.wait_for(re.compile(r"login alice from (\S+) by \S+"))
+            assert line[1].startswith(f"{CLIENT}:"), server.log()
+            # The proxy's own address names no connection.
+            assert not re.search(r"login alice from 127\.0\.0\.1:", server.log())
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _held(port: int) -> socket.socket:
+    """A connection from CLIENT through HAProxy that the server admitted (it sent its version)."""
+    sock = socket.socket()
+    sock.bind((CLIENT, 0))
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"SSH-2.0-held_open\r\n")
+    assert sock.recv(256).startswith(b"SSH-2.0-")
+    return sock
+
+
+def test_per_source_limit_counts_the_real_client(tmp_path: Path) -> None:
+    server = _server(tmp_path, "served", "--max-startups-per-source", "1")
+    try:
+        [backend] = server.ports()
+        with haproxy(tmp_path, [backend]) as port, _held(port):
+            client = OpenSSH(tmp_path, port)
+            # The same client again: over its own cap of one unauthenticated connection.
+            refused = client.ssh(
+                "alice", "true", password="secret", extra=[f"BindAddress={CLIENT}"]
+            )
+            assert refused.returncode == 255
+            server.wait_for(re.compile(rf"refused {re.escape(CLIENT)}: too many unauthenticated"))
+            # Another client behind the same proxy is not held to that cap.
+            other = client.sftp("alice", "secret", "pwd\n")
+            assert other.returncode == 0, other.stderr
+            server.wait_for(re.compile(r"login alice from 127\.0\.0\.1:\d+ by \S+"))
+    finally:
+        server.stop()
