@@ -10,12 +10,19 @@ serving) its ``registry``. docs/metrics.md lists the metrics.
 
 ``prometheus-client`` is the optional extra ``metrics``; it is imported only
 when metrics are asked for.
+
+With ``--workers N`` the processes share prometheus-client's multiprocess
+mode: each writes its samples (labelled ``worker`` with its pid) to files in
+one directory, made by the twistd process before it starts the copies, and
+that process alone serves them all.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from twisted.application import service
@@ -23,9 +30,13 @@ from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from spindlex_tw.twistd import siblings
 from spindlex_tw.tx.audit import NAMESPACE
 
 log = Logger(namespace="spindlex_tw.metrics")
+
+#: Where prometheus-client's multiprocess mode keeps the samples of every process.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 INSTALL_HINT = "pip install 'spindlex-tw[metrics]' (or prometheus-client)"
 
@@ -40,6 +51,17 @@ def prometheus() -> Any:
     except ImportError:
         raise usage.UsageError(f"--metrics needs prometheus-client: {INSTALL_HINT}") from None
     return prometheus_client
+
+
+def share_with_workers() -> str:
+    """--workers: the directory every process writes its samples to (made by the first).
+
+    Must run before prometheus-client is imported, which reads it then; the
+    copies inherit it through the environment.
+    """
+    if not siblings.is_worker():
+        os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="spindlex-metrics-")
+    return os.environ[MULTIPROCESS_ENV]
 
 
 class ServerMetrics:
@@ -65,6 +87,7 @@ class ServerMetrics:
             "Connections open now.",
             labels,
             registry=self.registry,
+            multiprocess_mode="livesum",  # only used with --workers
         )
         self.refused = counter(
             "spindlex_connections_refused", "Connections refused at accept.", "reason"
@@ -97,6 +120,19 @@ class ServerMetrics:
             "spindlex_handshake_seconds", "From connect to the first key exchange's end."
         )
         self.login = histogram("spindlex_login_seconds", "From connect to a successful login.")
+        # This process's samples exist from the start, at zero: a scrape shows
+        # every process, and a rate() over the first event is not lost.
+        for metric in (
+            self.connections,
+            self.current,
+            self.bytes_in,
+            self.bytes_out,
+            self.sftp_read,
+            self.sftp_written,
+            self.handshake,
+            self.login,
+        ):
+            metric.labels(self.worker)
         self._handlers = {
             "connect": self._connect,
             "connection_refused": self._connection_refused,
@@ -155,25 +191,45 @@ class ServerMetrics:
 
 
 class MetricsService(service.Service):
-    """Counts the audit events while it runs and serves them on ``endpoint`` over HTTP."""
+    """Counts the audit events while it runs and serves them on ``endpoint`` over HTTP.
 
-    def __init__(self, description: str, endpoint: Any, publisher: Any = globalLogPublisher):
+    ``shared`` is the multiprocess directory of ``--workers``: a copy only
+    counts into it, the first process serves what every process counted.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        endpoint: Any,
+        shared: str | None = None,
+        publisher: Any = globalLogPublisher,
+    ) -> None:
         self.description = description
         self.endpoint = endpoint
+        self.shared = shared
         self.publisher = publisher
         self.metrics = ServerMetrics()
         self.http_port: Any = None
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
+        self.publisher.addObserver(self.metrics)
+        if self.shared is not None and siblings.is_worker():
+            return
         from prometheus_client.twisted import MetricsResource
         from twisted.web.resource import Resource
         from twisted.web.server import Site
 
+        registry = self.metrics.registry
+        if self.shared is not None:
+            prom = prometheus()
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = prom.CollectorRegistry()
+            MultiProcessCollector(registry, path=self.shared)
         root = Resource()
-        resource: Any = MetricsResource(registry=self.metrics.registry)
+        resource: Any = MetricsResource(registry=registry)
         root.putChild(b"metrics", resource)
-        self.publisher.addObserver(self.metrics)
         failures: list[Failure] = []
         listening = self.endpoint.listen(Site(root))
         listening.addCallbacks(self._listening, failures.append)
@@ -203,5 +259,8 @@ class MetricsService(service.Service):
     def stopService(self) -> Any:
         super().stopService()
         self.publisher.removeObserver(self.metrics)
+        if self.shared is not None and not siblings.is_worker():
+            # Copies still stopping may write on: to files unlinked, which is harmless.
+            shutil.rmtree(self.shared, ignore_errors=True)
         port, self.http_port = self.http_port, None
         return port.stopListening() if port is not None else None

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.interop
 
 USER = getpass.getuser()
 PASSWORD = "metrics-pw"
+WORKER = re.compile(r"listening on \S+ \(worker (?P<pid>\d+)\)")
 METRICS = re.compile(r"metrics on http://(?P<host>[\d.]+):(?P<port>\d+)/metrics")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -32,15 +33,19 @@ class Scraped:
         self.client = client
         self.url = url
 
-    def scrape(self) -> Samples:
+    def scrape(self, keep_worker: bool = False) -> Samples:
+        """Every sample; summed over the processes unless ``keep_worker``."""
         with urllib.request.urlopen(self.url, timeout=30) as response:
             assert response.headers["Content-Type"].startswith("text/plain")
             text = response.read().decode()
         samples: Samples = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                labels = {k: v for k, v in sample.labels.items() if k != "worker"}
-                samples[(sample.name, frozenset(labels.items()))] = sample.value
+                labels = {
+                    k: v for k, v in sample.labels.items() if keep_worker or k != "worker"
+                }
+                key = (sample.name, frozenset(labels.items()))
+                samples[key] = samples.get(key, 0.0) + sample.value
         return samples
 
     def idle(self) -> Samples:
@@ -158,3 +163,52 @@ def test_busy_metrics_port_one_line(tmp_path: Path, scraped: Scraped) -> None:
     busy = scraped.url.split(":")[2].split("/")[0]
     lines = _twistd_error(tmp_path, "--listen", "tcp:0", "--metrics", f"tcp:{busy}")
     assert len(lines) == 1 and f"--metrics tcp:{busy}" in lines[0], lines
+
+
+def test_workers_are_served_together(tmp_path: Path) -> None:
+    """--workers 2: one scrape of the first process counts the logins every process served."""
+    (tmp_path / "root").mkdir()
+    server = Twistd(
+        [
+            "spindlex",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--sftp-root",
+            str(tmp_path / "root"),
+            "--auth",
+            f"memory:{USER}:{PASSWORD}",
+            "--metrics",
+            "tcp:0:interface=127.0.0.1",
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        found = server.wait_for(METRICS)
+        pids = {m["pid"] for m in server.wait_for_all(WORKER, 2)}
+        scraped = Scraped(
+            server, OpenSSH(tmp_path, port), f"http://{found['host']}:{found['port']}/metrics"
+        )
+        sessions = 6
+        for _ in range(sessions):
+            assert scraped.client.sftp(USER, PASSWORD, "ls\n").returncode == 0
+        after = scraped.idle()
+        logins = sum(
+            v
+            for (name, labels), v in after.items()
+            if name == "spindlex_logins_total" and ("result", "success") in labels
+        )
+        assert logins == sessions
+        assert value(after, "spindlex_connections_total") == sessions
+        # Each process shows its own samples, even one that served nobody.
+        workers = {
+            dict(labels)["worker"]
+            for (name, labels), _ in scraped.scrape(keep_worker=True).items()
+            if name == "spindlex_connections_total"
+        }
+        assert workers == pids
+    finally:
+        server.stop()
