@@ -39,6 +39,8 @@ from typing import Any, Protocol
 Location = Any
 #: What :meth:`FileSystem.open_file` returned: an open regular file.
 OpenFile = Any
+#: What :meth:`FileSystem.opendir` returned: a :class:`DirStream` of this file system.
+OpenDir = Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ class FileSystem(Protocol):
 
     def opendir(self, loc: Location) -> DirStream: ...
 
-    def read_dir(self, stream: DirStream, count: int) -> list[DirEntry]:
+    def read_dir(self, stream: OpenDir, count: int) -> list[DirEntry]:
         """Up to ``count`` entries, ``.`` and ``..`` first, not following links; [] at the end."""
 
     def remove(self, loc: Location) -> None: ...

@@ -1,11 +1,13 @@
 """Password credentials for ``twistd spindlex --auth``: in memory or from hashed files.
 
 ``--auth memory:USER:PASSWORD`` keeps one password given on the command line;
-``--auth file:PATH`` reads ``user:hash`` lines whose hashes are bcrypt
+``--auth file:PATH`` reads ``user:hash[:settings]`` lines whose hashes are bcrypt
 (``$2a$``/``$2b$``/``$2y$``, as made by ``htpasswd -B``) or SHA-crypt
 (``$5$``/``$6$``, as made by ``openssl passwd -6`` or ``mkpasswd``). A line
 with anything else, plain text included, is refused when the file is read:
-passwords never sit in a file in the clear.
+passwords never sit in a file in the clear. The optional third field
+overrides the SFTP options for that user (see :func:`parse_user_options`):
+``alice:$2b$12$...:home=/srv/alice,quota=2G,quota-files=10000,read-only``.
 
 Checks are slow on purpose (bcrypt) and must run off the reactor thread.
 They take the same time whether or not the user exists, and every comparison
@@ -26,6 +28,7 @@ import bcrypt
 from twisted.logger import Logger
 
 from spindlex_tw.crypto.key_errors import describe_os_error
+from spindlex_tw.twistd.users import parse_count, parse_size
 
 log = Logger(namespace="spindlex_tw.credentials")
 
@@ -302,6 +305,17 @@ class FilePasswords(PasswordSource):
     def users(self) -> frozenset[str]:
         return frozenset(self._current())
 
+    def user_options(self, username: str) -> dict[str, str]:
+        """The SFTP settings of ``username``'s line; :class:`CredentialsError` if unreadable."""
+        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read(_MAX_FILE_SIZE + 1)
+        except OSError as exc:
+            raise CredentialsError(
+                f"cannot read password file {self.path}: {describe_os_error(exc)}"
+            ) from exc
+        return parse_user_options(raw, self.path).get(username, {})
+
     def check(self, username: str, password: str) -> bool:
         entries = self._current()
         secret = password.encode("utf-8", "surrogateescape")
@@ -354,6 +368,56 @@ def parse_password_lines(raw: bytes, source: str) -> dict[str, str]:
     return entries
 
 
+_USER_FLAGS = frozenset({"read-only", "read-write"})
+_USER_VALUES: dict[str, Callable[[str, str], object]] = {
+    "home": lambda value, what: value if os.path.isabs(value) else _bad_home(value, what),
+    "quota": parse_size,
+    "quota-files": parse_count,
+}
+
+
+def _bad_home(value: str, what: str) -> None:
+    raise ValueError(f"{what} must be an absolute path, got {value!r}")
+
+
+def parse_user_options(raw: bytes, source: str) -> dict[str, dict[str, str]]:
+    """Per-user SFTP settings: the third field of ``user:hash:settings`` lines.
+
+    Settings are comma-separated: ``home=/abs/dir`` (the user's home instead of
+    --home's), ``quota=SIZE``, ``quota-files=N``, and the flags ``read-only`` and
+    ``read-write`` (against --read-only). A third field of digits, as
+    /etc/shadow's, is not settings and is ignored as before.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CredentialsError(f"password file {source} is not UTF-8 text") from exc
+    found: dict[str, dict[str, str]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        fields = stripped.split(":")
+        if len(fields) < 3 or not fields[2] or fields[2].isdigit():
+            continue
+        settings: dict[str, str] = {}
+        for item in fields[2].split(","):
+            key, sep, value = item.strip().partition("=")
+            where = f"password file {source} line {number}: {key}"
+            try:
+                if key in _USER_FLAGS and not sep:
+                    settings[key] = ""
+                elif key in _USER_VALUES and sep:
+                    _USER_VALUES[key](value, where)
+                    settings[key] = value
+                else:
+                    raise ValueError(f"password file {source} line {number}: unknown {item!r}")
+            except ValueError as exc:
+                raise CredentialsError(str(exc)) from exc
+        found[fields[0]] = settings
+    return found
+
+
 def parse_auth_spec(spec: str) -> PasswordSource:
     """A source from an ``--auth`` value: ``memory:USER:PASSWORD`` or ``file:PATH``."""
     kind, sep, rest = spec.partition(":")
@@ -383,6 +447,14 @@ class Passwords:
         """True if any source accepts; every source is asked, so time does not leak which."""
         results = [source.check(username, password) for source in self.sources]
         return any(results)
+
+
+def user_settings(passwords: Passwords, username: str) -> dict[str, str]:
+    """The per-user SFTP settings of the first password file listing ``username``."""
+    for source in passwords.sources:
+        if isinstance(source, FilePasswords) and username in source.users():
+            return source.user_options(username)
+    return {}
 
 
 def one_time_password() -> str:

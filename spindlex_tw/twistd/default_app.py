@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import fnmatch
 import getpass
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, threads
@@ -42,8 +44,9 @@ from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import process
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
-from spindlex_tw.twistd.credentials import Passwords
+from spindlex_tw.twistd.credentials import CredentialsError, Passwords, user_settings
 from spindlex_tw.twistd.limits import SftpLimits
+from spindlex_tw.twistd.users import Account, UserHomes, UserPolicy, server_class_for
 from spindlex_tw.tx import protocol
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.factory import SSHServerFactory
@@ -116,6 +119,8 @@ class ServerConfig:
     banner: str | None = None
     #: None: --exec is off.
     exec_settings: process.ExecSettings | None = None
+    #: Each user's home, read-only setting and quota (--home, --quota...).
+    users: UserHomes | None = None
     sftp_limits: SftpLimits = field(default_factory=SftpLimits)
 
 
@@ -276,11 +281,37 @@ class DefaultServer(SSHServer):
             return self._run(channel, None)
         if name != "sftp" or self.config.sftp_root is None:
             return False
-        server_class = ReadOnlySFTPServer if self.config.read_only else OptionsSFTPServer
-        session = server_class(channel, self.config.sftp_root, self.config.sftp_limits)
+        account = self._sftp_account()
+        if account is None:
+            return False
+        server_class = ReadOnlySFTPServer if account.read_only else OptionsSFTPServer
+        user_class = server_class_for(server_class, account)
+        session = user_class(channel, account.root, self.config.sftp_limits)
         self.sftp_sessions.add(session)
         session.protocol.when_finished().addBoth(lambda _: self.sftp_sessions.discard(session))
         return True
+
+    def _sftp_account(self) -> Account | None:
+        """The logged-in user's SFTP account; None (refused, logged) if they cannot have one."""
+        conn = protocol.current_connection()
+        username = conn.username if conn is not None else None
+        config = self.config
+        if config.users is None:
+            homes = UserHomes(
+                UserPolicy(),
+                config.sftp_root or os.getcwd(),
+                config.read_only,
+                partial(user_settings, config.passwords),
+            )
+            config.users = homes
+        try:
+            account = config.users.account(username or "")
+        except (CredentialsError, ValueError, OSError) as exc:
+            log.error("no SFTP for {user}: {error}", user=username, error=str(exc))
+            return None
+        if account is None:
+            log.error("no SFTP for {user}: the name cannot name a home", user=username)
+        return account
 
     def _run(self, channel: Channel, command: bytes | None) -> bool:
         settings = self.config.exec_settings

@@ -27,6 +27,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import IO, Any
 
 from twisted.application import service
@@ -47,10 +48,13 @@ from spindlex_tw.twistd.credentials import (
     Passwords,
     one_time_password,
     parse_auth_spec,
+    user_settings,
 )
 from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
 from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
+from spindlex_tw.twistd.users import OPTIONS as USER_OPTIONS
+from spindlex_tw.twistd.users import UserHomes, UserPolicy
 from spindlex_tw.tx import proxied
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.forwarding.remote import GATEWAY_PORTS
@@ -202,6 +206,7 @@ class ServiceOptions(usage.Options):
             "module:Class of an SSHServer subclass; its own hooks win, the options fill in "
             "the rest.",
         ],
+        *USER_OPTIONS,
         ["max-connections", None, "100", "Concurrent connections; more are refused."],
         ["login-grace", None, "30", "Seconds a client has to log in."],
         ["max-auth-tries", None, "6", "Failed login attempts before disconnecting."],
@@ -333,6 +338,12 @@ class ServiceOptions(usage.Options):
             sftp_limits=sftp_limits,
         )
         one_time = self._credentials(server_config, app_class)
+        server_config.users = UserHomes(
+            UserPolicy.from_options(self),
+            server_config.sftp_root or os.getcwd(),
+            server_config.read_only,
+            partial(user_settings, server_config.passwords),
+        )
         try:
             server = build_server(app_class, server_config)
         except Exception as exc:

@@ -1,0 +1,207 @@
+"""Per-user SFTP for ``twistd spindlex``: homes, read-only users, quotas, the storage.
+
+``--home /srv/sftp/{user}`` jails each user in their own directory, made on
+their first login with ``--home-mode``; ``--quota`` and ``--quota-files``
+give each user an allowance, shared by all their sessions and counted from
+what their home holds; ``--storage memory`` serves trees kept in memory
+instead of the disk. A password file line may override any of these for
+its user (see :func:`spindlex_tw.twistd.credentials.parse_user_options`).
+docs/users.md has the whole story.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from twisted.python import usage
+
+from spindlex_tw.fs.interface import FileSystem
+from spindlex_tw.fs.local import LocalFileSystem
+from spindlex_tw.fs.memory import MemoryFileSystem
+from spindlex_tw.fs.quota import Quota
+from spindlex_tw.server.sftp_server import SFTPServer
+
+STORAGES = ("local", "memory")
+_Server = TypeVar("_Server", bound=SFTPServer)
+_SIZE = re.compile(r"(\d+)([kmgt]?)b?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+#: twistd's optParameters rows: name, short, default, help.
+OPTIONS: list[list[str | None]] = [
+    [
+        "home",
+        None,
+        None,
+        "DIR_TEMPLATE: jail each user in their own directory, {user} standing for the "
+        "login name (e.g. /srv/sftp/{user}); made on first login. Without it every user "
+        "is served --sftp-root.",
+    ],
+    ["home-mode", None, "0o700", "Mode of a home directory made on first login (octal)."],
+    ["quota", None, None, "SIZE (K, M, G, T suffixes): bytes each user may store."],
+    ["quota-files", None, None, "N: files (and links) each user may store."],
+    [
+        "storage",
+        None,
+        "local",
+        "What SFTP serves: local (the directories on disk) or memory (a tree in memory "
+        "per home, gone when the server stops).",
+    ],
+]
+
+
+def parse_size(text: str, what: str) -> int:
+    """``10M`` -> 10485760; a :class:`ValueError` naming ``what`` for anything else."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{what} expects a size such as 500K, 10M or 2G, got {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_count(text: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"{what} expects a whole number, got {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Account:
+    """What one user's SFTP sessions get."""
+
+    root: str
+    read_only: bool
+    quota: Quota | None
+    storage: Callable[[], FileSystem]
+
+
+@dataclass(frozen=True)
+class UserPolicy:
+    """The options, applied to every user unless their password-file line overrides them."""
+
+    home_template: str | None = None
+    home_mode: int = 0o700
+    quota_bytes: int | None = None
+    quota_files: int | None = None
+    storage: str = "local"
+
+    @classmethod
+    def from_options(cls, options: usage.Options) -> UserPolicy:
+        try:
+            mode = int(options["home-mode"], 8)
+            policy = cls(
+                home_template=options["home"],
+                home_mode=mode,
+                quota_bytes=None
+                if options["quota"] is None
+                else parse_size(options["quota"], "--quota"),
+                quota_files=None
+                if options["quota-files"] is None
+                else parse_count(options["quota-files"], "--quota-files"),
+                storage=options["storage"],
+            )
+        except ValueError as exc:
+            message = str(exc)
+            if "--" not in message:
+                message = f"--home-mode expects an octal mode, got {options['home-mode']!r}"
+            raise usage.UsageError(message) from exc
+        if policy.storage not in STORAGES:
+            raise usage.UsageError(f"--storage expects local or memory, got {policy.storage!r}")
+        if policy.home_template is not None and "{user}" not in policy.home_template:
+            raise usage.UsageError("--home needs {user} in the template, e.g. /srv/sftp/{user}")
+        if not 0 <= policy.home_mode <= 0o7777:
+            raise usage.UsageError(f"--home-mode {options['home-mode']} is not a mode")
+        return policy
+
+
+def safe_user(username: str) -> bool:
+    """Whether ``username`` can name a directory: no separator, no dot names, no NUL."""
+    return bool(username) and username not in (".", "..") and not set(username) & {"/", "\0"}
+
+
+class UserHomes:
+    """Each user's account, by the policy and their overrides; quotas kept per user.
+
+    ``overrides(user)`` gives the ``key=value`` settings of the user's password
+    file line (home, quota, quota-files, read-only, read-write).
+    """
+
+    def __init__(
+        self,
+        policy: UserPolicy,
+        sftp_root: str,
+        read_only: bool,
+        overrides: Callable[[str], dict[str, str]],
+    ) -> None:
+        self.policy = policy
+        self.sftp_root = sftp_root
+        self.read_only = read_only
+        self._overrides = overrides
+        # One allowance per user however many sessions they open.
+        self._quotas: dict[tuple[str, str, int | None, int | None], Quota] = {}
+        self._trees: dict[str, MemoryFileSystem] = {}
+
+    def account(self, username: str) -> Account | None:
+        """The user's account, their home made if missing; None if they cannot have one."""
+        settings = self._overrides(username)
+        home = settings.get("home") or self.policy.home_template
+        if home is None:
+            root = self.sftp_root
+        else:
+            if not safe_user(username):
+                return None
+            root = os.path.abspath(home.replace("{user}", username))
+            if self.policy.storage == "local":
+                self._make_home(root)
+        read_only = self.read_only
+        if "read-only" in settings:
+            read_only = True
+        elif "read-write" in settings:
+            read_only = False
+        quota_bytes = self.policy.quota_bytes
+        if "quota" in settings:
+            quota_bytes = parse_size(settings["quota"], "quota")
+        quota_files = self.policy.quota_files
+        if "quota-files" in settings:
+            quota_files = parse_count(settings["quota-files"], "quota-files")
+        quota = None
+        if quota_bytes is not None or quota_files is not None:
+            key = (username, root, quota_bytes, quota_files)
+            quota = self._quotas.setdefault(key, Quota(quota_bytes, quota_files))
+        return Account(root, read_only, quota, self._storage(root))
+
+    def _make_home(self, root: str) -> None:
+        if os.path.isdir(root):
+            return
+        os.makedirs(os.path.dirname(root), exist_ok=True)
+        try:
+            os.mkdir(root, 0o700)
+        except FileExistsError:
+            return  # a concurrent first login made it
+        # Exactly the configured mode, whatever the umask says.
+        os.chmod(root, self.policy.home_mode)
+
+    def _storage(self, root: str) -> Callable[[], FileSystem]:
+        if self.policy.storage == "memory":
+            tree = self._trees.setdefault(root, MemoryFileSystem())
+            return lambda: tree
+        return lambda: LocalFileSystem(root)
+
+
+def server_class_for(base: type[_Server], account: Account) -> type[_Server]:
+    """``base`` serving ``account``: its storage, read-only or not, its quota.
+
+    A subclass rather than settings on an instance: ``read_only`` is read
+    when the session is built, inside the base class's constructor.
+    """
+
+    class UserSFTPServer(base):  # type: ignore[valid-type,misc]
+        read_only = account.read_only or base.read_only
+        quota = account.quota
+
+        def open_storage(self) -> FileSystem:
+            return account.storage()
+
+    return UserSFTPServer
