@@ -29,6 +29,7 @@ from spindlex_tw.sftp.codes import (
     SSH_FXF_WRITE,
 )
 from spindlex_tw.sftp.context import HEADER_ROOM, SIZE_LIMIT, Limits, fixed_answer
+from spindlex_tw.sftp.path_ops import symlink_target_first
 from spindlex_tw.sftp.status import SFTPError
 from spindlex_tw.tx.hooks import DEFAULT_HOOK_TIMEOUT
 from spindlex_tw.tx.sftp import SFTPProtocol
@@ -210,7 +211,12 @@ class SFTPServer:
             home=os.fsencode(home),
             read_only=self.read_only,
             atomic_uploads=self.atomic_uploads,
+            symlink_target_first=symlink_target_first(self._client_version()),
         )
+
+    def _client_version(self) -> str:
+        # A stand-in channel (a test's, an adapter's) may not know the client.
+        return str(getattr(self._channel, "client_version", ""))
 
     # --- hooks: override in a subclass ---------------------------------------------------------
 

@@ -132,8 +132,13 @@ def flag_names(pflags: int) -> tuple[str, ...]:
     return tuple(name for bit, name in _FLAG_NAMES if pflags & bit)
 
 
-def describe(kind: int, packet: memoryview | bytes, handles: HandleTable) -> _Pending | None:
-    """What request ``packet`` (of type ``kind``) is about to do, or None if not audited."""
+def describe(
+    kind: int, packet: memoryview | bytes, handles: HandleTable, symlink_target_first: bool = True
+) -> _Pending | None:
+    """What request ``packet`` (of type ``kind``) is about to do, or None if not audited.
+
+    ``symlink_target_first`` is the session's SYMLINK order (Limits.symlink_target_first).
+    """
     r = Reader(packet, 5)  # type, request id: the fields follow
     try:
         if kind == SSH_FXP_OPEN:
@@ -150,9 +155,9 @@ def describe(kind: int, packet: memoryview | bytes, handles: HandleTable) -> _Pe
         if kind == SSH_FXP_RENAME:
             return _Pending(Operation("rename", _text(r.string()), target=_text(r.string())))
         if kind == SSH_FXP_SYMLINK:
-            # OpenSSH's order: the link's target first, then the new link's path.
-            target = _text(r.string())
-            return _Pending(Operation("symlink", _text(r.string()), target=target))
+            first, second = _text(r.string()), _text(r.string())
+            target, link = (first, second) if symlink_target_first else (second, first)
+            return _Pending(Operation("symlink", link, target=target))
         if kind == SSH_FXP_EXTENDED:
             return _extended(r, handles)
     except DecodeError:

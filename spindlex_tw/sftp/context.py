@@ -66,6 +66,9 @@ class Limits:
     # Not a limit but a way of writing: OPEN for a fresh upload writes to a hidden
     # temporary renamed over the real name on CLOSE (see fs/staged.py).
     atomic_uploads: bool = False
+    #: SYMLINK's arguments in OpenSSH's order, the link's target first; False
+    #: for a client that sends the draft's order (path_ops.symlink_target_first).
+    symlink_target_first: bool = True
     #: Every request that would change the files is refused, whatever the hooks say.
     read_only: bool = False
 

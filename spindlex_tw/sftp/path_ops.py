@@ -122,10 +122,27 @@ async def readlink(ctx: Context, rid: int, r: Reader) -> Reply:
     return replies.single_name(rid, target)
 
 
+def symlink_target_first(client_version: str) -> bool:
+    """Does the client with this identification string send SYMLINK's target first?
+
+    OpenSSH's sftp reverses the draft's order (link path, then target) and
+    Paramiko sends the same. AsyncSSH sends the draft's order unless the
+    server's banner names OpenSSH (ours does not), so an AsyncSSH client,
+    unless it calls itself OpenSSH, is read in the draft's order. Any other
+    client gets OpenSSH's order, the one clients made to work with OpenSSH's
+    server send.
+    """
+    return "AsyncSSH" not in client_version or "OpenSSH" in client_version
+
+
+def read_symlink(ctx: Context, r: Reader) -> tuple[bytes, bytes]:
+    """SYMLINK's (target, new link path), in the order this session's client sends them."""
+    first, second = r.string(), r.string()
+    return (first, second) if ctx.limits.symlink_target_first else (second, first)
+
+
 async def symlink(ctx: Context, rid: int, r: Reader) -> Reply:
-    # OpenSSH's order, reversed from the draft: target first, then the new link's path.
-    target = r.string()
-    link_path = r.string()
+    target, link_path = read_symlink(ctx, r)
     ctx.supports(ctx.fs.capabilities.symlinks, "symbolic links")
     async with ctx.located(link_path, follow=False) as loc:
         # Only the new name is checked: the text is stored as given, and whatever

@@ -208,6 +208,11 @@ class SftpSession:
         """Requests started and not yet answered."""
         return self._tasks
 
+    @property
+    def idle(self) -> bool:
+        """No request in progress and nothing open: ending the session now cuts nothing."""
+        return self._tasks == 0 and len(self._ctx.handles) == 0
+
     def connection_lost(self) -> None:
         """The client is gone: drop pending output and close every handle."""
         if self.closed:
@@ -294,7 +299,9 @@ class SftpSession:
         cost, room = request_cost(packet, self.limits)
         request: Coroutine[Any, Any, Reply | None] = handler(self._ctx, number, Reader(packet, 5))
         if self._record is not None and kind in audit.AUDITED:
-            pending = audit.describe(kind, packet, self._ctx.handles)
+            pending = audit.describe(
+                kind, packet, self._ctx.handles, self.limits.symlink_target_first
+            )
             if pending is not None:
                 request = audit.watched(request, pending, self._record)
         task = self._start(request, number, cost, room)

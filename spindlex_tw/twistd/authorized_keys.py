@@ -278,13 +278,17 @@ def parse_authorized_keys(text: str, source: str) -> list[AuthorizedKey]:
 class AuthorizedKeysFile:
     """An authorized_keys file, read again whenever it changes (as sshd reads it per login).
 
-    A missing file authorizes nothing; an unreadable one is logged and
-    authorizes nothing until it can be read.
+    A missing file authorizes nothing (removing it revokes every key, as for
+    sshd). A version that cannot be read never replaces a good one: the keys
+    read before keep working and the error is logged once per change. SIGHUP
+    reads it at once (:meth:`load` then :meth:`use`).
     """
 
     path: str
     _signature: tuple[int, int, int] | None = field(default=None, repr=False)
     _entries: list[AuthorizedKey] = field(default_factory=list, repr=False)
+    # The version last found unreadable; False while none is.
+    _refused: tuple[int, int, int] | bool | None = field(default=False, repr=False)
 
     def check_readable(self) -> None:
         """Raise :class:`OptionError`, one line, if the file exists but cannot be read."""
@@ -296,33 +300,56 @@ class AuthorizedKeysFile:
         except OSError as exc:
             raise OptionError(f"cannot read {self.path}: {describe_os_error(exc)}") from exc
 
-    def entries(self) -> list[AuthorizedKey]:
+    def _version(self) -> tuple[int, int, int] | None:
+        """The file's identity and change time; None if it is missing."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._signature, self._entries = None, []
-            return []
+            return None
         except OSError as exc:
-            log.error("cannot read {path}: {error}", path=self.path, error=describe_os_error(exc))
-            self._signature, self._entries = None, []
-            return []
-        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if signature != self._signature:
-            self._entries = self._read()
-            self._signature = signature
-        return self._entries
+            raise OptionError(f"cannot read {self.path}: {describe_os_error(exc)}") from exc
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _read(self) -> list[AuthorizedKey]:
+    def load(self) -> tuple[list[AuthorizedKey], tuple[int, int, int] | None]:
+        """Read the file: its keys and version; :class:`OptionError` if it cannot be read."""
+        version = self._version()
+        if version is None:
+            return [], None
         try:
             with open(self.path, "rb") as handle:
                 raw = handle.read(_MAX_FILE_SIZE + 1)
         except OSError as exc:
-            log.error("cannot read {path}: {error}", path=self.path, error=describe_os_error(exc))
-            return []
+            self._refused = version  # reported here: the next login need not say it again
+            raise OptionError(f"cannot read {self.path}: {describe_os_error(exc)}") from exc
         if len(raw) > _MAX_FILE_SIZE:
-            log.error("{path} is too large; no key from it is accepted", path=self.path)
-            return []
-        return parse_authorized_keys(raw.decode("utf-8", "replace"), self.path)
+            self._refused = version
+            raise OptionError(f"{self.path} is too large")
+        return parse_authorized_keys(raw.decode("utf-8", "replace"), self.path), version
+
+    def use(self, loaded: tuple[list[AuthorizedKey], tuple[int, int, int] | None]) -> None:
+        """Serve what :meth:`load` read."""
+        self._entries, self._signature = loaded
+        self._refused = False
+
+    def entries(self) -> list[AuthorizedKey]:
+        try:
+            version = self._version()
+        except OptionError as exc:
+            return self._keep(None, exc)
+        if version != self._signature and version != self._refused:
+            try:
+                self.use(self.load())
+            except OptionError as exc:
+                return self._keep(version, exc)
+        return self._entries
+
+    def _keep(
+        self, version: tuple[int, int, int] | None, error: OptionError
+    ) -> list[AuthorizedKey]:
+        if version != self._refused:
+            self._refused = version
+            log.error("{error}; keeping the keys read before", error=str(error))
+        return self._entries
 
     def find(
         self, key: PKey, address: str, now: datetime.datetime | None = None

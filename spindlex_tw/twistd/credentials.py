@@ -257,16 +257,19 @@ class MemoryPasswords(PasswordSource):
 
 
 class FilePasswords(PasswordSource):
-    """``user:hash`` lines from a file, read again whenever the file changes.
+    """``user:hash`` lines from a file, read again whenever the file changes (and on SIGHUP).
 
-    A file that becomes unreadable or invalid while the server runs grants
-    nothing until it is fixed (the error is logged once per change).
+    A new version of the file that cannot be read or is invalid never
+    replaces a good one: the users read before keep working, and the error
+    is logged once per change of the file.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = f"file:{path}"
         self._signature: tuple[int, int, int] | None = None
+        # The version last found bad (None: a missing file); False while none is.
+        self._refused: tuple[int, int, int] | bool | None = False
         self._entries: dict[str, str] = {}
         self.reload()
 
@@ -274,32 +277,45 @@ class FilePasswords(PasswordSource):
         st = os.stat(self.path)
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def reload(self) -> None:
-        """Read the file now; :class:`CredentialsError` names what is wrong with it."""
+    def load(self) -> tuple[dict[str, str], tuple[int, int, int]]:
+        """Read the file: its entries and version; :class:`CredentialsError` says what is wrong."""
+        signature: tuple[int, int, int] | None = None
         try:
             signature = self._stat_signature()
             with open(self.path, "rb") as handle:
                 raw = handle.read(_MAX_FILE_SIZE + 1)
+            if len(raw) > _MAX_FILE_SIZE:
+                raise CredentialsError(f"password file {self.path} is too large")
+            return parse_password_lines(raw, self.path), signature
         except OSError as exc:
+            self._refused = signature  # reported here: the next login need not say it again
             raise CredentialsError(
                 f"cannot read password file {self.path}: {describe_os_error(exc)}"
             ) from exc
-        if len(raw) > _MAX_FILE_SIZE:
-            raise CredentialsError(f"password file {self.path} is too large")
-        self._entries = parse_password_lines(raw, self.path)
-        self._signature = signature
+        except CredentialsError:
+            self._refused = signature
+            raise
+
+    def use(self, loaded: tuple[dict[str, str], tuple[int, int, int]]) -> None:
+        """Serve what :meth:`load` read."""
+        self._entries, self._signature = loaded
+        self._refused = False
+
+    def reload(self) -> None:
+        """Read the file now and serve it; :class:`CredentialsError` leaves things as they were."""
+        self.use(self.load())
 
     def _current(self) -> dict[str, str]:
         try:
-            changed = self._stat_signature() != self._signature
+            version: tuple[int, int, int] | None = self._stat_signature()
         except OSError:
-            changed = True
-        if changed:
+            version = None
+        if version != self._signature and version != self._refused:
             try:
                 self.reload()
             except CredentialsError as exc:
-                log.error("{error}; its users cannot log in", error=str(exc))
-                self._entries, self._signature = {}, None
+                self._refused = version
+                log.error("{error}; keeping the users read before", error=str(exc))
         return self._entries
 
     def users(self) -> frozenset[str]:

@@ -96,6 +96,12 @@ class OptionsSFTPServer(SFTPServer):
         super().__init__(channel, root_path)
 
 
+class AtomicUploadSFTPServer(OptionsSFTPServer):
+    """SFTP whose uploads land whole or not at all (``--atomic-uploads``)."""
+
+    atomic_uploads = True
+
+
 class ReadOnlySFTPServer(OptionsSFTPServer):
     """SFTP that lets clients read and list, and refuses every change."""
 
@@ -121,6 +127,8 @@ class ServerConfig:
     exec_settings: process.ExecSettings | None = None
     #: Each user's home, read-only setting and quota (--home, --quota...).
     users: UserHomes | None = None
+    #: --atomic-uploads: SFTP uploads appear under their name only once complete.
+    atomic_uploads: bool = False
     sftp_limits: SftpLimits = field(default_factory=SftpLimits)
 
 
@@ -284,7 +292,11 @@ class DefaultServer(SSHServer):
         account = self._sftp_account()
         if account is None:
             return False
-        server_class = ReadOnlySFTPServer if account.read_only else OptionsSFTPServer
+        server_class: type[OptionsSFTPServer] = OptionsSFTPServer
+        if account.read_only:
+            server_class = ReadOnlySFTPServer
+        elif self.config.atomic_uploads:
+            server_class = AtomicUploadSFTPServer
         user_class = server_class_for(server_class, account)
         session = user_class(channel, account.root, self.config.sftp_limits)
         self.sftp_sessions.add(session)

@@ -24,7 +24,6 @@ import math
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -34,7 +33,6 @@ from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.python.failure import Failure
 
 from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
@@ -51,8 +49,17 @@ from spindlex_tw.twistd.credentials import (
     user_settings,
 )
 from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
+from spindlex_tw.twistd.lifecycle import (
+    CLOSE_GRACE,
+    DEFAULT_DRAIN_TIMEOUT,
+    Drain,
+    Signals,
+    close_remaining,
+)
 from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
+from spindlex_tw.twistd.reload import Rereader, reload
+from spindlex_tw.twistd.supervisor import Supervisor
 from spindlex_tw.twistd.users import OPTIONS as USER_OPTIONS
 from spindlex_tw.twistd.users import UserHomes, UserPolicy
 from spindlex_tw.tx import proxied
@@ -65,8 +72,6 @@ log = Logger(namespace="spindlex_tw.service")
 
 DEFAULT_LISTEN = "tcp:2222:interface=127.0.0.1"
 HOST_KEY_NAME = "host_ed25519"
-#: Seconds a graceful stop waits for SFTP writes to finish and for clients to leave.
-SHUTDOWN_GRACE = 10.0
 
 
 def state_directory() -> str:
@@ -110,6 +115,10 @@ class ServiceConfig:
     #: the copies are started with.
     workers: int = 1
     arguments: list[str] = field(default_factory=list)
+    #: Seconds running transfers and commands get to finish after SIGTERM.
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    #: Reads the host keys and the banner again on SIGHUP (None: nothing to read).
+    files: Rereader | None = None
     #: --audit-log's open file, and --metrics' (description, endpoint).
     audit_log: IO[str] | None = None
     metrics: tuple[str, Any] | None = None
@@ -183,6 +192,13 @@ class ServiceOptions(usage.Options):
         ],
         ["read-only", None, "SFTP clients may read and list but change nothing."],
         [
+            "atomic-uploads",
+            None,
+            "SFTP uploads are written to a hidden temporary name and renamed into place when "
+            "the client closes the file, so a cut transfer leaves no partial file under the "
+            "real name (appends and resumed uploads still write in place).",
+        ],
+        [
             "allow-privileged-ports",
             None,
             "ssh -R may listen on ports below 1024 (refused by default, as sshd does for "
@@ -233,6 +249,13 @@ class ServiceOptions(usage.Options):
             "1h; default 1h; none for never).",
         ],
         ["banner", None, None, "File whose text clients see before logging in."],
+        [
+            "drain-timeout",
+            None,
+            "30",
+            "Seconds that running transfers and commands get to finish after SIGTERM "
+            "(a second SIGTERM stops at once).",
+        ],
         [
             "host-key-passphrase-file",
             None,
@@ -333,6 +356,7 @@ class ServiceOptions(usage.Options):
         server_config = ServerConfig(
             sftp_root=self._sftp_root(),
             read_only=bool(self["read-only"]),
+            atomic_uploads=bool(self["atomic-uploads"]),
             banner=self._banner(),
             exec_settings=self._exec_settings(),
             sftp_limits=sftp_limits,
@@ -355,8 +379,19 @@ class ServiceOptions(usage.Options):
         if workers > 1:
             for description, _ in listen:
                 siblings.tcp_address(description)
+        drain_timeout = _number(float, 0)("drain-timeout", str(self["drain-timeout"]))
+        files = Rereader(self._host_keys, self._banner)
         return ServiceConfig(
-            listen, host_keys, server, settings, one_time, warnings, workers, self.arguments
+            listen,
+            host_keys,
+            server,
+            settings,
+            one_time,
+            warnings,
+            workers,
+            self.arguments,
+            drain_timeout,
+            files,
         )
 
     def _endpoints(self) -> list[tuple[str, Any]]:
@@ -476,11 +511,13 @@ class Options(ServiceOptions):
 
 
 class SpindleService(service.MultiService):
-    """The SSH service: its listeners, and a graceful stop.
+    """The SSH service: its listeners, a reload on SIGHUP and a graceful stop.
 
-    Stopping closes the listening ports, sends every client a DISCONNECT,
-    waits (at most :data:`SHUTDOWN_GRACE` seconds) for SFTP writes in flight
-    to reach the disk and for clients to leave, then drops the rest.
+    Stopping closes the listening ports, lets connections with a channel
+    open finish (at most ``drain_timeout`` seconds) while refusing new
+    channels, then sends every client a DISCONNECT and waits (at most
+    :data:`~.lifecycle.CLOSE_GRACE` seconds) for SFTP writes in flight to
+    reach the disk; see :mod:`spindlex_tw.twistd.lifecycle`.
     """
 
     def __init__(self, config: ServiceConfig, reactor: Any = None) -> None:
@@ -495,6 +532,9 @@ class SpindleService(service.MultiService):
         #: twistd's pid file, removed if the start-up fails (twistd would leave it).
         self.pidfile: str | None = None
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
+        self.drain = Drain(self.factory, reactor, config.drain_timeout)
+        self.signals = Signals(reactor, self.reload, self.stop_now, config.drain_timeout)
+        self.workers: Supervisor | None = None  # the copies --workers started
         # Before the listeners: they start in order, and the first connection is audited.
         if config.audit_log is not None:
             AuditLog(config.audit_log).setServiceParent(self)
@@ -529,9 +569,12 @@ class SpindleService(service.MultiService):
             reactor.callWhenRunning(stop_when_parent_leaves, reactor)
         else:
             password = config.one_time[1] if config.one_time else None
-            siblings.SiblingProcesses(
+            self.workers = siblings.SiblingProcesses(
                 config.workers - 1, config.arguments, password, reactor, shared
-            ).setServiceParent(self)
+            )
+            # They drain as this process does, then get the time to close.
+            self.workers.stop_grace = config.drain_timeout + 2 * CLOSE_GRACE
+            self.workers.setServiceParent(self)
 
     def privilegedStartService(self) -> None:
         try:
@@ -552,49 +595,30 @@ class SpindleService(service.MultiService):
         for warning in self.config.warnings:
             log.warn(warning)
         super().startService()
+        self.reactor.callWhenRunning(self.signals.install)
         if not siblings.is_worker():
             startup.log_hints(startup.service_hints(self))
-        self.reactor.callWhenRunning(self._exit_zero_on_signals)
 
-    def _exit_zero_on_signals(self) -> None:
-        # Twisted's own SIGINT/SIGTERM handlers make twistd re-raise the signal
-        # after shutting down, so the exit status says "killed". This service
-        # stops gracefully, so it reports a normal exit: same stop, status 0.
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for number, name in ((signal.SIGTERM, "sigTerm"), (signal.SIGINT, "sigInt")):
-            if signal.getsignal(number) == getattr(self.reactor, name, None):
-                signal.signal(number, self._on_signal)
+    def reload(self) -> None:
+        """SIGHUP: read the configuration files again (the workers do the same)."""
+        if self.workers is not None:
+            self.workers.signal_all(signal.SIGHUP)
+        reload(self.factory, self.server.config, self.config.files)
 
-    def _on_signal(self, number: int, frame: Any) -> None:
-        log.info("received {signal}, shutting down", signal=signal.Signals(number).name)
-        self.reactor.callFromThread(self._stop_reactor)
-
-    def _stop_reactor(self) -> None:
-        if self.reactor.running:
-            self.reactor.stop()
+    def stop_now(self) -> None:
+        """A second SIGTERM: cut every connection (the workers' too) and stop."""
+        if self.workers is not None:
+            self.workers.signal_all(signal.SIGTERM)
+        self.drain.stop_now()
 
     def stopService(self) -> defer.Deferred[None]:
-        stopped = super().stopService()
-        self.factory.close_all("Server shutting down")
-        d = defer.gatherResults(
-            [stopped, self.server.sftp_finished(), self.factory.when_idle()],
-            consumeErrors=True,
+        stopped = super().stopService()  # the listeners close: nothing new is accepted
+        drained = self.drain.run()
+        drained.addCallback(
+            lambda _: close_remaining(self.factory, self.reactor, self.server.sftp_finished)
         )
-        d.addTimeout(SHUTDOWN_GRACE, self.reactor)
-        d.addErrback(self._give_up)
+        d = defer.gatherResults([stopped, drained], consumeErrors=True)
         return d.addCallback(lambda _: None)
-
-    def _give_up(self, failure: Failure) -> None:
-        remaining = list(self.factory.connections.values())
-        log.warn(
-            "stopping with {count} connections still open: {error}",
-            count=len(remaining),
-            error=failure.getErrorMessage(),
-        )
-        for conn in remaining:
-            if conn.transport is not None:
-                conn.transport.abortConnection()
 
 
 def makeService(options: ServiceOptions) -> service.MultiService:

@@ -36,7 +36,8 @@ log = Logger(namespace="spindlex_tw.workers")
 #: The descriptor a worker finds the first shared listening socket on.
 FIRST_FD = 3
 _READY = b"READY "
-_STOP_GRACE = 10.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
+#: Seconds a worker gets to exit on SIGTERM before SIGKILL, unless an owner says otherwise.
+STOP_GRACE = 10.0
 
 
 def listening_socket(interface: str, port: int, backlog: int = 128) -> socket.socket:
@@ -121,6 +122,8 @@ class Supervisor(service.Service):
         self.reports_ready = reports_ready
         self.ready: defer.Deferred[list[int | None]] = defer.Deferred()
         self._workers: list[_Worker] = []
+        #: Seconds the workers get to exit on SIGTERM (a draining server needs its drain).
+        self.stop_grace = STOP_GRACE
 
     def spawn(
         self,
@@ -144,7 +147,7 @@ class Supervisor(service.Service):
         started.addCallbacks(self.ready.callback, self._start_failed)
 
     def _start_failed(self, failure: Any) -> None:
-        self._signal_all(signal.SIGTERM)
+        self.signal_all(signal.SIGTERM)
         self.ready.errback(failure)
 
     def worker_ended(self, worker: _Worker, reason: Any) -> None:
@@ -156,15 +159,16 @@ class Supervisor(service.Service):
     def pids(self) -> list[int]:
         return [w.pid for w in self._workers if w.running and w.pid is not None]
 
-    def _signal_all(self, signum: int) -> None:
+    def signal_all(self, signum: int) -> None:
+        """Send ``signum`` to every worker still running (SIGHUP: they reload)."""
         for worker in self._workers:
             if worker.running:
                 worker.transport.signalProcess(signum)
 
     def stopService(self) -> defer.Deferred[list[None]]:
         service.Service.stopService(self)
-        self._signal_all(signal.SIGTERM)
-        killer = self.reactor.callLater(_STOP_GRACE, self._signal_all, signal.SIGKILL)
+        self.signal_all(signal.SIGTERM)
+        killer = self.reactor.callLater(self.stop_grace, self.signal_all, signal.SIGKILL)
         ended = defer.gatherResults([w.ended for w in self._workers], consumeErrors=True)
 
         def done(result: list[None]) -> list[None]:

@@ -106,6 +106,8 @@ class SSHServerFactory(protocol.ServerFactory):
         self.reactor = reactor
         self.connections: dict[str, SSHServerProtocol] = {}
         self.admission = Admission(self.settings)
+        #: Shutting down gracefully: connections refuse new channels.
+        self.draining = False
         self.total_connections = 0
         self.refused_connections = 0
         self.global_handlers: dict[str, GlobalHandler] = {"keepalive@openssh.com": _keepalive}

@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 DEFAULT_HOOK_TIMEOUT = 30.0
 
+# Hooks already warned about an answer of the wrong type: one warning per hook,
+# not one per connection, so a busy server's log is not flooded.
+_warned_types: set[str] = set()
+
 
 def call_hook(
     clock: IReactorTime,
@@ -64,8 +68,13 @@ def run_hook(
     elif inspect.isawaitable(result):
         d = defer.ensureDeferred(_awaited(result))
     else:
+        _check_type(func, result, denied)
         return result
     d.addTimeout(timeout, clock)
+
+    def answered(value: Any) -> Any:
+        _check_type(func, value, denied)
+        return value
 
     def failed(failure: Failure) -> T:
         if failure.check(defer.TimeoutError):
@@ -76,8 +85,34 @@ def run_hook(
             log.failure("hook {hook} raised: denied", failure, hook=_name(func))
         return denied
 
-    d.addErrback(failed)
+    d.addCallbacks(answered, failed)
     return d
+
+
+def _check_type(func: Callable[..., Any], answer: object, denied: object) -> None:
+    """Warn (once per hook) when an answer cannot be what the hook's refusal says it is.
+
+    The refusal a caller passes tells the kind of answer: a bool for the
+    True/False hooks, an int for the code hooks. ``True``, ``"yes"`` or
+    ``None`` where a code is expected still refuse, but silently that is
+    hard to debug.
+    """
+    if isinstance(denied, bool):
+        expected, fits = "True or False", isinstance(answer, bool)
+    elif isinstance(denied, int):
+        expected, fits = "an int code", isinstance(answer, int) and not isinstance(answer, bool)
+    else:
+        return
+    hook = _name(func)
+    if fits or hook in _warned_types:
+        return
+    _warned_types.add(hook)
+    log.warn(
+        "hook {hook} answered {answer} where {expected} is expected: taken as a refusal",
+        hook=hook,
+        answer=repr(answer)[:80],
+        expected=expected,
+    )
 
 
 def is_code(answer: object, *codes: int) -> TypeGuard[int]:

@@ -89,6 +89,8 @@ class ConnectionOwner(Protocol):
     def global_handlers(self) -> dict[str, GlobalHandler]: ...
     @property
     def channel_openers(self) -> dict[str, ChannelOpener]: ...
+    @property
+    def draining(self) -> bool: ...
 
     def connection_made(self, conn: SSHServerProtocol) -> None: ...
     def connection_authenticated(self, conn: SSHServerProtocol) -> None: ...
@@ -299,6 +301,11 @@ class SSHServerProtocol(protocol.Protocol):
         if getattr(self.transport, "bufferSize", _BULK_BUFFER) < _BULK_BUFFER:
             self.transport.bufferSize = _BULK_BUFFER
 
+    @property
+    def busy(self) -> bool:
+        """Whether a channel has work in progress, which a graceful stop lets finish."""
+        return any(channel.busy for channel in self._channels.values())
+
     def disconnect(self, reason: int, description: str) -> None:
         if self.core is not None:
             if not self.core.closed:
@@ -388,6 +395,10 @@ class SSHServerProtocol(protocol.Protocol):
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
         if self._too_fast():
+            return
+        if self.factory.draining:
+            # Shutting down: the channels running may finish, no new one starts.
+            self.reject_channel(event, c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED)
             return
         d = self.call_hook(
             self.server.check_channel_request,

@@ -141,6 +141,11 @@ class SFTPProtocol(Protocol):
         )
         self._transport.registerProducer(self, True)
 
+    @property
+    def busy(self) -> bool:
+        """Work in progress (a file open, a request running); see ``Channel.busy``."""
+        return self._session is not None and not self._session.idle
+
     def dataReceived(self, data: bytes) -> None:
         if self._session is not None:
             self._session.receive_data(data)

@@ -111,11 +111,14 @@ def test_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
     path.write_text(f"alice:{other}\n")
     os.utime(path, ns=(1, 1))
     assert source.check("alice", "new")
-    # Turned invalid while running: it grants nothing until fixed.
+    # Turned invalid while running: the users read before keep working until it is fixed.
     path.write_text("alice:plain\n")
     os.utime(path, ns=(2, 2))
-    assert not source.check("alice", "new")
+    assert source.check("alice", "new")
     assert not source.check("alice", "plain")
+    with pytest.raises(CredentialsError, match="plain text is refused"):
+        source.reload()
+    assert source.check("alice", "new")
     path.write_text(f"alice:{FAST}\n")
     os.utime(path, ns=(3, 3))
     assert source.check("alice", "bcrypt-secret")

@@ -20,8 +20,8 @@ from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd.composition import build_server
 from spindlex_tw.twistd.default_app import DefaultServer, ServerConfig
+from spindlex_tw.twistd.lifecycle import CLOSE_GRACE
 from spindlex_tw.twistd.service import (
-    SHUTDOWN_GRACE,
     Options,
     ServiceConfig,
     ServiceOptions,
@@ -279,7 +279,7 @@ def _service() -> tuple[SpindleService, MemoryReactorClock, _SlowSession]:
 def test_stop_waits_for_sftp_writes_in_flight() -> None:
     service, reactor, session = _service()
     stopped = service.stopService()
-    reactor.advance(SHUTDOWN_GRACE / 2)
+    reactor.advance(CLOSE_GRACE / 2)
     assert not stopped.called
     session.finished.callback(None)
     assert stopped.called
@@ -288,5 +288,5 @@ def test_stop_waits_for_sftp_writes_in_flight() -> None:
 def test_stop_waits_a_bounded_time() -> None:
     service, reactor, _ = _service()
     stopped = service.stopService()
-    reactor.advance(SHUTDOWN_GRACE + 1)
+    reactor.advance(CLOSE_GRACE + 1)
     assert stopped.called

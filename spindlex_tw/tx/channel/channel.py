@@ -90,6 +90,12 @@ class Channel:
         return self._connection.connection_id
 
     @property
+    def client_version(self) -> str:
+        """The client's identification string ("SSH-2.0-OpenSSH_9.2p1 Debian-2")."""
+        core = self._connection.core
+        return "" if core is None or core.peer_version is None else core.peer_version
+
+    @property
     def closed(self) -> bool:
         return self._driver.closed
 
@@ -203,6 +209,15 @@ class Channel:
 
     # --- ITransport / IConsumer / IPushProducer for an attached protocol ------------------------
 
+    @property
+    def busy(self) -> bool:
+        """Whether this channel has work in progress, which a graceful stop lets finish.
+
+        An attached protocol can say it has none with a false ``busy`` (an
+        SFTP session with nothing open); any other open channel is busy.
+        """
+        return bool(getattr(self._protocol_end.protocol, "busy", True))
+
     def attach_protocol(self, protocol: Any) -> None:
         """Make this channel the transport of ``protocol`` and feed it the channel's data."""
         self.data_received = self._protocol_end.data_received
@@ -277,4 +292,10 @@ class Channel:
 
 
 def _as_bytes(data: bytes | str) -> bytes:
-    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    # bytes(12345) would be 12,345 NUL bytes, and bytes([1, 2]) a guess: only
+    # what already is bytes goes out.
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"channel data must be bytes or str, not {type(data).__name__}")
+    return bytes(data)

@@ -7,7 +7,10 @@ and never import the connection class, so the channel sits below it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from spindlex_tw.core.transport import ServerTransport
 
 
 class ChannelLink(Protocol):
@@ -23,6 +26,8 @@ class ChannelLink(Protocol):
     def transport(self) -> Any: ...  # the TCP ITransport: getPeer(), getHost()
     @property
     def write_paused(self) -> bool: ...  # the TCP send buffer is full
+    @property
+    def core(self) -> ServerTransport | None: ...  # its peer_version names the client
 
     def channel_send(self, channel_id: int, parts: Sequence[bytes], stream: int) -> None: ...
     def channel_buffered(self, channel_id: int) -> int: ...
