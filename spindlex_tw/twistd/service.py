@@ -409,9 +409,9 @@ class ServiceOptions(usage.Options):
         return result
 
     def _host_keys(self) -> list[PKey]:
+        passphrase = self._host_key_passphrase()
         if not self["host-key"]:
             return [default_host_key()]
-        passphrase = self._host_key_passphrase()
         try:
             keys = [
                 PKey.from_private_key_file(os.path.expanduser(p), passphrase)
