@@ -16,7 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.docs import test_docs_guides, test_docs_hooks, test_docs_testing
+from tests.docs import (
+    test_docs_guides,
+    test_docs_hooks,
+    test_docs_observability,
+    test_docs_testing,
+)
 from tests.docs.support import (
     COVERED,
     MODULE,
@@ -172,7 +177,7 @@ def test_sftp_private_uploads(tmp_path: Path, start_server: Start) -> None:
 
 def test_every_example_is_run() -> None:
     # The modules holding @covers checks, imported so their ids are registered.
-    assert test_docs_hooks and test_docs_guides and test_docs_testing
+    assert test_docs_hooks and test_docs_guides and test_docs_testing and test_docs_observability
     found = set(blocks())
     assert found - COVERED == set(), "examples in docs/ that no test runs"
     assert COVERED - found == set(), "tests for examples that are gone"
