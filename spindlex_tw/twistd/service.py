@@ -119,9 +119,9 @@ class ServiceConfig:
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     #: Reads the host keys and the banner again on SIGHUP (None: nothing to read).
     files: Rereader | None = None
-    #: --audit-log's open file, and --metrics' (description, endpoint).
+    #: --audit-log's open file, and --metrics' (description, endpoint, --workers' directory).
     audit_log: IO[str] | None = None
-    metrics: tuple[str, Any] | None = None
+    metrics: tuple[str, Any, str | None] | None = None
 
 
 def _number(kind: Callable[[str], Any], minimum: float) -> Callable[[str, str], Any]:
@@ -312,21 +312,22 @@ class ServiceOptions(usage.Options):
 
     def postOptions(self) -> None:
         self._config = self._resolve()
-        self._config.metrics = self._metrics()
         if self["audit-log"]:
             self._config.audit_log = open_audit_log(self["audit-log"])
+        self._config.metrics = self._metrics()
 
-    def _metrics(self) -> tuple[str, Any] | None:
+    def _metrics(self) -> tuple[str, Any, str | None] | None:
         description = self["metrics"]
         if not description:
             return None
         from twisted.internet import reactor
 
-        from spindlex_tw.twistd.metrics import prometheus
+        from spindlex_tw.twistd.metrics import prometheus, share_with_workers
 
+        shared = share_with_workers() if self.config.workers > 1 else None
         prometheus()  # a missing library is a mistake in the options, said now
         try:
-            return description, endpoints.serverFromString(reactor, description)
+            return description, endpoints.serverFromString(reactor, description), shared
         except Exception as exc:
             raise usage.UsageError(
                 f"--metrics {description!r} is not a server endpoint: {exc}"
