@@ -81,8 +81,8 @@ class SFTPError(SSHException):
     Raise it from an :class:`~spindlex_tw.server.sftp_server.SFTPServer` hook or
     handle to answer with that status.  ``sftp_code`` (SpindleX's name) and
     ``status_code`` are the same number; without one the answer is
-    ``SSH_FX_FAILURE``.  ``str()`` is the message alone: it is what reaches
-    the client, where a "[4]" prefix would only confuse.
+    ``SSH_FX_FAILURE``.  The client is sent ``message``; ``str()`` is
+    SpindleX's ``"[code] message"``, for logs.
     """
 
     SSH_FX_OK = SSH_FX_OK
@@ -110,9 +110,6 @@ class SFTPError(SSHException):
         self.sftp_code = code
         self.status_code = code
         self.filename = filename
-
-    def __str__(self) -> str:
-        return self.message
 
     @classmethod
     def from_status(

@@ -187,9 +187,7 @@ def _check_params(
         assert optional, f"{where}: extra parameter {extra.name!r} must be optional"
 
 
-@pytest.mark.parametrize(
-    ("module", "name", "entry"), CASES, ids=[f"{m}:{n}" for m, n, _ in CASES]
-)
+@pytest.mark.parametrize(("module", "name", "entry"), CASES, ids=[f"{m}:{n}" for m, n, _ in CASES])
 def test_name_matches_spindlex(module: str, name: str, entry: dict[str, Any]) -> None:
     where = f"spindlex_tw{module.removeprefix('spindlex')}.{name}"
     ours = getattr(_ours(module), name, None)
