@@ -21,6 +21,7 @@ from tests.docs import (
     test_docs_hooks,
     test_docs_observability,
     test_docs_testing,
+    test_docs_users,
 )
 from tests.docs.support import (
     COVERED,
@@ -178,6 +179,7 @@ def test_sftp_private_uploads(tmp_path: Path, start_server: Start) -> None:
 def test_every_example_is_run() -> None:
     # The modules holding @covers checks, imported so their ids are registered.
     assert test_docs_hooks and test_docs_guides and test_docs_testing and test_docs_observability
+    assert test_docs_users
     found = set(blocks())
     assert found - COVERED == set(), "examples in docs/ that no test runs"
     assert COVERED - found == set(), "tests for examples that are gone"
