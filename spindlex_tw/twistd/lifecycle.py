@@ -24,10 +24,12 @@ from typing import Any
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python import usage
 from twisted.python.failure import Failure
 
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.server.manager import ManagedFactory
+from spindlex_tw.twistd.supervisor import Supervisor
 
 log = Logger(namespace="spindlex_tw.service")
 
@@ -36,6 +38,76 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 #: Seconds, after the drain, for SFTP writes to reach the disk and clients to leave.
 CLOSE_GRACE = 10.0
 
+#: The options of ``twistd spindlex`` about stopping.
+OPTIONS = [
+    [
+        "drain-timeout",
+        None,
+        str(int(DEFAULT_DRAIN_TIMEOUT)),
+        "Seconds that running transfers and commands get to finish after SIGTERM "
+        "(a second SIGTERM stops at once).",
+    ],
+]
+
+
+def drain_timeout(text: str) -> float:
+    """``--drain-timeout``'s value; :class:`usage.UsageError` (one line) if it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise usage.UsageError(f"--drain-timeout expects seconds (0 or more), got {text!r}")
+    return value
+
+
+class Lifecycle:
+    """What a service does on SIGHUP, SIGTERM and a second SIGTERM (see the module).
+
+    ``reload`` reads the configuration files again; ``workers``, once the
+    service started copies of itself (``--workers``), get each signal too.
+    """
+
+    def __init__(
+        self,
+        factory: ManagedFactory,
+        reactor: Any,
+        timeout: float,
+        reload: Callable[[], object],
+        sftp_done: Callable[[], Any],
+    ) -> None:
+        self.factory = factory
+        self.reactor = reactor
+        self._reload = reload
+        self._sftp_done = sftp_done
+        self.drain = Drain(factory, reactor, timeout)
+        self.signals = Signals(reactor, self.reload, self.stop_now, timeout)
+        self.workers: Supervisor | None = None
+
+    def adopt_workers(self, workers: Supervisor) -> None:
+        # They drain as this process does, then get the time to close.
+        workers.stop_grace = self.drain.timeout + 2 * CLOSE_GRACE
+        self.workers = workers
+
+    def reload(self) -> None:
+        """SIGHUP: read the configuration files again (the workers do the same)."""
+        if self.workers is not None:
+            self.workers.signal_all(signal.SIGHUP)
+        self._reload()
+
+    def stop_now(self) -> None:
+        """A second SIGTERM: cut every connection (the workers' too) and stop."""
+        if self.workers is not None:
+            self.workers.signal_all(signal.SIGTERM)
+        self.drain.stop_now()
+
+    def stop(self, stopped: defer.Deferred[Any]) -> defer.Deferred[None]:
+        """The service stops: ``stopped`` fires once the listeners are closed."""
+        drained = self.drain.run()
+        drained.addCallback(lambda _: close_remaining(self.factory, self.reactor, self._sftp_done))
+        d = defer.gatherResults([stopped, drained], consumeErrors=True)
+        return d.addCallback(lambda _: None)
+
 
 class Signals:
     """SIGTERM/SIGINT: drain then stop, a second one stops at once; SIGHUP: ``reload``."""
@@ -43,7 +115,7 @@ class Signals:
     def __init__(
         self,
         reactor: Any,
-        reload: Callable[[], None],
+        reload: Callable[[], object],
         stop_now: Callable[[], None],
         drain_timeout: float,
     ) -> None:

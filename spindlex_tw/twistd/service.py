@@ -22,7 +22,6 @@ import getpass
 import importlib
 import math
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,7 +35,7 @@ from twisted.python import usage
 
 from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.twistd import limits, process, siblings, startup
+from spindlex_tw.twistd import lifecycle, limits, process, siblings, startup
 from spindlex_tw.twistd.audit_log import AuditLog, open_audit_log
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
 from spindlex_tw.twistd.composition import ComposedServer, build_server
@@ -49,17 +48,10 @@ from spindlex_tw.twistd.credentials import (
     user_settings,
 )
 from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
-from spindlex_tw.twistd.lifecycle import (
-    CLOSE_GRACE,
-    DEFAULT_DRAIN_TIMEOUT,
-    Drain,
-    Signals,
-    close_remaining,
-)
+from spindlex_tw.twistd.lifecycle import DEFAULT_DRAIN_TIMEOUT, Lifecycle, drain_timeout
 from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
 from spindlex_tw.twistd.reload import Rereader, reload
-from spindlex_tw.twistd.supervisor import Supervisor
 from spindlex_tw.twistd.users import OPTIONS as USER_OPTIONS
 from spindlex_tw.twistd.users import UserHomes, UserPolicy
 from spindlex_tw.tx import proxied
@@ -194,9 +186,8 @@ class ServiceOptions(usage.Options):
         [
             "atomic-uploads",
             None,
-            "SFTP uploads are written to a hidden temporary name and renamed into place when "
-            "the client closes the file, so a cut transfer leaves no partial file under the "
-            "real name (appends and resumed uploads still write in place).",
+            "SFTP uploads are written to a hidden temporary name, renamed into place on close: "
+            "a cut transfer leaves no partial file under the real name.",
         ],
         [
             "allow-privileged-ports",
@@ -249,13 +240,7 @@ class ServiceOptions(usage.Options):
             "1h; default 1h; none for never).",
         ],
         ["banner", None, None, "File whose text clients see before logging in."],
-        [
-            "drain-timeout",
-            None,
-            "30",
-            "Seconds that running transfers and commands get to finish after SIGTERM "
-            "(a second SIGTERM stops at once).",
-        ],
+        *lifecycle.OPTIONS,
         [
             "host-key-passphrase-file",
             None,
@@ -380,20 +365,12 @@ class ServiceOptions(usage.Options):
         if workers > 1:
             for description, _ in listen:
                 siblings.tcp_address(description)
-        drain_timeout = _number(float, 0)("drain-timeout", str(self["drain-timeout"]))
+        drain = drain_timeout(str(self["drain-timeout"]))
         files = Rereader(self._host_keys, self._banner)
         return ServiceConfig(
-            listen,
-            host_keys,
-            server,
-            settings,
-            one_time,
-            warnings,
-            workers,
-            self.arguments,
-            drain_timeout,
-            files,
-        )
+            listen, host_keys, server, settings, one_time, warnings, workers, self.arguments,
+            drain, files,
+        )  # fmt: skip
 
     def _endpoints(self) -> list[tuple[str, Any]]:
         from twisted.internet import reactor
@@ -512,14 +489,8 @@ class Options(ServiceOptions):
 
 
 class SpindleService(service.MultiService):
-    """The SSH service: its listeners, a reload on SIGHUP and a graceful stop.
-
-    Stopping closes the listening ports, lets connections with a channel
-    open finish (at most ``drain_timeout`` seconds) while refusing new
-    channels, then sends every client a DISCONNECT and waits (at most
-    :data:`~.lifecycle.CLOSE_GRACE` seconds) for SFTP writes in flight to
-    reach the disk; see :mod:`spindlex_tw.twistd.lifecycle`.
-    """
+    """The SSH service: its listeners, a reload on SIGHUP and a graceful stop (see
+    :mod:`spindlex_tw.twistd.lifecycle`: the drain, then SFTP writes reach the disk)."""
 
     def __init__(self, config: ServiceConfig, reactor: Any = None) -> None:
         super().__init__()
@@ -533,9 +504,13 @@ class SpindleService(service.MultiService):
         #: twistd's pid file, removed if the start-up fails (twistd would leave it).
         self.pidfile: str | None = None
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
-        self.drain = Drain(self.factory, reactor, config.drain_timeout)
-        self.signals = Signals(reactor, self.reload, self.stop_now, config.drain_timeout)
-        self.workers: Supervisor | None = None  # the copies --workers started
+        self.lifecycle = Lifecycle(
+            self.factory,
+            reactor,
+            config.drain_timeout,
+            lambda: reload(self.factory, self.server.config, config.files),
+            self.server.sftp_finished,
+        )
         # Before the listeners: they start in order, and the first connection is audited.
         if config.audit_log is not None:
             AuditLog(config.audit_log).setServiceParent(self)
@@ -570,12 +545,11 @@ class SpindleService(service.MultiService):
             reactor.callWhenRunning(stop_when_parent_leaves, reactor)
         else:
             password = config.one_time[1] if config.one_time else None
-            self.workers = siblings.SiblingProcesses(
+            workers = siblings.SiblingProcesses(
                 config.workers - 1, config.arguments, password, reactor, shared
             )
-            # They drain as this process does, then get the time to close.
-            self.workers.stop_grace = config.drain_timeout + 2 * CLOSE_GRACE
-            self.workers.setServiceParent(self)
+            self.lifecycle.adopt_workers(workers)
+            workers.setServiceParent(self)
 
     def privilegedStartService(self) -> None:
         try:
@@ -596,30 +570,13 @@ class SpindleService(service.MultiService):
         for warning in self.config.warnings:
             log.warn(warning)
         super().startService()
-        self.reactor.callWhenRunning(self.signals.install)
+        self.reactor.callWhenRunning(self.lifecycle.signals.install)
         if not siblings.is_worker():
             startup.log_hints(startup.service_hints(self))
 
-    def reload(self) -> None:
-        """SIGHUP: read the configuration files again (the workers do the same)."""
-        if self.workers is not None:
-            self.workers.signal_all(signal.SIGHUP)
-        reload(self.factory, self.server.config, self.config.files)
-
-    def stop_now(self) -> None:
-        """A second SIGTERM: cut every connection (the workers' too) and stop."""
-        if self.workers is not None:
-            self.workers.signal_all(signal.SIGTERM)
-        self.drain.stop_now()
-
     def stopService(self) -> defer.Deferred[None]:
-        stopped = super().stopService()  # the listeners close: nothing new is accepted
-        drained = self.drain.run()
-        drained.addCallback(
-            lambda _: close_remaining(self.factory, self.reactor, self.server.sftp_finished)
-        )
-        d = defer.gatherResults([stopped, drained], consumeErrors=True)
-        return d.addCallback(lambda _: None)
+        # The listeners close first: nothing new is accepted while the rest drains.
+        return self.lifecycle.stop(super().stopService())
 
 
 def makeService(options: ServiceOptions) -> service.MultiService:
