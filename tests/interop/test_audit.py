@@ -232,3 +232,79 @@ def test_bad_values_are_one_line(
     assert result.returncode == 2
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
+
+
+def _sftp_with_key(audited: Audited, batch: str) -> subprocess.CompletedProcess[bytes]:
+    client = audited.client
+    return subprocess.run(
+        [
+            "sftp",
+            *client.options(),
+            "-i",
+            str(audited.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-P",
+            str(client.port),
+            "-b",
+            "-",
+            f"{USER}@127.0.0.1",
+        ],
+        input=batch.encode(),
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_sftp_links_attributes_and_copies(audited: Audited, tmp_path: Path) -> None:
+    (tmp_path / "src.txt").write_bytes(b"linked\n")
+    batch = "\n".join(
+        [
+            f"put {tmp_path / 'src.txt'} src.txt",
+            "chmod 600 src.txt",
+            "ln -s src.txt soft.txt",
+            "ln src.txt hard.txt",
+            "cp src.txt copy.txt",
+            "rm soft.txt",
+            "rm hard.txt",
+            "rm copy.txt",
+            "rm src.txt",
+        ]
+    )
+    result = _sftp_with_key(audited, batch)
+    assert result.returncode == 0, result.stderr
+    events = audited.session_of({"audit_event": "sftp", "operation": "symlink"})
+    assert _by(events, "sftp", operation="setstat", path="/src.txt", status="ok")
+    assert _by(events, "sftp", operation="symlink", path="/soft.txt", target="src.txt")
+    assert _by(events, "sftp", operation="link", path="/src.txt", target="/hard.txt")
+    [copy] = _by(events, "sftp", operation="copy", status="ok")
+    assert (copy["path"], copy["target"]) == ("/src.txt", "/copy.txt")
+
+
+def test_forwards_and_refused_requests(audited: Audited) -> None:
+    client = audited.client
+    # ssh -W: a direct-tcpip channel to the server's own port, which answers with its banner.
+    forwarded = client.ssh(
+        USER, identity=audited.key, args=("-W", f"127.0.0.1:{client.port}"), timeout=60
+    )
+    assert forwarded.stdout.startswith(b"SSH-2.0-")
+    events = audited.session_of({"audit_event": "forward", "port": client.port})
+    [forward] = _by(events, "forward")
+    assert (forward["kind"], forward["host"], forward["result"]) == (
+        "direct-tcpip",
+        "127.0.0.1",
+        "ok",
+    )
+    refused = client.ssh(USER, "no-such-subsystem", identity=audited.key, args=("-s",))
+    assert refused.returncode != 0
+    events = audited.session_of({"audit_event": "request_refused", "request": "subsystem"})
+    [request] = _by(events, "request_refused")
+    assert request["reason"] == "refused by check_channel_subsystem_request"
+
+
+def test_killed_command_has_its_signal(audited: Audited) -> None:
+    result = audited.client.ssh(USER, "kill -TERM $$", identity=audited.key)
+    assert result.returncode == 255
+    events = audited.session_of({"audit_event": "exec", "command": "kill -TERM $$"})
+    [exited] = _by(events, "exit")
+    assert (exited["exit_status"], exited["exit_signal"]) == (None, "TERM")
