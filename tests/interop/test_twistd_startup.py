@@ -308,3 +308,24 @@ def test_channel_and_sftp_handle_limits(tmp_path: Path) -> None:
             client.close()
     finally:
         server.stop()
+
+
+def test_a_unix_socket_client_is_named_by_socket_and_process(tmp_path: Path) -> None:
+    path = tmp_path / "ssh.sock"
+    server = Twistd(
+        ["spindlex", "--listen", f"unix:{path}", *ALICE], cwd=tmp_path, env=isolated_home(tmp_path)
+    )
+    try:
+        server.wait_for(re.compile(rf"listening on {re.escape(str(path))} "))
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            transport = paramiko.Transport(sock)
+            try:
+                transport.connect(username="alice", password="secret")
+            finally:
+                transport.close()
+        named = server.wait_for(re.compile(r"login alice from (\S+) by password"))
+        assert named[1] == f"unix:{path}[pid={os.getpid()},uid={os.getuid()}]"
+        assert "?:?" not in server.log()
+    finally:
+        server.stop()
