@@ -8,6 +8,7 @@ log line, a file on disk or a process's exit, never a sleep.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import re
@@ -16,9 +17,11 @@ import signal
 import subprocess
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from spindlex_tw.twistd.credentials import hash_password
+from tests.support.clients import asyncssh_connect, run_async
 from tests.support.harness import OpenSSH
 from tests.support.twistd import Twistd, isolated_home
 from tests.support.waiting import poll
@@ -254,5 +257,93 @@ def test_second_sigterm_stops_at_once(tmp_path: Path, served: Path) -> None:
         assert server.proc.wait(60) == 0, server.log()
         server.wait_for(SHUT_DOWN)
         assert upload.wait(60) != 0
+    finally:
+        server.kill()
+
+
+def test_sighup_offers_a_replaced_host_key_to_new_connections(
+    tmp_path: Path, served: Path
+) -> None:
+    host_key, old_public = _keypair(tmp_path, "host")
+    _, new_public = _keypair(tmp_path, "host_next")
+    server = Twistd(
+        ["spindlex", *LOCAL, "--auth", "memory:alice:secret", "--host-key", str(host_key)],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        server.wait_for(SIGNALS)
+        client = OpenSSH(tmp_path, port)
+
+        def trusting(public: str) -> list[str]:
+            known = tmp_path / ("known_old" if public == old_public else "known_new")
+            known.write_text(f"[127.0.0.1]:{port} {' '.join(public.split()[:2])}\n")
+            return ["StrictHostKeyChecking=yes", f"UserKnownHostsFile={known}"]
+
+        def logs_in(public: str) -> bool:
+            login = client.ssh("alice", "true", password="secret", extra=trusting(public))
+            return b"Host key verification failed" not in login.stderr
+
+        assert logs_in(old_public) and not logs_in(new_public)
+        shutil.copyfile(tmp_path / "host_next", tmp_path / "host.new")
+        (tmp_path / "host.new").replace(host_key)
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for(RELOADED)
+        server.wait_for(re.compile(r"host key added: ssh-ed25519"))
+        server.wait_for(re.compile(r"host key removed: "))
+        assert logs_in(new_public) and not logs_in(old_public)
+        assert server.stop() == 0, server.log()
+    finally:
+        server.kill()
+
+
+def test_sighup_reaches_every_worker(tmp_path: Path, served: Path) -> None:
+    passwords = tmp_path / "passwd"
+    passwords.write_text(f"alice:{hash_password('first')}\n")
+    server = Twistd(
+        ["spindlex", *LOCAL, "--auth", f"file:{passwords}", "--workers", "2"],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        server.wait_for_all(SIGNALS, 2)  # the twistd process and its copy share the log
+        server.proc.send_signal(signal.SIGHUP)
+        assert len(server.wait_for_all(RELOADED, 2)) == 2
+        assert server.stop() == 0, server.log()
+    finally:
+        server.kill()
+
+
+def test_draining_refuses_new_channels_and_closes_a_connection_once_idle(
+    tmp_path: Path, served: Path
+) -> None:
+    server = Twistd(
+        ["spindlex", *LOCAL, "--auth", "memory:alice:secret", "--drain-timeout", "3600"],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+
+    async def scenario(port: int) -> None:
+        async with asyncssh_connect(port) as conn:
+            sftp = await conn.start_sftp_client()
+            handle = await sftp.open("/held.bin", "wb")
+            await handle.write(b"first part ")
+            server.proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(server.wait_for, DRAINING)
+            with pytest.raises(asyncssh.ChannelOpenError) as refused:
+                await conn.start_sftp_client()
+            assert refused.value.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED
+            await handle.write(b"and the rest")  # the running transfer carries on
+            await handle.close()  # nothing open any more: the server lets the client go
+            await asyncio.wait_for(conn.wait_closed(), 30)
+
+    try:
+        [port] = server.ports()
+        server.wait_for(SIGNALS)
+        run_async(scenario(port))
+        server.wait_for(DRAINED)
+        assert server.proc.wait(60) == 0, server.log()
+        assert (served / "held.bin").read_bytes() == b"first part and the rest"
     finally:
         server.kill()
