@@ -9,7 +9,6 @@ from spindlex.protocol.constants import (
     AUTH_FAILED,
     AUTH_SUCCESSFUL,
     SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
-    SSH_OPEN_CONNECT_SUCCESS,
 )
 
 USERS = {"alice": "secret"}
@@ -26,7 +25,7 @@ class CommandServer(SSHServer):
 
     def check_channel_request(self, kind, chanid):
         if kind == "session":
-            return SSH_OPEN_CONNECT_SUCCESS
+            return 0  # SSH_OPEN_CONNECT_SUCCESS, as SpindleX's documentation writes it
         return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_exec_request(self, channel, command):
