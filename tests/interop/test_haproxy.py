@@ -7,6 +7,7 @@ the PROXY header.
 
 from __future__ import annotations
 
+import getpass
 import re
 import shutil
 import socket
@@ -146,5 +147,35 @@ def test_per_source_limit_counts_the_real_client(tmp_path: Path) -> None:
             other = client.sftp("alice", "secret", "pwd\n")
             assert other.returncode == 0, other.stderr
             server.wait_for(re.compile(r"login alice from 127\.0\.0\.1:\d+ by \S+"))
+    finally:
+        server.stop()
+
+
+def test_from_option_of_authorized_keys_checks_the_real_client(tmp_path: Path) -> None:
+    identity = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(identity)], check=True)
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(f'from="{CLIENT}" ' + (tmp_path / "id_ed25519.pub").read_text())
+    served = tmp_path / "served"
+    served.mkdir()
+    server = Twistd(
+        ["spindlex", *PROXIED[:2], "--exec", "--authorized-keys", str(keys)],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    user = getpass.getuser()
+    try:
+        [backend] = server.ports()
+        with haproxy(tmp_path, [backend]) as port:
+            client = OpenSSH(tmp_path, port)
+            allowed = client.ssh(
+                user, "echo $SSH_CONNECTION", identity=identity, extra=[f"BindAddress={CLIENT}"]
+            )
+            assert allowed.returncode == 0, allowed.stderr
+            assert allowed.stdout.decode().split()[0] == CLIENT
+            # Through the same proxy from another address: the key's from= refuses it.
+            denied = client.ssh(user, "true", identity=identity)
+            assert denied.returncode == 255
+            assert b"Permission denied" in denied.stderr
     finally:
         server.stop()
