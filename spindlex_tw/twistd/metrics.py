@@ -64,6 +64,33 @@ def share_with_workers() -> str:
     return os.environ[MULTIPROCESS_ENV]
 
 
+def metrics_option(description: str, workers: int) -> tuple[str, Any, str | None]:
+    """``--metrics``: the endpoint, and with ``--workers`` the directory they share.
+
+    A missing library or a bad endpoint string is a ``UsageError``, said
+    before anything starts.
+    """
+    from twisted.internet import endpoints, reactor
+
+    shared = share_with_workers() if workers > 1 else None
+    try:
+        prometheus()
+        return description, endpoints.serverFromString(reactor, description), shared
+    except usage.UsageError:
+        _discard(shared)
+        raise
+    except Exception as exc:
+        _discard(shared)
+        raise usage.UsageError(
+            f"--metrics {description!r} is not a server endpoint: {exc}"
+        ) from exc
+
+
+def _discard(shared: str | None) -> None:
+    if shared is not None and not siblings.is_worker():
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 class ServerMetrics:
     """Counters, gauges and histograms fed by audit events; call it as a log observer.
 
@@ -261,6 +288,6 @@ class MetricsService(service.Service):
         self.publisher.removeObserver(self.metrics)
         if self.shared is not None and not siblings.is_worker():
             # Copies still stopping may write on: to files unlinked, which is harmless.
-            shutil.rmtree(self.shared, ignore_errors=True)
+            _discard(self.shared)
         port, self.http_port = self.http_port, None
         return port.stopListening() if port is not None else None

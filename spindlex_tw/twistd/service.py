@@ -299,24 +299,10 @@ class ServiceOptions(usage.Options):
         self._config = self._resolve()
         if self["audit-log"]:
             self._config.audit_log = open_audit_log(self["audit-log"])
-        self._config.metrics = self._metrics()
+        if self["metrics"]:
+            from spindlex_tw.twistd.metrics import metrics_option
 
-    def _metrics(self) -> tuple[str, Any, str | None] | None:
-        description = self["metrics"]
-        if not description:
-            return None
-        from twisted.internet import reactor
-
-        from spindlex_tw.twistd.metrics import prometheus, share_with_workers
-
-        shared = share_with_workers() if self.config.workers > 1 else None
-        prometheus()  # a missing library is a mistake in the options, said now
-        try:
-            return description, endpoints.serverFromString(reactor, description), shared
-        except Exception as exc:
-            raise usage.UsageError(
-                f"--metrics {description!r} is not a server endpoint: {exc}"
-            ) from exc
+            self._config.metrics = metrics_option(self["metrics"], self._config.workers)
 
     # --- resolving each option -------------------------------------------------------------------
 
