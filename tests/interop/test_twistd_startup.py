@@ -329,3 +329,26 @@ def test_a_unix_socket_client_is_named_by_socket_and_process(tmp_path: Path) -> 
         assert "?:?" not in server.log()
     finally:
         server.stop()
+
+
+def test_max_request_rate_disconnects_a_client_over_it(tmp_path: Path) -> None:
+    server = Twistd(
+        ["spindlex", *LOCAL, *ALICE, "--max-request-rate", "0.5:3"],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        client = paramiko_client(port)
+        try:
+            transport = client.get_transport()
+            # Three requests fit the burst; the bucket refills one every two seconds.
+            for _ in range(10):
+                if not transport.is_active():
+                    break
+                transport.global_request("ping@example.com", wait=True)
+            server.wait_for(re.compile(r"disconnected 127\.0\.0\.1:\d+: too many requests"))
+        finally:
+            client.close()
+    finally:
+        server.stop()
