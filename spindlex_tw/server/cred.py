@@ -1,0 +1,182 @@
+"""A twisted.cred bridge: logins decided by a Portal, users described by its realm.
+
+:class:`CredServer` is an :class:`~spindlex_tw.server.ssh_server.SSHServer`
+whose password, keyboard-interactive and public-key logins go to a
+``twisted.cred.portal.Portal``; any ``ICredentialsChecker`` plugs in
+unchanged (``FilePasswordDB``, ``SSHPublicKeyChecker``, a checker of your
+own returning a Deferred). The realm returns an :class:`IUserAccount`
+avatar saying where the user's SFTP is jailed, whether they may write and
+their quota; :class:`HomesRealm` is one that gives each user a home made on
+first login. Everything else (exec, forwarding) stays refused, as the
+SSHServer defaults have it; a subclass grants it with the usual hooks,
+consulting :meth:`CredServer.account`.
+
+Public keys: the SSH layer verifies the client's signature itself, so the
+checker is asked with ``signature=None``. A checker that accepts the key
+answers as Twisted's ``SSHPublicKeyChecker`` does, by failing with
+``ValidPublicKey`` ("this key may log in, show me a signature"); once the
+signature checked out the realm is asked for the avatar directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+# Only the exception class: the checkers Twisted ships for SSH keys signal with it.
+from twisted.conch.error import ValidPublicKey
+from twisted.cred import credentials, error
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface, implementer
+
+from spindlex_tw.crypto.pkey import PKey
+from spindlex_tw.fs.quota import Quota
+from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
+from spindlex_tw.server.hooks import SSHServer
+from spindlex_tw.server.sftp_server import SFTPServer
+from spindlex_tw.tx import protocol
+
+log = Logger(namespace="spindlex_tw.cred")
+
+
+class IUserAccount(Interface):  # type: ignore[misc]
+    """What a realm tells the server about a user who logged in."""
+
+    home = Attribute("The directory the user's SFTP sessions are jailed in.")
+    read_only = Attribute("True: SFTP refuses every change.")
+    quota = Attribute("A spindlex_tw.fs.quota.Quota shared by the user's sessions, or None.")
+
+
+@implementer(IUserAccount)
+@dataclass
+class UserAccount:
+    home: str
+    read_only: bool = False
+    quota: Quota | None = None
+
+
+@implementer(IRealm)
+class HomesRealm:
+    """Each user jailed in ``template`` with ``{user}`` replaced, made on first login.
+
+    ``quota_bytes``/``quota_files`` give every user one :class:`Quota` of their
+    own, shared by all their sessions; ``read_only`` names users who may not write.
+    """
+
+    def __init__(
+        self,
+        template: str,
+        mode: int = 0o700,
+        quota_bytes: int | None = None,
+        quota_files: int | None = None,
+        read_only: frozenset[str] = frozenset(),
+    ) -> None:
+        self.template = template
+        self.mode = mode
+        self.quota_bytes = quota_bytes
+        self.quota_files = quota_files
+        self.read_only = read_only
+        self._quotas: dict[str, Quota] = {}
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> Any:
+        if IUserAccount not in interfaces:
+            raise NotImplementedError("HomesRealm only gives IUserAccount avatars")
+        user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else str(avatarId)
+        if not user or user in (".", "..") or set(user) & {"/", "\0"}:
+            raise error.UnauthorizedLogin("that name cannot name a home")
+        home = os.path.abspath(self.template.replace("{user}", user))
+        if not os.path.isdir(home):
+            os.makedirs(os.path.dirname(home), exist_ok=True)
+            os.makedirs(home, 0o700, exist_ok=True)
+            os.chmod(home, self.mode)  # exactly, whatever the umask says
+        quota = None
+        if self.quota_bytes is not None or self.quota_files is not None:
+            quota = self._quotas.setdefault(user, Quota(self.quota_bytes, self.quota_files))
+        account = UserAccount(home, user in self.read_only, quota)
+        return IUserAccount, account, lambda: None
+
+
+def _methods(portal: Portal) -> list[str]:
+    offered = portal.listCredentialsInterfaces()
+    methods = []
+    if credentials.ISSHPrivateKey in offered:
+        methods.append("publickey")
+    if credentials.IUsernamePassword in offered:
+        methods += ["password", "keyboard-interactive"]
+    return methods
+
+
+class CredServer(SSHServer):
+    """An SSHServer whose logins and users come from a twisted.cred ``portal``."""
+
+    def __init__(self, portal: Portal) -> None:
+        super().__init__()
+        # Any: zope interfaces (ICredentials...) are beyond what mypy checks here.
+        self.portal: Any = portal
+        # Each connection's avatar, gone with the connection.
+        self._accounts: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+
+    def account(self) -> Any:
+        """The avatar of the connection running the current hook (None before login)."""
+        conn = protocol.current_connection()
+        return None if conn is None else self._accounts.get(conn)
+
+    def get_allowed_auths(self, username: str) -> list[str]:
+        return _methods(self.portal)
+
+    def _logged_in(self, conn: Any, result: tuple[Any, Any, Any]) -> int:
+        _, avatar, _logout = result
+        if conn is not None:
+            self._accounts[conn] = avatar
+        return AUTH_SUCCESSFUL
+
+    @staticmethod
+    def _refused(failure: Failure, username: str) -> int:
+        if not failure.check(error.UnauthorizedLogin, error.UnhandledCredentials):
+            log.failure("login of {user!r} failed in the portal", failure, user=username)
+        return AUTH_FAILED
+
+    def check_auth_password(self, username: str, password: str) -> Any:
+        conn = protocol.current_connection()
+        creds = credentials.UsernamePassword(
+            username.encode("utf-8", "surrogateescape"), password.encode("utf-8", "surrogateescape")
+        )
+        d = self.portal.login(creds, None, IUserAccount)
+        d.addCallback(lambda result: self._logged_in(conn, result))
+        return d.addErrback(self._refused, username)
+
+    def check_auth_publickey(self, username: str, key: PKey) -> Any:
+        conn = protocol.current_connection()
+        name = username.encode("utf-8", "surrogateescape")
+        creds = credentials.SSHPrivateKey(
+            name, key.get_name().encode(), key.get_public_key_bytes(), None, None
+        )
+
+        def accepted(failure: Failure) -> Any:
+            failure.trap(ValidPublicKey)
+            # The key may log in, and the SSH layer checks its signature: the avatar.
+            realm = self.portal.realm
+            got = defer.maybeDeferred(lambda: realm.requestAvatar(name, None, IUserAccount))
+            return got.addCallback(lambda result: self._logged_in(conn, result))
+
+        d = self.portal.login(creds, None, IUserAccount)
+        d.addCallback(lambda result: self._logged_in(conn, result))
+        d.addErrback(accepted)
+        return d.addErrback(self._refused, username)
+
+    def check_channel_subsystem_request(self, channel: Any, name: str) -> bool:
+        account = self.account()
+        if name != "sftp" or account is None:
+            return False
+
+        class AccountSFTP(SFTPServer):
+            read_only = bool(account.read_only)
+            quota = account.quota
+
+        AccountSFTP(channel, account.home)
+        return True

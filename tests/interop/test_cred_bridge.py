@@ -1,0 +1,113 @@
+"""Logins through a twisted.cred Portal: Twisted's own checkers and an asynchronous one.
+
+Real clients (OpenSSH's ssh and sftp, Paramiko) against the test server
+running the CredServer apps of tests/support/cred_apps.py; the realm's
+avatar puts each user in their home, read-only or under a quota.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from tests.support.clients import paramiko_client
+from tests.support.harness import OpenSSH
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which("sshpass") is None, reason="sshpass not installed"),
+]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    db = tmp_path / "cred.db"
+    db.write_text("alice:alice-pw\nreader:reader-pw\nbob:bob-pw\n")
+    key = tmp_path / "alice_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30
+    )
+    return {
+        "CRED_HOMES": str(tmp_path / "homes"),
+        "CRED_DB": str(db),
+        "CRED_KEYS": (tmp_path / "alice_key.pub").read_text().strip(),
+    }
+
+
+def test_twisted_checkers_password_and_key(
+    tmp_path: Path, start_server: Callable[..., Any]
+) -> None:
+    env = _env(tmp_path)
+    server = start_server(app="tests.support.cred_apps:TwistedCheckersServer", env=env)
+    client = OpenSSH(tmp_path, server.port)
+    homes = tmp_path / "homes"
+    up = tmp_path / "up.txt"
+    up.write_text("from alice\n")
+    done = client.sftp("alice", "alice-pw", f"put {up} mine.txt\n")
+    assert done.returncode == 0, done.stderr
+    assert (homes / "alice" / "mine.txt").read_text() == "from alice\n"
+    assert stat.S_IMODE((homes / "alice").stat().st_mode) == 0o750
+    # The public key, through SSHPublicKeyChecker: the same home.
+    listed = client.sftp_with_key("alice", tmp_path / "alice_key", "ls -1\n")
+    assert listed.returncode == 0 and "mine.txt" in listed.stdout, listed.stderr
+    # A wrong password is refused by FilePasswordDB.
+    done = client.sftp("alice", "wrong", "ls\n")
+    assert done.returncode == 5, done.stderr  # sshpass: the password was refused
+    # bob is in his own home and cannot see alice's files.
+    done = client.sftp("bob", "bob-pw", f"ls -1 /\nget /mine.txt {tmp_path}/got.txt\n")
+    assert b'File "/mine.txt" not found' in done.stderr, done.stderr
+    assert not (tmp_path / "got.txt").exists()
+    # The quota from the realm's avatar holds.
+    ssh = paramiko_client(server.port, "bob", "bob-pw")
+    try:
+        sftp = ssh.open_sftp()
+        with pytest.raises(OSError, match="Quota exceeded"):
+            _grow(sftp)
+    finally:
+        ssh.close()
+
+
+def _grow(sftp: paramiko.SFTPClient) -> None:
+    with sftp.open("/big", "w") as f:
+        f.write(b"b" * 100 * 1024)
+        f.flush()
+
+
+def test_read_only_avatar(tmp_path: Path, start_server: Callable[..., Any]) -> None:
+    env = _env(tmp_path)
+    server = start_server(app="tests.support.cred_apps:TwistedCheckersServer", env=env)
+    ssh = paramiko_client(server.port, "reader", "reader-pw")
+    try:
+        sftp = ssh.open_sftp()
+        with pytest.raises(PermissionError):
+            sftp.open("/new", "w")
+        with pytest.raises(PermissionError):
+            sftp.mkdir("/d")
+        assert sftp.listdir("/") == []
+    finally:
+        ssh.close()
+
+
+def test_async_checker(tmp_path: Path, start_server: Callable[..., Any]) -> None:
+    env = _env(tmp_path)
+    server = start_server(app="tests.support.cred_apps:AsyncCheckerServer", env=env)
+    client = OpenSSH(tmp_path, server.port)
+    done = client.sftp("carol", "carol-pw", "mkdir made\n")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "homes" / "carol" / "made").is_dir()
+    refused = client.sftp("carol", "nope", "ls\n")
+    assert refused.returncode == 5, refused.stderr  # sshpass: the password was refused
+    # keyboard-interactive goes through the same checker (Paramiko's auth_interactive).
+    transport = paramiko.Transport(("127.0.0.1", server.port))
+    try:
+        transport.connect()
+        transport.auth_interactive("carol", lambda _title, _text, asked: ["carol-pw"] * len(asked))
+        assert transport.is_authenticated()
+    finally:
+        transport.close()
