@@ -3,7 +3,8 @@
 ``--auth memory:USER:PASSWORD`` keeps one password given on the command line;
 ``--auth file:PATH`` reads ``user:hash[:settings]`` lines whose hashes are bcrypt
 (``$2a$``/``$2b$``/``$2y$``, as made by ``htpasswd -B``) or SHA-crypt
-(``$5$``/``$6$``, as made by ``openssl passwd -6`` or ``mkpasswd``). A line
+(``$5$``/``$6$``, as made by ``openssl passwd -6`` or ``mkpasswd``), verified
+by the ``bcrypt`` library and by libpass (the maintained passlib). A line
 with anything else, plain text included, is refused when the file is read:
 passwords never sit in a file in the clear. The optional third field
 overrides the SFTP options for that user (see :func:`parse_user_options`):
@@ -22,9 +23,9 @@ import os
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import bcrypt
+from passlib.hash import sha256_crypt, sha512_crypt
 from twisted.logger import Logger
 
 from spindlex_tw.crypto.key_errors import describe_os_error
@@ -39,127 +40,6 @@ class CredentialsError(ValueError):
     """A bad ``--auth`` value or password file; the message is one line naming it."""
 
 
-# --- SHA-crypt (Drepper, "Unix crypt using SHA-256 and SHA-512") ----------------------------
-
-_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ROUNDS_DEFAULT = 5000
-_ROUNDS_MIN = 1000
-_ROUNDS_MAX = 999_999_999
-
-# The spec's output order: digest bytes taken three at a time, then the rest.
-_SHA256_ORDER = (
-    (0, 10, 20),
-    (21, 1, 11),
-    (12, 22, 2),
-    (3, 13, 23),
-    (24, 4, 14),
-    (15, 25, 5),
-    (6, 16, 26),
-    (27, 7, 17),
-    (18, 28, 8),
-    (9, 19, 29),
-)
-_SHA256_TAIL = (31, 30)
-_SHA512_ORDER = (
-    (0, 21, 42),
-    (22, 43, 1),
-    (44, 2, 23),
-    (3, 24, 45),
-    (25, 46, 4),
-    (47, 5, 26),
-    (6, 27, 48),
-    (28, 49, 7),
-    (50, 8, 29),
-    (9, 30, 51),
-    (31, 52, 10),
-    (53, 11, 32),
-    (12, 33, 54),
-    (34, 55, 13),
-    (56, 14, 35),
-    (15, 36, 57),
-    (37, 58, 16),
-    (59, 17, 38),
-    (18, 39, 60),
-    (40, 61, 19),
-    (62, 20, 41),
-)
-_SHA512_TAIL = (63,)
-
-
-@dataclass(frozen=True)
-class _ShaVariant:
-    digest: Callable[[bytes], Any]
-    order: tuple[tuple[int, int, int], ...]
-    tail: tuple[int, ...]
-
-
-_SHA_VARIANTS = {
-    "5": _ShaVariant(hashlib.sha256, _SHA256_ORDER, _SHA256_TAIL),
-    "6": _ShaVariant(hashlib.sha512, _SHA512_ORDER, _SHA512_TAIL),
-}
-
-
-def _encode_24(b2: int, b1: int, b0: int, count: int) -> str:
-    word = (b2 << 16) | (b1 << 8) | b0
-    chars = []
-    for _ in range(count):
-        chars.append(_CRYPT_ALPHABET[word & 0x3F])
-        word >>= 6
-    return "".join(chars)
-
-
-def _repeat(block: bytes, length: int) -> bytes:
-    return (block * (length // len(block) + 1))[:length]
-
-
-def sha_crypt(password: bytes, setting: str) -> str:
-    """The SHA-crypt string of ``password`` for ``setting`` (``$6$[rounds=N$]salt[$...]``)."""
-    parts = setting.split("$")
-    if len(parts) < 3 or parts[0] != "" or parts[1] not in _SHA_VARIANTS:
-        raise ValueError("not a SHA-crypt setting")
-    variant = _SHA_VARIANTS[parts[1]]
-    fields = parts[2:]
-    rounds, explicit = _ROUNDS_DEFAULT, False
-    if fields[0].startswith("rounds="):
-        try:
-            rounds = min(max(int(fields[0][7:]), _ROUNDS_MIN), _ROUNDS_MAX)
-        except ValueError as exc:
-            raise ValueError("bad rounds in SHA-crypt setting") from exc
-        explicit = True
-        fields = fields[1:]
-    if not fields:
-        raise ValueError("SHA-crypt setting without a salt")
-    salt = fields[0][:16].encode("ascii", "strict")
-    h = variant.digest
-
-    alternate = h(password + salt + password).digest()
-    ctx = h(password + salt)
-    ctx.update(_repeat(alternate, len(password)))
-    bits = len(password)
-    while bits:
-        ctx.update(alternate if bits & 1 else password)
-        bits >>= 1
-    result = ctx.digest()
-    p_bytes = _repeat(h(password * len(password)).digest(), len(password))
-    s_bytes = _repeat(h(salt * (16 + result[0])).digest(), len(salt))
-    for i in range(rounds):
-        ctx = h(p_bytes if i & 1 else result)
-        if i % 3:
-            ctx.update(s_bytes)
-        if i % 7:
-            ctx.update(p_bytes)
-        ctx.update(result if i & 1 else p_bytes)
-        result = ctx.digest()
-
-    encoded = "".join(_encode_24(result[a], result[b], result[c], 4) for a, b, c in variant.order)
-    if len(variant.tail) == 2:
-        encoded += _encode_24(0, result[variant.tail[0]], result[variant.tail[1]], 3)
-    else:
-        encoded += _encode_24(0, 0, result[variant.tail[0]], 2)
-    prefix = f"${parts[1]}$" + (f"rounds={rounds}$" if explicit else "")
-    return f"{prefix}{salt.decode('ascii')}${encoded}"
-
-
 # --- hash schemes ----------------------------------------------------------------------------
 
 
@@ -172,13 +52,21 @@ def _bcrypt_verify(stored: str, password: bytes) -> bool:
     return bcrypt.checkpw(password[:72], stored.encode("ascii"))
 
 
+# SHA-crypt (glibc's $5$ and $6$) by libpass, the maintained fork of passlib.
+_SHA_CRYPT = {"$5$": sha256_crypt, "$6$": sha512_crypt}
+
+
 def _sha_ok(stored: str) -> bool:
-    return stored.count("$") >= 3 and bool(stored.rsplit("$", 1)[1])
+    try:
+        _SHA_CRYPT[stored[:3]].from_string(stored)
+    except ValueError:
+        return False
+    return True
 
 
 def _sha_verify(stored: str, password: bytes) -> bool:
-    computed = sha_crypt(password, stored)
-    return hmac.compare_digest(computed.encode("ascii"), stored.encode("ascii"))
+    # libpass compares in constant time.
+    return bool(_SHA_CRYPT[stored[:3]].verify(password, stored))
 
 
 @dataclass(frozen=True)
