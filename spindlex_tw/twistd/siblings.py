@@ -21,6 +21,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
+from spindlex_tw.twistd import startup
+from spindlex_tw.twistd.listening import ListenFailed
 from spindlex_tw.twistd.supervisor import (
     FIRST_FD,
     Supervisor,
@@ -92,7 +94,11 @@ class SharedListener(service.Service):
     def privilegedStartService(self) -> None:
         service.Service.privilegedStartService(self)
         if self.inherited_fd is None:
-            self.socket = listening_socket(self.interface, self.port_number)
+            try:
+                self.socket = listening_socket(self.interface, self.port_number)
+            except OSError as exc:
+                where = f"tcp:{self.port_number}:interface={self.interface}"
+                raise ListenFailed(startup.listen_error(where, exc)) from exc
             fd = os.dup(self.socket.fileno())
         else:
             fd, self.inherited_fd = self.inherited_fd, None

@@ -49,10 +49,12 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_busy_port_is_one_line_and_status_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_busy_port_is_one_line_and_status_2(tmp_path: Path, workers: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        line = _one_line(_run(tmp_path, "--listen", f"tcp:{port}:interface=127.0.0.1", *ALICE))
+        listen = f"tcp:{port}:interface=127.0.0.1"
+        line = _one_line(_run(tmp_path, "--listen", listen, "--workers", workers, *ALICE))
     assert f"--listen tcp:{port}:interface=127.0.0.1: cannot listen: address already in use" in (
         line
     )
