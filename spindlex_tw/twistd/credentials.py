@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import os
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import bcrypt
 from passlib.hash import sha256_crypt, sha512_crypt
+from twisted.cred import credentials as cred_credentials
+from twisted.cred import error as cred_error
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from spindlex_tw.crypto.key_errors import describe_os_error
@@ -322,8 +327,61 @@ def parse_user_options(raw: bytes, source: str) -> dict[str, dict[str, str]]:
     return found
 
 
+class CheckerPasswords(PasswordSource):
+    """``--auth cred:MODULE:NAME``: passwords decided by a twisted.cred checker.
+
+    NAME is an ``ICredentialsChecker`` for ``IUsernamePassword`` (Twisted's
+    ``FilePasswordDB``, one of your own answering with a Deferred), a
+    ``Portal`` holding one, or a callable returning either. The checker runs on
+    the reactor, as checkers expect; :meth:`check` waits for it from its worker
+    thread. Homes, quotas and read-only come from the options, not an avatar.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.description = f"cred:{spec}"
+        module_name, _, name = spec.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in name.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise CredentialsError(f"--auth cred:{spec}: cannot load it: {exc}") from exc
+        if callable(target) and not hasattr(target, "requestAvatarId"):
+            target = target()
+        checkers = getattr(target, "checkers", None)
+        if isinstance(checkers, dict):  # a Portal
+            target = checkers.get(cred_credentials.IUsernamePassword)
+        if target is None or not hasattr(target, "requestAvatarId"):
+            raise CredentialsError(
+                f"--auth cred:{spec}: not a checker of usernames and passwords, nor a Portal "
+                "holding one"
+            )
+        self.checker = target
+
+    def users(self) -> frozenset[str]:
+        return frozenset()  # a checker does not list whom it knows
+
+    def check(self, username: str, password: str) -> bool:
+        from twisted.internet import reactor
+
+        creds = cred_credentials.UsernamePassword(
+            username.encode("utf-8", "surrogateescape"), password.encode("utf-8", "surrogateescape")
+        )
+        try:
+            threads.blockingCallFromThread(
+                reactor, defer.maybeDeferred, self.checker.requestAvatarId, creds
+            )
+        except (cred_error.UnauthorizedLogin, cred_error.UnhandledCredentials):
+            return False
+        except Exception as exc:
+            # A checker that fails refuses: a login is never granted by accident.
+            log.error("{source} failed: {error!r}", source=self.description, error=exc)
+            return False
+        return True
+
+
 def parse_auth_spec(spec: str) -> PasswordSource:
-    """A source from an ``--auth`` value: ``memory:USER:PASSWORD`` or ``file:PATH``."""
+    """A source from an ``--auth`` value: ``memory:USER:PASSWORD``, ``file:PATH``, ``cred:M:N``."""
     kind, sep, rest = spec.partition(":")
     if kind == "memory" and sep:
         user, sep, password = rest.partition(":")
@@ -332,7 +390,11 @@ def parse_auth_spec(spec: str) -> PasswordSource:
         return MemoryPasswords({user: password})
     if kind == "file" and rest:
         return FilePasswords(os.path.expanduser(rest))
-    raise CredentialsError(f"--auth expects memory:USER:PASSWORD or file:PATH, got {spec!r}")
+    if kind == "cred" and ":" in rest:
+        return CheckerPasswords(rest)
+    raise CredentialsError(
+        f"--auth expects memory:USER:PASSWORD, file:PATH or cred:MODULE:NAME, got {spec!r}"
+    )
 
 
 class Passwords:

@@ -282,7 +282,8 @@ class ServiceOptions(usage.Options):
         self["host-key"].append(path)
 
     def opt_auth(self, spec: str) -> None:
-        """memory:USER:PASSWORD, or file:PATH of user:bcrypt-or-SHA-crypt-hash lines; repeatable."""
+        """memory:USER:PASSWORD, file:PATH of user:hash lines, or cred:MODULE:NAME of a
+        twisted.cred checker (or Portal) of passwords; repeatable."""
         self["auth"].append(spec)
 
     def parseOptions(self, options: list[str] | None = None) -> None:

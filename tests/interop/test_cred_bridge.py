@@ -18,7 +18,8 @@ import paramiko
 import pytest
 
 from tests.support.clients import paramiko_client
-from tests.support.harness import OpenSSH
+from tests.support.harness import ROOT, OpenSSH
+from tests.support.twistd import Twistd, isolated_home
 
 pytestmark = [
     pytest.mark.interop,
@@ -111,3 +112,39 @@ def test_async_checker(tmp_path: Path, start_server: Callable[..., Any]) -> None
         assert transport.is_authenticated()
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize("checker", ["file_checker", "LATER"])
+def test_twistd_auth_cred(tmp_path: Path, checker: str) -> None:
+    env = {**isolated_home(tmp_path), **_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    user, password = ("alice", "alice-pw") if checker == "file_checker" else ("carol", "carol-pw")
+    twistd = Twistd(
+        [
+            "spindlex",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--auth",
+            f"cred:tests.support.cred_apps:{checker}",
+            "--home",
+            f"{tmp_path}/homes/{{user}}",
+            "--quota",
+            "64K",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        [port] = twistd.ports()
+        client = OpenSSH(tmp_path, port)
+        done = client.sftp(user, password, "mkdir made\n")
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "homes" / user / "made").is_dir()
+        assert client.sftp(user, "wrong", "ls\n").returncode == 5  # sshpass: refused
+        ssh = paramiko_client(port, user, password)
+        try:
+            with pytest.raises(OSError, match="Quota exceeded"):
+                _grow(ssh.open_sftp())
+        finally:
+            ssh.close()
+    finally:
+        twistd.stop()

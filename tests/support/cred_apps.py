@@ -70,3 +70,12 @@ class _Later:
 class AsyncCheckerServer(CredServer):
     def __init__(self) -> None:
         super().__init__(_portal([_Later()]))
+
+
+def file_checker() -> Any:
+    """For ``twistd spindlex --auth cred:tests.support.cred_apps:file_checker``."""
+    return FilePasswordDB(os.environ["CRED_DB"])  # type: ignore[no-untyped-call]
+
+
+#: For ``--auth cred:tests.support.cred_apps:LATER``: answers on a later reactor turn.
+LATER = _Later()
