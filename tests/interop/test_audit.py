@@ -308,3 +308,17 @@ def test_killed_command_has_its_signal(audited: Audited) -> None:
     events = audited.session_of({"audit_event": "exec", "command": "kill -TERM $$"})
     [exited] = _by(events, "exit")
     assert (exited["exit_status"], exited["exit_signal"]) == (None, "TERM")
+
+
+def test_remote_forward(audited: Audited) -> None:
+    """ssh -R 0:...: the tcpip-forward, with the port the server chose."""
+    result = audited.client.ssh(
+        USER,
+        "echo remote",
+        identity=audited.key,
+        args=("-R", "0:127.0.0.1:9", "-o", "ExitOnForwardFailure=yes"),
+    )
+    assert (result.returncode, result.stdout) == (0, b"remote\n")
+    events = audited.session_of({"audit_event": "forward", "kind": "tcpip-forward"})
+    [forward] = _by(events, "forward")
+    assert forward["result"] == "ok" and forward["port"] > 0

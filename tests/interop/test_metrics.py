@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -212,3 +214,43 @@ def test_workers_are_served_together(tmp_path: Path) -> None:
         assert workers == pids
     finally:
         server.stop()
+
+
+def test_refused_connection_is_audited_and_counted(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    server = Twistd(
+        [
+            "spindlex",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--auth",
+            f"memory:{USER}:{PASSWORD}",
+            "--max-connections",
+            "1",
+            "--audit-log",
+            str(log),
+            "--metrics",
+            "tcp:0:interface=127.0.0.1",
+        ],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        found = server.wait_for(METRICS)
+        scraped = Scraped(
+            server, OpenSSH(tmp_path, port), f"http://{found['host']}:{found['port']}/metrics"
+        )
+        # One connection that never logs in holds the only place.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as holder:
+            assert holder.recv(64).startswith(b"SSH-2.0-")
+            refused = scraped.client.ssh(USER, "true", password=PASSWORD)
+            assert refused.returncode == 255
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        [event] = [e for e in events if e["audit_event"] == "connection_refused"]
+        assert (event["peer"], event["reason"]) == ("127.0.0.1", "too many connections")
+        after = scraped.idle()
+        refusals = value(after, "spindlex_connections_refused_total", reason="too many connections")
+        assert refusals == 1
+    finally:
+        server.kill()
