@@ -42,7 +42,7 @@ from spindlex_tw.protocol.constants import (
 from spindlex_tw.server.manager import ManagedFactory
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.twistd import process
+from spindlex_tw.twistd import hostkeys, process
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.twistd.credentials import CredentialsError, Passwords, user_settings
 from spindlex_tw.twistd.limits import SftpLimits
@@ -81,9 +81,21 @@ class PolicyProtocol(SSHServerProtocol):
 
 
 class PolicyFactory(ManagedFactory):
-    """Builds PolicyProtocol connections (and keeps the manager's statistics)."""
+    """Builds PolicyProtocol connections (and keeps the manager's statistics).
+
+    After each login it names every host key to the client, so OpenSSH's
+    ``UpdateHostKeys`` learns keys added and removed by a reload (:mod:`.hostkeys`).
+    """
 
     connection_class = PolicyProtocol
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.global_handlers[hostkeys.PROVE] = hostkeys.prover(lambda: self.host_keys)
+
+    def connection_authenticated(self, conn: SSHServerProtocol) -> None:
+        super().connection_authenticated(conn)
+        hostkeys.announce(conn, self.host_keys)
 
 
 class OptionsSFTPServer(SFTPServer):

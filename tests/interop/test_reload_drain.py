@@ -347,3 +347,70 @@ def test_draining_refuses_new_channels_and_closes_a_connection_once_idle(
         assert (served / "held.bin").read_bytes() == b"first part and the rest"
     finally:
         server.kill()
+
+
+def test_openssh_learns_added_and_forgets_removed_host_keys(tmp_path: Path, served: Path) -> None:
+    ed25519, ed25519_public = _keypair(tmp_path, "host")
+    ecdsa = tmp_path / "host_ecdsa"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa)], check=True, timeout=30
+    )
+    ecdsa_public = (tmp_path / "host_ecdsa.pub").read_text()
+    stale = tmp_path / "stale"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(stale)], check=True, timeout=30
+    )
+    stale_public = (tmp_path / "stale.pub").read_text()
+    server = Twistd(
+        [
+            "spindlex",
+            *LOCAL,
+            "--auth",
+            "memory:alice:secret",
+            "--host-key",
+            str(ed25519),
+            "--host-key",
+            str(ecdsa),
+        ],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        known = tmp_path / "known_hosts_rotating"
+
+        def line(public: str) -> str:
+            return f"[127.0.0.1]:{port} {' '.join(public.split()[:2])}"
+
+        # The client knows the ed25519 key and an ECDSA key the server no longer has.
+        known.write_text(line(ed25519_public) + "\n" + line(stale_public) + "\n")
+        argv = [
+            "sshpass", "-p", "secret", "sftp", "-F", "/dev/null",
+            "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=yes",
+            "-o", "HostKeyAlgorithms=ssh-ed25519,ecdsa-sha2-nistp256",
+            "-o", "PubkeyAuthentication=no",
+            "-P", str(port), "alice@127.0.0.1",
+        ]  # fmt: skip
+        session = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            assert session.stdin is not None and session.stdout is not None
+            session.stdin.write(b"pwd\n")
+            session.stdin.flush()
+            assert session.stdout.readline().startswith(b"sftp> pwd")
+
+            def updated() -> str | None:
+                text = known.read_text()
+                return text if line(ecdsa_public).split()[2] in text else None
+
+            text = poll(updated, what="the client to learn the ECDSA host key")
+            assert line(stale_public).split()[2] not in text  # the stale key is gone
+            assert line(ed25519_public).split()[2] in text
+        finally:
+            session.kill()
+            session.wait(10)
+        assert server.stop() == 0, server.log()
+    finally:
+        server.kill()
