@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from spindlex_tw.twistd.credentials import hash_password
 from tests.support.clients import paramiko_client
 from tests.support.harness import OpenSSH
 from tests.support.twistd import Twistd, isolated_home
@@ -120,3 +121,49 @@ def test_paramiko_session(server: OpenSSH) -> None:
         assert sftp.listdir("/") == []
     finally:
         ssh.close()
+
+
+def test_memory_homes_keep_users_apart(tmp_path: Path, served: Path) -> None:
+    passwords = tmp_path / "passwd"
+    passwords.write_text(
+        f"alice:{hash_password('alice-pw')}\nbob:{hash_password('bob-pw')}:quota=1K\n"
+    )
+    twistd = Twistd(
+        [
+            "spindlex",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--auth",
+            f"file:{passwords}",
+            "--storage",
+            "memory",
+            "--home",
+            f"{tmp_path}/homes/{{user}}",
+        ],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = twistd.ports()
+        alice = paramiko_client(port, "alice", "alice-pw")
+        bob = paramiko_client(port, "bob", "bob-pw")
+        try:
+            mine, theirs = alice.open_sftp(), bob.open_sftp()
+            with mine.open("/note", "w") as f:
+                f.write(b"alice's")
+            assert theirs.listdir("/") == []  # bob's tree is his own
+            with pytest.raises(OSError, match="Quota exceeded"), theirs.open("/x", "w") as f:
+                f.write(b"x" * 2048)
+                f.flush()
+            again = paramiko_client(port, "alice", "alice-pw")
+            try:
+                # A second session of alice sees the same tree.
+                assert again.open_sftp().open("/note").read() == b"alice's"
+            finally:
+                again.close()
+        finally:
+            alice.close()
+            bob.close()
+    finally:
+        twistd.stop()
+    assert not (tmp_path / "homes").exists()  # memory: nothing made on disk
