@@ -35,7 +35,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-#: What :meth:`FileSystem.locate` returned: a resolved entry of this file system.
+#: What :meth:`FileSystem.locate` returned: a resolved entry of this file system,
+#: with ``path`` (the resolved client path, ``b"/dir/name"``) and ``close()``.
 Location = Any
 #: What :meth:`FileSystem.open_file` returned: an open regular file.
 OpenFile = Any
@@ -76,15 +77,6 @@ class DirEntry:
 
 class DirStream(Protocol):
     """An open directory being listed."""
-
-    def close(self) -> None: ...
-
-
-class Located(Protocol):
-    """What the engine reads of a :data:`Location`: the resolved client path."""
-
-    @property
-    def path(self) -> bytes: ...
 
     def close(self) -> None: ...
 
