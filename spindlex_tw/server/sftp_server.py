@@ -149,7 +149,8 @@ class SFTPServer:
     #: hidden temporary in the same directory (``.NAME.XXXXXXXXXXXX.part``),
     #: renamed over the real name on CLOSE and removed if the session ends
     #: without one. Appends and writes into an existing file without TRUNC
-    #: (resumed uploads) still write in place.
+    #: (resumed uploads) still write in place, and so does every upload to a
+    #: storage other than the local disk or under a quota (docs/operations.md).
     atomic_uploads: bool = False
 
     #: Refuse every request that would change the files (each "w" row of
