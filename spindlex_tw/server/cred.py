@@ -20,7 +20,6 @@ signature checked out the realm is asked for the avatar directly.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -35,6 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from spindlex_tw.crypto.pkey import PKey
+from spindlex_tw.fs.homes import home_of, make_home, safe_user
 from spindlex_tw.fs.quota import Quota
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.hooks import SSHServer
@@ -87,13 +87,10 @@ class HomesRealm:
         if IUserAccount not in interfaces:
             raise NotImplementedError("HomesRealm only gives IUserAccount avatars")
         user = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else str(avatarId)
-        if not user or user in (".", "..") or set(user) & {"/", "\0"}:
+        if not safe_user(user):
             raise error.UnauthorizedLogin("that name cannot name a home")
-        home = os.path.abspath(self.template.replace("{user}", user))
-        if not os.path.isdir(home):
-            os.makedirs(os.path.dirname(home), exist_ok=True)
-            os.makedirs(home, 0o700, exist_ok=True)
-            os.chmod(home, self.mode)  # exactly, whatever the umask says
+        home = home_of(self.template, user)
+        make_home(home, self.mode)
         quota = None
         if self.quota_bytes is not None or self.quota_files is not None:
             quota = self._quotas.setdefault(user, Quota(self.quota_bytes, self.quota_files))

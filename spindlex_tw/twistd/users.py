@@ -11,7 +11,6 @@ docs/users.md has the whole story.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TypeVar
 
 from twisted.python import usage
 
+from spindlex_tw.fs.homes import home_of, make_home, safe_user
 from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.fs.memory import MemoryFileSystem
@@ -116,11 +116,6 @@ class UserPolicy:
         return policy
 
 
-def safe_user(username: str) -> bool:
-    """Whether ``username`` can name a directory: no separator, no dot names, no NUL."""
-    return bool(username) and username not in (".", "..") and not set(username) & {"/", "\0"}
-
-
 class UserHomes:
     """Each user's account, by the policy and their overrides; quotas kept per user.
 
@@ -152,9 +147,9 @@ class UserHomes:
         else:
             if not safe_user(username):
                 return None
-            root = os.path.abspath(home.replace("{user}", username))
+            root = home_of(home, username)
             if self.policy.storage == "local":
-                self._make_home(root)
+                make_home(root, self.policy.home_mode)
         read_only = self.read_only
         if "read-only" in settings:
             read_only = True
@@ -171,17 +166,6 @@ class UserHomes:
             key = (username, root, quota_bytes, quota_files)
             quota = self._quotas.setdefault(key, Quota(quota_bytes, quota_files))
         return Account(root, read_only, quota, self._storage(root))
-
-    def _make_home(self, root: str) -> None:
-        if os.path.isdir(root):
-            return
-        os.makedirs(os.path.dirname(root), exist_ok=True)
-        try:
-            os.mkdir(root, 0o700)
-        except FileExistsError:
-            return  # a concurrent first login made it
-        # Exactly the configured mode, whatever the umask says.
-        os.chmod(root, self.policy.home_mode)
 
     def _storage(self, root: str) -> Callable[[], FileSystem]:
         if self.policy.storage == "memory":
