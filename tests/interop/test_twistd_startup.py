@@ -7,6 +7,7 @@ server logs the command to connect with, the host key fingerprint and whether
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import socket
@@ -352,5 +353,30 @@ def test_max_request_rate_disconnects_a_client_over_it(tmp_path: Path) -> None:
             server.wait_for(re.compile(r"disconnected 127\.0\.0\.1:\d+: too many requests"))
         finally:
             client.close()
+    finally:
+        server.stop()
+
+
+def test_a_pty_refused_by_the_key_says_so(tmp_path: Path) -> None:
+    identity = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(identity)], check=True)
+    keys = tmp_path / "authorized_keys"
+    keys.write_text("no-pty " + (tmp_path / "id_ed25519.pub").read_text())
+    server = Twistd(
+        ["spindlex", *LOCAL, "--exec", "--authorized-keys", str(keys)],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        user = getpass.getuser()
+        ran = OpenSSH(tmp_path, port).ssh(user, "true", identity=identity, args=["-tt"])
+        assert b"PTY allocation request failed" in ran.stderr
+        server.wait_for(
+            re.compile(
+                rf"refused pty request from {re.escape(user)} at 127\.0\.0\.1:\d+: "
+                r"the key's authorized_keys options forbid it"
+            )
+        )
     finally:
         server.stop()
