@@ -62,6 +62,25 @@ OPTIONS: list[list[str | None]] = [
         "disconnected.",
     ],
     [
+        "max-forward-listeners",
+        None,
+        str(_DEFAULTS.max_forward_listeners),
+        "Ports one connection may have listening for ssh -R at once.",
+    ],
+    [
+        "forward-connect-timeout",
+        None,
+        f"{_DEFAULTS.forward_connect_timeout:g}",
+        "Seconds an ssh -L/-D/-W connection to its destination may take.",
+    ],
+    [
+        "hook-timeout",
+        None,
+        f"{_DEFAULTS.hook_timeout:g}",
+        "Seconds an --app hook that answers later (Deferred, coroutine) may take; "
+        "slower is a refusal.",
+    ],
+    [
         "sftp-max-handles",
         None,
         str(_SFTP_DEFAULTS.max_open_handles),
@@ -103,6 +122,16 @@ def _count(name: str, text: str) -> int:
         value = 0
     if value < 1:
         raise _bad(name, text, "a whole number of at least 1")
+    return value
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise _bad(name, text, "a number of seconds above 0")
     return value
 
 
@@ -154,6 +183,13 @@ def apply(options: usage.Options, settings: ServerSettings) -> SftpLimits:
     rate, burst = _rate("max-request-rate", str(options["max-request-rate"]))
     settings.max_requests_per_second = rate
     settings.max_requests_burst = burst
+    settings.max_forward_listeners = _count(
+        "max-forward-listeners", str(options["max-forward-listeners"])
+    )
+    settings.forward_connect_timeout = _seconds(
+        "forward-connect-timeout", str(options["forward-connect-timeout"])
+    )
+    settings.hook_timeout = _seconds("hook-timeout", str(options["hook-timeout"]))
     return SftpLimits(
         max_open_handles=_count("sftp-max-handles", str(options["sftp-max-handles"])),
         max_outstanding_bytes=_size("sftp-max-inflight", str(options["sftp-max-inflight"])),

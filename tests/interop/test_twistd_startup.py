@@ -85,6 +85,9 @@ def test_a_busy_port_is_one_line_and_status_2(tmp_path: Path, workers: str) -> N
         (["--sftp-max-handles", "1.5"], "--sftp-max-handles expects"),
         (["--sftp-max-inflight", "8X"], "--sftp-max-inflight expects a size"),
         (["--sftp-max-requests", ""], "--sftp-max-requests expects"),
+        (["--max-forward-listeners", "0"], "--max-forward-listeners expects"),
+        (["--forward-connect-timeout", "inf"], "--forward-connect-timeout expects a number"),
+        (["--hook-timeout", "-1"], "--hook-timeout expects a number of seconds above 0, got '-1'"),
     ],
 )
 def test_bad_files_and_limits_are_one_line_naming_the_value(

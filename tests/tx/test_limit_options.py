@@ -37,6 +37,9 @@ def test_defaults_are_the_library_defaults(tmp_path: Path, monkeypatch: pytest.M
     assert config.settings.channels.max_channels == library.channels.max_channels
     assert config.settings.max_requests_per_second == library.max_requests_per_second
     assert config.settings.max_requests_burst == library.max_requests_burst
+    assert config.settings.max_forward_listeners == library.max_forward_listeners
+    assert config.settings.forward_connect_timeout == library.forward_connect_timeout
+    assert config.settings.hook_timeout == library.hook_timeout
     sftp = config.server.config.sftp_limits
     assert sftp.max_open_handles == Limits().max_open_handles
     assert sftp.max_outstanding_bytes == Limits().max_outstanding_bytes
@@ -55,7 +58,13 @@ def test_each_option_sets_its_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "--sftp-max-handles=9",
         "--sftp-max-inflight=512K",
         "--sftp-max-requests=16",
+        "--max-forward-listeners=2",
+        "--forward-connect-timeout=2.5",
+        "--hook-timeout=5",
     ).config
+    assert config.settings.max_forward_listeners == 2
+    assert config.settings.forward_connect_timeout == 2.5
+    assert config.settings.hook_timeout == 5.0
     assert config.settings.max_connections_per_source == 200
     assert config.settings.max_startups == (5, 100, 5)
     assert config.settings.max_startups_per_source == 7
