@@ -33,7 +33,7 @@ from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.python import usage
 
-from spindlex_tw.crypto.pkey import Ed25519Key, KeyFileError, PKey
+from spindlex_tw.crypto.pkey import KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import lifecycle, limits, process, siblings, startup
 from spindlex_tw.twistd.audit_log import AuditLog, open_audit_log
@@ -52,6 +52,7 @@ from spindlex_tw.twistd.lifecycle import DEFAULT_DRAIN_TIMEOUT, Lifecycle, drain
 from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
 from spindlex_tw.twistd.reload import Rereader, reload
+from spindlex_tw.twistd.state import default_host_key, state_directory
 from spindlex_tw.twistd.users import OPTIONS as USER_OPTIONS
 from spindlex_tw.twistd.users import UserHomes, UserPolicy
 from spindlex_tw.tx import proxied
@@ -63,35 +64,6 @@ from spindlex_tw.tx.settings import ServerSettings
 log = Logger(namespace="spindlex_tw.service")
 
 DEFAULT_LISTEN = "tcp:2222:interface=127.0.0.1"
-HOST_KEY_NAME = "host_ed25519"
-
-
-def state_directory() -> str:
-    """Per-user state: ``$XDG_STATE_HOME/spindlex_tw`` or ``~/.local/state/spindlex_tw``."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(base, "spindlex_tw")
-
-
-def default_host_key() -> PKey:
-    """The embedded default's ed25519 host key: made on first use, then reused."""
-    directory = state_directory()
-    path = os.path.join(directory, HOST_KEY_NAME)
-    try:
-        if os.path.exists(path):
-            return Ed25519Key.from_private_key_file(path)
-        startup.make_state_directory(directory)
-        key = Ed25519Key.generate()
-        key.save_to_file(path)
-    except KeyFileError as exc:
-        raise usage.UsageError(f"default host key: {exc}") from exc
-    except OSError as exc:
-        raise usage.UsageError(f"cannot create {directory}: {exc.strerror}") from exc
-    log.info("created host key {path}", path=path)
-    return key
-
-
 @dataclass
 class ServiceConfig:
     """Everything ``makeService`` needs, resolved from the options."""

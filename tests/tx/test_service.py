@@ -18,6 +18,7 @@ from twisted.python import usage
 from spindlex_tw.crypto.pkey import Ed25519Key, RSAKey
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.twistd import state
 from spindlex_tw.twistd.composition import build_server
 from spindlex_tw.twistd.default_app import DefaultServer, ServerConfig
 from spindlex_tw.twistd.lifecycle import CLOSE_GRACE
@@ -252,6 +253,24 @@ def test_unusable_default_host_key(home: Path) -> None:
     key_path.write_text("garbage\n")
     with pytest.raises(usage.UsageError, match="default host key: cannot load key"):
         parse()
+
+
+def test_default_host_key_made_by_another_server_meanwhile_is_kept(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers starting at once on one state directory serve one key.
+
+    Another server's key appears after this one looked for it: this one
+    must serve that key, not replace it with its own.
+    """
+    key_path = home / ".local" / "state" / "spindlex_tw" / "host_ed25519"
+    key_path.parent.mkdir(parents=True)
+    theirs = Ed25519Key.generate()
+    theirs.save_to_file(key_path)
+    monkeypatch.setattr(state.os.path, "exists", lambda path: False)
+    assert state.default_host_key() == theirs
+    assert Ed25519Key.from_private_key_file(key_path) == theirs
+    assert sorted(p.name for p in key_path.parent.iterdir()) == ["host_ed25519"]
 
 
 class _SlowSession:
