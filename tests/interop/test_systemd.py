@@ -51,6 +51,8 @@ def test_socket_activation(tmp_path: Path) -> None:
         command=activate,
     )
     try:
+        # systemd-socket-activate says when its socket is bound; connecting sooner is refused.
+        server.wait_for(re.compile(rf"Listening on 127\.0\.0\.1:{port} as 3"))
         # Nothing runs yet: this connection waits in the socket's backlog and starts twistd.
         client = OpenSSH(tmp_path, port)
         result = client.sftp("alice", "secret", "ls\n")
