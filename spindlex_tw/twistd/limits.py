@@ -5,13 +5,21 @@ Each option is read as sshd reads its counterpart where one exists
 ``usage.UsageError`` naming the option and the value, which twistd turns
 into one line and exit status 2. docs/twistd.md lists each default beside
 OpenSSH's and SFTPGo's.
+
+``--limits-file FILE`` holds ``name = value`` lines with the same names
+(``max-connections-per-source = 200``); its values override the command
+line's, at start and again on each SIGHUP (:mod:`.reload`). A file is used
+whole or not at all: the first bad line is named in the one-line error.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from twisted.python import usage
 
@@ -99,6 +107,13 @@ OPTIONS: list[list[str | None]] = [
         str(_SFTP_DEFAULTS.max_outstanding_requests),
         "SFTP requests in progress per session before the server stops reading more.",
     ],
+    [
+        "limits-file",
+        None,
+        None,
+        "File of NAME = VALUE lines naming the options above (max-channels = 200); "
+        "its values override the command line's and are read again on SIGHUP.",
+    ],
 ]
 
 
@@ -168,30 +183,92 @@ def _startups(name: str, text: str) -> tuple[int, int, int]:
     return start, rate, full
 
 
+#: How each limit option's text becomes its value (a bad one raises usage.UsageError).
+_CONVERTERS: dict[str, Callable[[str, str], Any]] = {
+    "max-connections-per-source": _count,
+    "max-startups": _startups,
+    "max-startups-per-source": _count,
+    "max-channels": _count,
+    "max-request-rate": _rate,
+    "max-forward-listeners": _count,
+    "forward-connect-timeout": _seconds,
+    "hook-timeout": _seconds,
+    "sftp-max-handles": _count,
+    "sftp-max-inflight": _size,
+    "sftp-max-requests": _count,
+}
+
+
+@dataclass(frozen=True)
+class LimitValues:
+    """Every limit, checked: put to use at once by :meth:`set_on` (nothing can fail there)."""
+
+    values: dict[str, Any]
+
+    def set_on(self, settings: ServerSettings) -> SftpLimits:
+        """Put the connection limits in ``settings``; returns the SFTP ones.
+
+        ``settings`` is the object the factory and its admission read: the
+        per-source caps, MaxStartups, forward listeners and timeouts apply
+        at their next use; the channel and request-rate limits are taken by
+        each connection as it starts, so open connections keep theirs.
+        """
+        v = self.values
+        settings.max_connections_per_source = v["max-connections-per-source"]
+        settings.max_startups = v["max-startups"]
+        settings.max_startups_per_source = v["max-startups-per-source"]
+        # A new object, not a change in place: open connections hold the old one.
+        settings.channels = replace(settings.channels, max_channels=v["max-channels"])
+        settings.max_requests_per_second, settings.max_requests_burst = v["max-request-rate"]
+        settings.max_forward_listeners = v["max-forward-listeners"]
+        settings.forward_connect_timeout = v["forward-connect-timeout"]
+        settings.hook_timeout = v["hook-timeout"]
+        return SftpLimits(
+            max_open_handles=v["sftp-max-handles"],
+            max_outstanding_bytes=v["sftp-max-inflight"],
+            max_outstanding_requests=v["sftp-max-requests"],
+        )
+
+
+def read(options: usage.Options) -> LimitValues:
+    """The limits of the command line, overridden by ``--limits-file``'s lines.
+
+    Raises :class:`usage.UsageError` with one line naming the bad value (and
+    the file's line, for a value from the file).
+    """
+    values = {name: convert(name, str(options[name])) for name, convert in _CONVERTERS.items()}
+    path = options["limits-file"]
+    if path:
+        values.update(_read_file(os.path.expanduser(path)))
+    return LimitValues(values)
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read(1 << 20).splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise usage.UsageError(f"--limits-file {path}: {reason}") from exc
+    values: dict[str, Any] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = (part.strip() for part in text.partition("="))
+        where = f"--limits-file {path} line {number}"
+        if not sep:
+            raise usage.UsageError(f"{where}: expected NAME = VALUE, got {text!r}")
+        convert = _CONVERTERS.get(name)
+        if convert is None:
+            raise usage.UsageError(f"{where}: {name!r} is not a limit option")
+        try:
+            values[name] = convert(name, value)
+        except usage.UsageError as exc:
+            raise usage.UsageError(f"{where}: {exc}") from exc
+    return values
+
+
 def apply(options: usage.Options, settings: ServerSettings) -> SftpLimits:
     """Put the connection limits in ``settings``; returns the SFTP ones."""
-    settings.max_connections_per_source = _count(
-        "max-connections-per-source", str(options["max-connections-per-source"])
-    )
-    settings.max_startups = _startups("max-startups", str(options["max-startups"]))
-    settings.max_startups_per_source = _count(
-        "max-startups-per-source", str(options["max-startups-per-source"])
-    )
-    settings.channels = replace(
-        settings.channels, max_channels=_count("max-channels", str(options["max-channels"]))
-    )
-    rate, burst = _rate("max-request-rate", str(options["max-request-rate"]))
-    settings.max_requests_per_second = rate
-    settings.max_requests_burst = burst
-    settings.max_forward_listeners = _count(
-        "max-forward-listeners", str(options["max-forward-listeners"])
-    )
-    settings.forward_connect_timeout = _seconds(
-        "forward-connect-timeout", str(options["forward-connect-timeout"])
-    )
-    settings.hook_timeout = _seconds("hook-timeout", str(options["hook-timeout"]))
-    return SftpLimits(
-        max_open_handles=_count("sftp-max-handles", str(options["sftp-max-handles"])),
-        max_outstanding_bytes=_size("sftp-max-inflight", str(options["sftp-max-inflight"])),
-        max_outstanding_requests=_count("sftp-max-requests", str(options["sftp-max-requests"])),
-    )
+    return read(options).set_on(settings)

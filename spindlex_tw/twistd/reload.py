@@ -2,15 +2,19 @@
 
 What is read again: the ``--auth file:`` password files, the
 ``--authorized-keys`` file, the ``--host-key`` files (with
-``--host-key-passphrase-file``) or the embedded default's key, and the
-``--banner`` file. Everything is read first; if any file is bad (unreadable,
-a plain-text password, a key that does not load) nothing changes and one
-line says why. Otherwise the new values apply at once: to the next login
-for passwords and keys, to the next connection for the banner and host keys.
+``--host-key-passphrase-file``) or the embedded default's key, the
+``--banner`` file and the ``--limits-file``. Everything is read first; if
+any file is bad (unreadable, a plain-text password, a key that does not
+load, a limit out of range) nothing changes and one line says why.
+Otherwise the new values apply at once: to the next login for passwords
+and keys, to the next connection for the banner and host keys, and for the
+limits as :meth:`.limits.LimitValues.set_on` says (per-source
+caps at once, channel and SFTP limits for new connections and sessions).
 Connections already open keep going, whatever changed.
 
-Values given on the command line (listen addresses, limits, the SFTP root)
-are the same after a SIGHUP: changing them needs a restart.
+Other values given on the command line (listen addresses, the SFTP root,
+limits not in the limits file) are the same after a SIGHUP: changing them
+needs a restart.
 """
 
 from __future__ import annotations
@@ -26,21 +30,26 @@ from spindlex_tw.server.manager import ManagedFactory
 from spindlex_tw.twistd.authorized_keys import OptionError
 from spindlex_tw.twistd.credentials import CredentialsError, FilePasswords
 from spindlex_tw.twistd.default_app import ServerConfig
+from spindlex_tw.twistd.limits import LimitValues
 
 log = Logger(namespace="spindlex_tw.service")
 
 
 class Rereader:
-    """What the options read from files, read again: ``host_keys()`` and ``banner()``.
+    """What the options read from files, read again: ``host_keys()``, ``banner()``, ``limits()``.
 
-    Both raise :class:`usage.UsageError` with one line, as at start-up.
+    Each raises :class:`usage.UsageError` with one line, as at start-up.
     """
 
     def __init__(
-        self, host_keys: Callable[[], list[PKey]], banner: Callable[[], str | None]
+        self,
+        host_keys: Callable[[], list[PKey]],
+        banner: Callable[[], str | None],
+        limits: Callable[[], LimitValues] | None = None,
     ) -> None:
         self.host_keys = host_keys
         self.banner = banner
+        self.limits = limits
 
 
 def reload(factory: ManagedFactory, config: ServerConfig, files: Rereader | None) -> bool:
@@ -75,6 +84,9 @@ def _read_all(
         banner = files.banner()
         commits.append(lambda: _set_banner(config, banner))
         commits.append(lambda: _set_host_keys(factory, host_keys))
+        if files.limits is not None:
+            limits = files.limits()
+            commits.append(lambda: _set_limits(factory, config, limits))
     return commits
 
 
@@ -84,6 +96,11 @@ def _use(apply: Callable[[Any], None], loaded: Any) -> Callable[[], None]:
 
 def _set_banner(config: ServerConfig, banner: str | None) -> None:
     config.banner = banner
+
+
+def _set_limits(factory: ManagedFactory, config: ServerConfig, limits: LimitValues) -> None:
+    # The settings object is the factory's own: its admission reads it at each connection.
+    config.sftp_limits = limits.set_on(factory.settings)
 
 
 def _set_host_keys(factory: ManagedFactory, keys: list[PKey]) -> None:

@@ -325,7 +325,7 @@ class ServiceOptions(usage.Options):
             for description, _ in listen:
                 siblings.tcp_address(description)
         drain = drain_timeout(str(self["drain-timeout"]))
-        files = Rereader(self._host_keys, self._banner)
+        files = Rereader(self._host_keys, self._banner, partial(limits.read, self))
         return ServiceConfig(
             listen, host_keys, server, settings, one_time, warnings, workers, self.arguments,
             drain, files,
