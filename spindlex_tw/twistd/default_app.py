@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from spindlex_tw.fs import checksums
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
     AUTH_SUCCESSFUL,
@@ -42,6 +43,7 @@ from spindlex_tw.protocol.constants import (
 from spindlex_tw.server.manager import ManagedFactory
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
+from spindlex_tw.twistd import checksums as checksum_exec
 from spindlex_tw.twistd import hostkeys, process
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.twistd.credentials import CredentialsError, Passwords, user_settings
@@ -290,6 +292,15 @@ class DefaultServer(SSHServer):
         return running is not None and running.signal(signal_name)
 
     def check_channel_exec_request(self, channel: Channel, command: bytes) -> bool:
+        if (
+            self.config.sftp_root is not None
+            and self._key_options().command is None
+            and checksums.is_checksum_name(command)
+        ):
+            # Answered inside the SFTP view even with --exec, so the sums match what SFTP served.
+            account = self._sftp_account()
+            _reactor().callLater(0, checksum_exec.start, channel, command, account)
+            return True
         return self._run(channel, command)
 
     def check_channel_shell_request(self, channel: Channel) -> bool:
