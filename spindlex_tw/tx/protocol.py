@@ -142,7 +142,9 @@ class SSHServerProtocol(protocol.Protocol):
             set_no_delay(True)
         self._quickack = quickack_socket(self.transport)
         self.peer = peer_name(self.transport)
-        self.connection_id = f"{self.peer}#{id(self):x}"
+        # 64 random bits, not id(self): ids stay distinct across --workers
+        # processes, restarts and reused addresses, so an audit log can be merged.
+        self.connection_id = f"{self.peer}#{os.urandom(8).hex()}"
         self.connected_at = self.reactor.seconds()
         audit.connected(self, self.transport.getHost())
         settings = self.factory.settings
