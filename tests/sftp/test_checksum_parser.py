@@ -86,15 +86,14 @@ def test_sums_in_coreutils_format() -> None:
 def test_large_file_is_read_in_chunks(tmp_path: Path) -> None:
     data = os.urandom(checksums.CHUNK * 3 + 17)
     (tmp_path / "big").write_bytes(data)
-    fs = LocalFileSystem(str(tmp_path))
     reads: list[int] = []
-    real_read = fs.read
 
-    def counting_read(file: object, length: int, offset: int) -> bytes:
-        reads.append(length)
-        return real_read(file, length, offset)
+    class CountingFileSystem(LocalFileSystem):
+        def read(self, file: int, length: int, offset: int) -> bytes:
+            reads.append(length)
+            return super().read(file, length, offset)
 
-    fs.read = counting_read  # type: ignore[method-assign]
+    fs = CountingFileSystem(str(tmp_path))
     result = checksums.run_command(checksums.parse(b"sha256sum big"), fs, list)
     assert result.stdout == hashlib.sha256(data).hexdigest().encode() + b"  big\n"
     assert set(reads) == {checksums.CHUNK} and len(reads) == 5
