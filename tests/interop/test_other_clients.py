@@ -242,6 +242,29 @@ def test_curl_scp_upload_and_download(
     assert "Traceback" not in scp_server.log()
 
 
+@needs("pscp", "putty-tools")
+def test_pscp_legacy_scp_one_file(
+    scp_server: Twistd,
+    host_keys: dict[str, Path],
+    sftp_root: Path,
+    original: bytes,
+    tmp_path: Path,
+) -> None:
+    [port] = scp_server.ports()
+    pinned = fingerprint(host_keys["ed25519"].with_suffix(".pub"))
+    # -scp: the old protocol over exec, as pscp falls back to without SFTP.
+    args = ["pscp", "-scp", "-batch", "-P", str(port), "-l", "alice", "-pw", "secret"]
+    args += ["-hostkey", pinned]
+    env = client_env(tmp_path)
+    up = run([*args, str(tmp_path / "original.bin"), "127.0.0.1:up.bin"], env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert (sftp_root / "up.bin").read_bytes() == original
+    down = run([*args, "127.0.0.1:up.bin", str(tmp_path / "back.bin")], env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert (tmp_path / "back.bin").read_bytes() == original
+    assert "Traceback" not in scp_server.log()
+
+
 # --- rclone (Go's x/crypto/ssh) ----------------------------------------------------------
 
 
