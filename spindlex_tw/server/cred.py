@@ -39,6 +39,7 @@ from spindlex_tw.fs.quota import Quota
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.hooks import SSHServer
 from spindlex_tw.server.sftp_server import SFTPServer
+from spindlex_tw.sftp.bandwidth import Bandwidth
 from spindlex_tw.tx import protocol
 
 log = Logger(namespace="spindlex_tw.cred")
@@ -50,6 +51,10 @@ class IUserAccount(Interface):  # type: ignore[misc]
     home = Attribute("The directory the user's SFTP sessions are jailed in.")
     read_only = Attribute("True: SFTP refuses every change.")
     quota = Attribute("A spindlex_tw.fs.quota.Quota shared by the user's sessions, or None.")
+    bandwidth = Attribute(
+        "A spindlex_tw.sftp.bandwidth.Bandwidth shared by the user's sessions, or None "
+        "(optional: an avatar without it is not limited)."
+    )
 
 
 @implementer(IUserAccount)
@@ -58,6 +63,7 @@ class UserAccount:
     home: str
     read_only: bool = False
     quota: Quota | None = None
+    bandwidth: Bandwidth | None = None
 
 
 @implementer(IRealm)
@@ -174,6 +180,7 @@ class CredServer(SSHServer):
         class AccountSFTP(SFTPServer):
             read_only = bool(account.read_only)
             quota = account.quota
+            bandwidth = getattr(account, "bandwidth", None)
 
         AccountSFTP(channel, account.home)
         return True

@@ -20,6 +20,7 @@ from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.fs.quota import Quota, QuotaFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_FAILURE, SSH_FX_PERMISSION_DENIED
 from spindlex_tw.protocol.sftp_constants import MAX_SFTP_HANDLES
+from spindlex_tw.sftp.bandwidth import Bandwidth
 from spindlex_tw.sftp.codes import (
     SSH_FXF_APPEND,
     SSH_FXF_CREAT,
@@ -161,6 +162,9 @@ class SFTPServer:
     quota: Quota | None = None
     #: The client path below which the quota counts: "/" is everything served.
     quota_scope: str = "/"
+    #: Upload and download limits; share one Bandwidth between the sessions of
+    #: one user so they draw on one limit (docs/users.md).
+    bandwidth: Bandwidth | None = None
 
     def __init__(self, channel: Any, root_path: str = "/", start_thread: bool = True) -> None:
         self._channel = channel
@@ -173,6 +177,7 @@ class SFTPServer:
             self.hook_timeout,
             disk_io=self.disk_io,
             storage=self._storage,
+            bandwidth=self.bandwidth,
         )
         channel.attach_protocol(self._protocol)
 

@@ -282,6 +282,8 @@ _USER_VALUES: dict[str, Callable[[str, str], object]] = {
     "home": lambda value, what: value if os.path.isabs(value) else _bad_home(value, what),
     "quota": parse_size,
     "quota-files": parse_count,
+    "upload-rate": parse_size,
+    "download-rate": parse_size,
 }
 
 
@@ -293,7 +295,8 @@ def parse_user_options(raw: bytes, source: str) -> dict[str, dict[str, str]]:
     """Per-user SFTP settings: the third field of ``user:hash:settings`` lines.
 
     Settings are comma-separated: ``home=/abs/dir`` (the user's home instead of
-    --home's), ``quota=SIZE``, ``quota-files=N``, and the flags ``read-only`` and
+    --home's), ``quota=SIZE``, ``quota-files=N``, ``upload-rate=RATE`` and
+    ``download-rate=RATE`` (bytes per second, as SIZE), and the flags ``read-only`` and
     ``read-write`` (against --read-only). A third field of digits, as
     /etc/shadow's, is not settings and is ignored as before.
     """

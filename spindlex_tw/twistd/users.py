@@ -24,6 +24,7 @@ from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.fs.memory import MemoryFileSystem
 from spindlex_tw.fs.quota import Quota
 from spindlex_tw.server.sftp_server import SFTPServer
+from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
 
 STORAGES = ("local", "memory")
 _Server = TypeVar("_Server", bound=SFTPServer)
@@ -44,6 +45,20 @@ OPTIONS: list[list[str | None]] = [
     ["quota", None, None, "SIZE (K, M, G, T suffixes): bytes each user may store."],
     ["quota-files", None, None, "N: files (and links) each user may store."],
     [
+        "upload-rate",
+        None,
+        None,
+        "RATE (bytes per second, K, M, G suffixes): SFTP upload limit of each user, "
+        "shared by all their sessions.",
+    ],
+    [
+        "download-rate",
+        None,
+        None,
+        "RATE (bytes per second, K, M, G suffixes): SFTP download limit of each user, "
+        "shared by all their sessions.",
+    ],
+    [
         "storage",
         None,
         "local",
@@ -61,6 +76,15 @@ def parse_size(text: str, what: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
+def _rate(options: usage.Options, name: str) -> int | None:
+    if options[name] is None:
+        return None
+    rate = parse_size(options[name], f"--{name}")
+    if rate == 0:
+        raise ValueError(f"--{name} must be more than 0 bytes per second")
+    return rate
+
+
 def parse_count(text: str, what: str) -> int:
     if not text.strip().isdigit():
         raise ValueError(f"{what} expects a whole number, got {text!r}")
@@ -75,6 +99,7 @@ class Account:
     read_only: bool
     quota: Quota | None
     storage: Callable[[], FileSystem]
+    bandwidth: Bandwidth | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +111,8 @@ class UserPolicy:
     quota_bytes: int | None = None
     quota_files: int | None = None
     storage: str = "local"
+    upload_rate: int | None = None
+    download_rate: int | None = None
 
     @classmethod
     def from_options(cls, options: usage.Options) -> UserPolicy:
@@ -101,6 +128,8 @@ class UserPolicy:
                 if options["quota-files"] is None
                 else parse_count(options["quota-files"], "--quota-files"),
                 storage=options["storage"],
+                upload_rate=_rate(options, "upload-rate"),
+                download_rate=_rate(options, "download-rate"),
             )
         except ValueError as exc:
             message = str(exc)
@@ -137,6 +166,7 @@ class UserHomes:
         # One allowance per user however many sessions they open.
         self._quotas: dict[tuple[str, str, int | None, int | None], Quota] = {}
         self._trees: dict[str, MemoryFileSystem] = {}
+        self._bandwidths: dict[tuple[str, int | None, int | None], Bandwidth] = {}
 
     def account(self, username: str) -> Account | None:
         """The user's account, their home made if missing; None if they cannot have one."""
@@ -165,7 +195,26 @@ class UserHomes:
         if quota_bytes is not None or quota_files is not None:
             key = (username, root, quota_bytes, quota_files)
             quota = self._quotas.setdefault(key, Quota(quota_bytes, quota_files))
-        return Account(root, read_only, quota, self._storage(root))
+        return Account(root, read_only, quota, self._storage(root), self._bandwidth(username))
+
+    def _bandwidth(self, username: str) -> Bandwidth | None:
+        """The user's limits, one bucket per direction however many sessions they open."""
+        settings = self._overrides(username)
+        upload = self.policy.upload_rate
+        if "upload-rate" in settings:
+            upload = parse_size(settings["upload-rate"], "upload-rate") or None
+        download = self.policy.download_rate
+        if "download-rate" in settings:
+            download = parse_size(settings["download-rate"], "download-rate") or None
+        if upload is None and download is None:
+            return None
+        key = (username, upload, download)
+        if key not in self._bandwidths:
+            self._bandwidths[key] = Bandwidth(
+                TokenBucket(upload) if upload else None,
+                TokenBucket(download) if download else None,
+            )
+        return self._bandwidths[key]
 
     def _storage(self, root: str) -> Callable[[], FileSystem]:
         if self.policy.storage == "memory":
@@ -184,6 +233,7 @@ def server_class_for(base: type[_Server], account: Account) -> type[_Server]:
     class UserSFTPServer(base):  # type: ignore[valid-type,misc]
         read_only = account.read_only or base.read_only
         quota = account.quota
+        bandwidth = account.bandwidth
 
         def open_storage(self) -> FileSystem:
             return account.storage()

@@ -27,6 +27,7 @@ from zope.interface import implementer
 from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.sftp.audit import Operation
+from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
 from spindlex_tw.sftp.context import AccessPolicy, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
@@ -78,6 +79,9 @@ class SFTPProtocol(Protocol):
     """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks.
 
     ``storage``, if given, makes the file system served instead of the directory ``root``.
+    ``bandwidth`` limits the bytes taken in and sent out: over a limit, the
+    session's input is paused for as long as the bucket says (no request is
+    read, so no WRITE lands and no READ is answered), on the reactor's clock.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class SFTPProtocol(Protocol):
         reactor: Any = None,
         disk_io: str = "auto",
         storage: Callable[[], FileSystem] | None = None,
+        bandwidth: Bandwidth | None = None,
     ) -> None:
         if disk_io not in DISK_IO_MODES:
             raise ValueError(f"disk_io must be one of {', '.join(DISK_IO_MODES)}, not {disk_io!r}")
@@ -106,6 +111,11 @@ class SFTPProtocol(Protocol):
         self._inline_io = False
         self._session: SftpSession | None = None
         self._input_paused = False
+        # None when unlimited: then the hot paths pay one attribute test, nothing more.
+        self._upload: TokenBucket | None = bandwidth.upload if bandwidth else None
+        self._download: TokenBucket | None = bandwidth.download if bandwidth else None
+        # While set, a bandwidth limit holds input until it fires.
+        self._held: Any = None
         self._ending = False
         self._lost = False
         self._finished: list[defer.Deferred[None]] = []
@@ -149,10 +159,15 @@ class SFTPProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._session is not None:
             self._session.receive_data(data)
+            if self._upload is not None:
+                self._hold(self._upload.take(len(data), self._reactor.seconds()))
             self._flush()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
         release_freed_memory(self._reactor)
         if self._session is None:
             self._fire_finished()
@@ -215,6 +230,9 @@ class SFTPProtocol(Protocol):
             output = session.data_to_send()
             if output and not self._lost:
                 self._transport.writeSequence(output)
+                if self._download is not None:
+                    sent = sum(len(part) for part in output)
+                    self._hold(self._download.take(sent, self._reactor.seconds()))
             jobs = session.take_jobs()
             if not jobs:
                 if session.has_output:
@@ -234,7 +252,22 @@ class SFTPProtocol(Protocol):
         if session.finished:
             self._fire_finished()
 
+    def _hold(self, delay: float) -> None:
+        """Hold input for ``delay`` seconds from now (the bucket's debt covers all owed so far)."""
+        if delay <= 0:
+            return
+        if self._held is not None:
+            self._held.reset(delay)
+        else:
+            self._held = self._reactor.callLater(delay, self._release)
+
+    def _release(self) -> None:
+        self._held = None
+        if self._session is not None and not self._lost:
+            self._regulate_input(self._session.wants_input)
+
     def _regulate_input(self, wanted: bool) -> None:
+        wanted = wanted and self._held is None
         if wanted and self._input_paused:
             self._input_paused = False
             self._transport.resumeProducing()

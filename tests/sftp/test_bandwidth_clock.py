@@ -1,0 +1,96 @@
+"""Bandwidth limits on a task.Clock: the bucket's arithmetic and the SFTP driver's pauses, exact."""
+
+from __future__ import annotations
+
+from twisted.internet import task
+
+from spindlex_tw.core.wire import uint32, uint64
+from spindlex_tw.fs.memory import MemoryFileSystem
+from spindlex_tw.sftp import codes
+from spindlex_tw.sftp.attrs import Attrs
+from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
+from spindlex_tw.tx.sftp import SFTPProtocol
+from tests.sftp.sansio import AllowAll, packet, request, s
+from tests.sftp.test_tx import FakeChannel
+
+
+def test_bucket_charges_into_debt_and_says_how_long() -> None:
+    bucket = TokenBucket(1000, burst=100)
+    assert bucket.take(100, 0.0) == 0.0  # the saved-up burst
+    assert bucket.take(500, 0.0) == 0.5
+    # Half a second later the debt is paid; the next 250 bytes cost a quarter second.
+    assert bucket.take(250, 0.5) == 0.25
+    # Idle for a long time: only the burst is saved up, not ten seconds' worth.
+    assert bucket.take(100, 10.0) == 0.0
+    assert bucket.take(1, 10.0) == 0.001
+
+
+def test_one_bucket_shared_by_two_sessions_adds_their_debts() -> None:
+    bucket = TokenBucket(1000, burst=0)
+    assert bucket.take(500, 0.0) == 0.5
+    assert bucket.take(500, 0.0) == 1.0
+
+
+def _session(bandwidth: Bandwidth, clock: task.Clock) -> FakeChannel:
+    channel = FakeChannel()
+    tree = MemoryFileSystem()
+    protocol = SFTPProtocol(
+        AllowAll(), "/", reactor=clock, disk_io="inline", storage=lambda: tree, bandwidth=bandwidth
+    )
+    channel.attach_protocol(protocol)
+    channel.send(packet(codes.SSH_FXP_INIT, uint32(3)))
+    return channel
+
+
+def _open(channel: FakeChannel, rid: int, pflags: int) -> bytes:
+    channel.send(request(codes.SSH_FXP_OPEN, rid, "/f", uint32(pflags), Attrs().encode()))
+    kind, body = channel.replies()[rid]
+    assert kind == codes.SSH_FXP_HANDLE
+    return body.string()
+
+
+def test_upload_over_the_limit_pauses_input_for_exactly_the_debt() -> None:
+    clock = task.Clock()
+    bucket = TokenBucket(10_000, burst=0)
+    channel = _session(Bandwidth(upload=bucket), clock)
+    assert channel.input_paused  # INIT's 9 bytes already owe 0.9 ms
+    clock.advance(0.0009)
+    assert not channel.input_paused
+    handle = _open(channel, 1, codes.SSH_FXF_WRITE | codes.SSH_FXF_CREAT)
+    clock.advance(1)  # pay the OPEN's bytes and let the bucket sit at zero
+    write = request(codes.SSH_FXP_WRITE, 2, s(handle), uint64(0), s(b"x" * 4971))
+    assert len(write) == 5000
+    channel.send(write)
+    assert channel.replies()[2][0] == codes.SSH_FXP_STATUS
+    # 5000 bytes at 10000 B/s: input held exactly half a second.
+    assert channel.input_paused
+    clock.advance(0.4999)
+    assert channel.input_paused
+    clock.advance(0.0001)
+    assert not channel.input_paused
+
+
+def test_download_over_the_limit_pauses_input_after_the_reply() -> None:
+    clock = task.Clock()
+    bucket = TokenBucket(1_000_000, burst=0)
+    channel = _session(Bandwidth(download=bucket), clock)
+    handle = _open(channel, 1, codes.SSH_FXF_WRITE | codes.SSH_FXF_CREAT | codes.SSH_FXF_READ)
+    channel.send(request(codes.SSH_FXP_WRITE, 2, s(handle), uint64(0), s(b"y" * 100_000)))
+    clock.advance(1)
+    assert not channel.input_paused
+    before = len(channel.data)
+    channel.send(request(codes.SSH_FXP_READ, 3, s(handle), uint64(0), uint32(100_000)))
+    sent = len(channel.data) - before
+    assert sent == 100_000 + 13  # length, type, id, data's length, data
+    assert channel.input_paused
+    clock.advance((sent - 1) / 1_000_000)
+    assert channel.input_paused
+    clock.advance(1 / 1_000_000)
+    assert not channel.input_paused
+
+
+def test_without_limits_nothing_is_scheduled() -> None:
+    clock = task.Clock()
+    channel = _session(Bandwidth(), clock)
+    _open(channel, 1, codes.SSH_FXF_WRITE | codes.SSH_FXF_CREAT)
+    assert clock.getDelayedCalls() == [] and not channel.input_paused
