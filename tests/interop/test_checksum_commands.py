@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from spindlex_tw.twistd.credentials import hash_password
 from tests.support.harness import OpenSSH
 from tests.support.twistd import Twistd, isolated_home
 
@@ -144,3 +145,45 @@ def test_rclone_copy_and_check(served: Served, tmp_path: Path) -> None:
     assert fetched.returncode == 0, fetched.stderr
     assert (down / "one.bin").read_bytes() == PAYLOAD
     assert (down / "two words.txt").read_bytes() == TEXT
+
+
+def test_each_user_sums_their_own_home(tmp_path: Path) -> None:
+    homes = tmp_path / "homes"
+    for user in ("alice", "bob"):
+        (homes / user).mkdir(parents=True)
+        (homes / user / "same-name.txt").write_bytes(f"{user}'s file\n".encode())
+    (tmp_path / "host-only.txt").write_bytes(b"outside every home\n")
+    passwords = tmp_path / "passwd"
+    passwords.write_text(
+        f"alice:{hash_password('alice-pw')}\nbob:{hash_password('bob-pw')}\n"
+    )
+    twistd = Twistd(
+        [
+            "spindlex",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--auth",
+            f"file:{passwords}",
+            "--home",
+            f"{homes}/{{user}}",
+            "--exec",
+        ],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = twistd.ports()
+        ssh = OpenSSH(tmp_path, port)
+        for user in ("alice", "bob"):
+            done = ssh.ssh(
+                user,
+                f"sha256sum same-name.txt {tmp_path}/host-only.txt",
+                password=f"{user}-pw",
+            )
+            digest = hashlib.sha256(f"{user}'s file\n".encode()).hexdigest()
+            assert done.stdout.decode() == f"{digest}  same-name.txt\n"
+            # The host's path names nothing inside the home: the jail, even with --exec.
+            assert "No such file or directory" in done.stderr.decode()
+            assert done.returncode == 1
+    finally:
+        twistd.stop()
