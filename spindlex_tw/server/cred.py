@@ -39,7 +39,7 @@ from spindlex_tw.fs.quota import Quota
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
 from spindlex_tw.server.hooks import SSHServer
 from spindlex_tw.server.sftp_server import SFTPServer
-from spindlex_tw.sftp.bandwidth import Bandwidth
+from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
 from spindlex_tw.tx import protocol
 
 log = Logger(namespace="spindlex_tw.cred")
@@ -71,7 +71,9 @@ class HomesRealm:
     """Each user jailed in ``template`` with ``{user}`` replaced, made on first login.
 
     ``quota_bytes``/``quota_files`` give every user one :class:`Quota` of their
-    own, shared by all their sessions; ``read_only`` names users who may not write.
+    own, shared by all their sessions; ``read_only`` names users who may not write;
+    ``upload_rate``/``download_rate`` (bytes per second) give every user one
+    :class:`Bandwidth` of their own, shared by all their sessions too.
     """
 
     def __init__(
@@ -81,6 +83,8 @@ class HomesRealm:
         quota_bytes: int | None = None,
         quota_files: int | None = None,
         read_only: frozenset[str] = frozenset(),
+        upload_rate: int | None = None,
+        download_rate: int | None = None,
     ) -> None:
         self.template = template
         self.mode = mode
@@ -88,6 +92,9 @@ class HomesRealm:
         self.quota_files = quota_files
         self.read_only = read_only
         self._quotas: dict[str, Quota] = {}
+        self.upload_rate = upload_rate
+        self.download_rate = download_rate
+        self._bandwidths: dict[str, Bandwidth] = {}
 
     def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> Any:
         if IUserAccount not in interfaces:
@@ -100,7 +107,16 @@ class HomesRealm:
         quota = None
         if self.quota_bytes is not None or self.quota_files is not None:
             quota = self._quotas.setdefault(user, Quota(self.quota_bytes, self.quota_files))
-        account = UserAccount(home, user in self.read_only, quota)
+        bandwidth = None
+        if self.upload_rate or self.download_rate:
+            bandwidth = self._bandwidths.setdefault(
+                user,
+                Bandwidth(
+                    TokenBucket(self.upload_rate) if self.upload_rate else None,
+                    TokenBucket(self.download_rate) if self.download_rate else None,
+                ),
+            )
+        account = UserAccount(home, user in self.read_only, quota, bandwidth)
         return IUserAccount, account, lambda: None
 
 

@@ -12,7 +12,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +108,29 @@ def test_download_limit(port: int, served: Path) -> None:
         client.close()
     assert received.getvalue() == data
     _within_band(SIZE, elapsed)
+
+
+def test_cred_avatar_download_limit(tmp_path: Path, start_server: Callable[..., Any]) -> None:
+    """A realm's avatar carries the limit (HomesRealm(download_rate=512K)), not the options."""
+    rate = 512 * 1024
+    db = tmp_path / "cred.db"
+    db.write_text("alice:alice-pw\n")
+    homes = tmp_path / "homes"
+    (homes / "alice").mkdir(parents=True)
+    data = os.urandom(rate * SECONDS)
+    (homes / "alice" / "big.bin").write_bytes(data)
+    server = start_server(
+        app="tests.support.cred_apps:LimitedServer",
+        env={"CRED_HOMES": str(homes), "CRED_DB": str(db)},
+    )
+    client: Any = paramiko_client(server.port, "alice", "alice-pw")
+    try:
+        received = io.BytesIO()
+        started = time.monotonic()
+        client.open_sftp().getfo("big.bin", received)
+        elapsed = time.monotonic() - started
+    finally:
+        client.close()
+    assert received.getvalue() == data
+    measured = len(data) / elapsed
+    assert 0.9 * rate <= measured <= 1.1 * rate, f"{measured:.0f} B/s over {elapsed:.2f} s"

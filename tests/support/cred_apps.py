@@ -72,6 +72,17 @@ class AsyncCheckerServer(CredServer):
         super().__init__(_portal([_Later()]))
 
 
+class LimitedServer(CredServer):
+    """FilePasswordDB users whose avatars carry a 512K/s download limit."""
+
+    def __init__(self) -> None:
+        passwords: Any = FilePasswordDB(os.environ["CRED_DB"])  # type: ignore[no-untyped-call]
+        realm: Any = HomesRealm(
+            os.path.join(os.environ["CRED_HOMES"], "{user}"), download_rate=512 * 1024
+        )
+        super().__init__(Portal(realm, [passwords]))
+
+
 def file_checker() -> Any:
     """For ``twistd spindlex --auth cred:tests.support.cred_apps:file_checker``."""
     return FilePasswordDB(os.environ["CRED_DB"])  # type: ignore[no-untyped-call]
