@@ -10,18 +10,20 @@ same :class:`~spindlex_tw.fs.interface.FileSystem`, with no shell.
 :func:`parse` accepts exactly the forms those clients send and nothing else:
 ``NAMEsum`` followed by file arguments (words quoted with ``'...'``,
 ``"..."`` or backslashes as a POSIX shell would read them, which is how
-rclone escapes its paths), or ``NAMEsum`` alone to sum standard input (rclone's
-probe, run with empty input). Any other character a shell would act on
-(``$``, ``;``, ``|``, globs...) makes it not a checksum command.
-:func:`run_command` then writes coreutils' output: ``HEX  NAME`` per file,
-a line on standard error and exit status 1 for a file it could not read.
+rclone escapes its paths), or ``NAMEsum`` alone (or with ``-``) to sum
+standard input (rclone's probe, run with empty input). Any other character
+a shell would act on (``$``, ``;``, ``|``, globs...) makes it not a
+checksum command. :func:`run_command` (files, blocking) and
+:class:`StdinSum` (fed as input arrives) then give coreutils' output:
+``HEX  NAME`` per file, a line on standard error and exit status 1 for a
+file it could not read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from spindlex_tw.fs.interface import FileSystem
@@ -45,6 +47,10 @@ class ChecksumCommand:
     name: str
     #: The file arguments as the client wrote them; empty: sum standard input.
     files: tuple[bytes, ...]
+
+    @property
+    def reads_stdin(self) -> bool:
+        return self.files in ((), (b"-",))
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ def parse(line: bytes) -> ChecksumCommand:
     for word in files:
         if word.startswith(b"-") and word != b"-":
             raise NotAChecksumCommand(f"{name}: options are not supported")
+    if b"-" in files and len(files) > 1:
+        raise NotAChecksumCommand(f"{name}: standard input is summed alone, not with files")
     return ChecksumCommand(name, files)
 
 
@@ -133,22 +141,34 @@ def _double_quoted(text: str, i: int, word: bytearray) -> int:
     raise NotAChecksumCommand("unterminated quote")
 
 
-def run_command(
-    command: ChecksumCommand, fs: FileSystem, stdin: Callable[[], Iterable[bytes]]
-) -> Result:
+class StdinSum:
+    """The sum of standard input, fed as it arrives (so it is never held whole)."""
+
+    def __init__(self, command: ChecksumCommand) -> None:
+        self._digest = hashlib.new(ALGORITHMS[command.name])
+
+    def update(self, data: bytes) -> None:
+        self._digest.update(data)
+
+    def result(self) -> Result:
+        return Result(_line(self._digest.hexdigest(), b"-"), b"", 0)
+
+
+def run_command(command: ChecksumCommand, fs: FileSystem) -> Result:
     """Sum each file of ``command`` in ``fs`` (blocking; run it off the reactor).
 
-    Paths are the client's SFTP paths, relative ones from the root of the view.
-    ``stdin`` gives the channel's input, read only for ``-`` or no file at all.
+    Paths are the client's SFTP paths, relative ones from the root of the view;
+    a command that reads standard input is :class:`StdinSum`'s.
     """
+    if command.reads_stdin:
+        raise ValueError("standard input is summed by StdinSum")
     algorithm = ALGORITHMS[command.name]
     out: list[bytes] = []
     err: list[bytes] = []
-    for name in command.files or (b"-",):
+    for name in command.files:
         try:
-            chunks = stdin() if name == b"-" else _file_chunks(fs, name)
             digest = hashlib.new(algorithm)
-            for chunk in chunks:
+            for chunk in _file_chunks(fs, name):
                 digest.update(chunk)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -192,6 +212,7 @@ __all__ = [
     "ChecksumCommand",
     "NotAChecksumCommand",
     "Result",
+    "StdinSum",
     "is_checksum_name",
     "parse",
     "refusal",

@@ -4,17 +4,21 @@
 :data:`~spindlex_tw.fs.checksums.ALGORITHMS`, with or without ``--exec``
 (as SFTPGo does): the sums are of the files SFTP serves the user (their
 home, their storage, the jail), so they match what a client transferred.
-The work runs on a worker thread, which uses the channel's blocking API
-to read standard input and write the answer; the reactor never waits.
+
+Files are hashed on a worker thread, which never waits on the client;
+standard input is hashed on the reactor as it arrives, so a client that
+never sends EOF holds no thread (and so cannot starve the pool that
+password checks use). Output goes out from the reactor once the sums are done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from twisted.internet import threads
+from twisted.internet import interfaces, threads
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from spindlex_tw.fs import checksums
 
@@ -27,25 +31,40 @@ log = Logger(namespace="spindlex_tw.app")
 
 def start(channel: Channel, line: bytes, account: Account | None) -> None:
     """Answer exec ``line`` on ``channel`` (already granted); ``account`` None: no SFTP view."""
-    threads.deferToThread(_answer, channel, line, account).addErrback(
-        lambda failure: log.failure("checksum command failed", failure)
-    )
-
-
-def _answer(channel: Channel, line: bytes, account: Account | None) -> None:
+    if channel.closed:
+        return
     try:
         command = checksums.parse(line)
     except checksums.NotAChecksumCommand as exc:
-        result = checksums.refusal(str(exc))
+        _finish(channel, checksums.refusal(str(exc)))
+        return
+    if account is None:
+        _finish(channel, checksums.refusal(f"{command.name}: no files are served to this user"))
+    elif command.reads_stdin:
+        channel.attach_protocol(_StdinSum(channel, checksums.StdinSum(command)))
     else:
-        if account is None:
-            result = checksums.refusal(f"{command.name}: no files are served to this user")
-        else:
-            fs = account.storage()
-            try:
-                result = checksums.run_command(command, fs, lambda: _stdin(channel))
-            finally:
-                fs.close()
+        d = threads.deferToThread(_sum_files, command, account)
+        d.addCallback(lambda result: _finish(channel, result))
+        d.addErrback(_failed, channel)
+
+
+def _sum_files(command: checksums.ChecksumCommand, account: Account) -> checksums.Result:
+    fs = account.storage()
+    try:
+        return checksums.run_command(command, fs)
+    finally:
+        fs.close()
+
+
+def _failed(failure: Any, channel: Channel) -> None:
+    log.failure("checksum command failed", failure)
+    _finish(channel, checksums.Result(b"", b"checksum failed on the server\n", 1))
+
+
+def _finish(channel: Channel, result: checksums.Result) -> None:
+    """Write the answer and close; on the reactor thread, so nothing here waits."""
+    if channel.closed:
+        return
     if result.stdout:
         channel.sendall(result.stdout)
     if result.stderr:
@@ -55,6 +74,19 @@ def _answer(channel: Channel, line: bytes, account: Account | None) -> None:
     channel.close()
 
 
-def _stdin(channel: Channel) -> Iterator[bytes]:
-    while chunk := channel.recv(checksums.CHUNK):
-        yield chunk
+@implementer(interfaces.IHalfCloseableProtocol)
+class _StdinSum(Protocol):
+    """Standard input fed to the sum; the answer at EOF."""
+
+    def __init__(self, channel: Channel, digest: checksums.StdinSum) -> None:
+        self._channel = channel
+        self._digest = digest
+
+    def dataReceived(self, data: bytes) -> None:
+        self._digest.update(data)
+
+    def readConnectionLost(self) -> None:
+        _finish(self._channel, self._digest.result())
+
+    def writeConnectionLost(self) -> None:
+        """Nobody reads the answer any more; the channel's close ends the rest."""

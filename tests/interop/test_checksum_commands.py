@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from spindlex_tw.twistd.credentials import hash_password
+from tests.support.clients import paramiko_client
 from tests.support.harness import OpenSSH
 from tests.support.twistd import Twistd, isolated_home
 
@@ -28,6 +29,8 @@ pytestmark = [
 
 PAYLOAD = os.urandom(700_000)
 TEXT = b"two\n" * 1000
+#: Threads of the reactor's pool (Twisted's default), which deferToThread uses.
+THREADS = 10
 
 
 class Served:
@@ -187,3 +190,30 @@ def test_each_user_sums_their_own_home(tmp_path: Path) -> None:
             assert done.returncode == 1
     finally:
         twistd.stop()
+
+
+def test_stdin_left_open_holds_no_thread(served: Served, tmp_path: Path) -> None:
+    """Waiting for EOF costs no thread: more such commands than the reactor's pool has
+    threads, and password checks (on that pool) and file sums still go through."""
+    _upload(served, tmp_path, "file.bin")
+    waiting = paramiko_client(served.ssh.port)
+    try:
+        channels = []
+        for _ in range(THREADS + 2):
+            channel = waiting.get_transport().open_session()
+            channel.exec_command("md5sum")
+            channel.sendall(b"abc\n")
+            channels.append(channel)
+        # A fresh login (its password checked on the pool) and a file's sum, meanwhile.
+        other = paramiko_client(served.ssh.port)
+        try:
+            _, stdout, _ = other.exec_command("md5sum file.bin", timeout=30)
+            assert stdout.read().decode() == f"{hashlib.md5(PAYLOAD).hexdigest()}  file.bin\n"
+        finally:
+            other.close()
+        for channel in channels:
+            channel.shutdown_write()
+            assert channel.recv_exit_status() == 0
+            assert channel.recv(100) == hashlib.md5(b"abc\n").hexdigest().encode() + b"  -\n"
+    finally:
+        waiting.close()

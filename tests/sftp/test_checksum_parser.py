@@ -52,6 +52,7 @@ def test_accepted_forms(line: bytes, files: tuple[bytes, ...]) -> None:
         b"md5sum > out",
         b"md5sum --check sums",
         b"md5sum 'open",
+        b"md5sum - file",
         b"cat /etc/passwd",
         b"",
     ],
@@ -64,13 +65,7 @@ def test_refused_forms(line: bytes) -> None:
 
 def test_sums_in_coreutils_format() -> None:
     fs = _memory_with({b"/a.txt": b"hello\n", b"/back\\slash": b"x"})
-    stdin_read: list[bool] = []
-
-    def stdin() -> list[bytes]:
-        stdin_read.append(True)
-        return [b"ab", b"c\n"]
-
-    result = checksums.run_command(checksums.parse(b"md5sum a.txt /back\\\\slash"), fs, stdin)
+    result = checksums.run_command(checksums.parse(b"md5sum a.txt /back\\\\slash"), fs)
     assert result.status == 0 and result.stderr == b""
     assert result.stdout == (
         hashlib.md5(b"hello\n").hexdigest().encode()
@@ -78,9 +73,16 @@ def test_sums_in_coreutils_format() -> None:
         + hashlib.md5(b"x").hexdigest().encode()
         + b"  /back\\\\slash\n"
     )
-    assert not stdin_read
-    piped = checksums.run_command(checksums.parse(b"sha1sum"), fs, stdin)
-    assert piped.stdout == hashlib.sha1(b"abc\n").hexdigest().encode() + b"  -\n"
+
+
+def test_standard_input_is_summed_as_it_arrives() -> None:
+    for line in (b"sha1sum", b"sha1sum -"):
+        command = checksums.parse(line)
+        assert command.reads_stdin
+        piped = checksums.StdinSum(command)
+        piped.update(b"ab")
+        piped.update(b"c\n")
+        assert piped.result().stdout == hashlib.sha1(b"abc\n").hexdigest().encode() + b"  -\n"
 
 
 def test_large_file_is_read_in_chunks(tmp_path: Path) -> None:
@@ -95,7 +97,7 @@ def test_large_file_is_read_in_chunks(tmp_path: Path) -> None:
             return LocalFileSystem.read(fd, length, offset)
 
     fs = CountingFileSystem(str(tmp_path))
-    result = checksums.run_command(checksums.parse(b"sha256sum big"), fs, list)
+    result = checksums.run_command(checksums.parse(b"sha256sum big"), fs)
     assert result.stdout == hashlib.sha256(data).hexdigest().encode() + b"  big\n"
     assert set(reads) == {checksums.CHUNK} and len(reads) == 5
 
@@ -105,7 +107,7 @@ def test_errors_are_lines_and_status_one(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     fs = LocalFileSystem(str(tmp_path))
     result = checksums.run_command(
-        checksums.parse(b"md5sum missing dir ../../../etc/passwd ok"), fs, list
+        checksums.parse(b"md5sum missing dir ../../../etc/passwd ok"), fs
     )
     assert result.status == 1
     assert result.stdout == hashlib.md5(b"ok").hexdigest().encode() + b"  ok\n"
