@@ -1,14 +1,20 @@
-"""What one request may hold in memory until it is answered, known before it runs.
+"""What SFTP requests may hold in memory until answered, known before they run.
 
-A session counts every request in flight against ``Limits.max_outstanding_bytes``
-at this cost: the bytes of the request itself plus the room its reply (or, for
-a server-side copy, its buffer) may take. The room is an upper bound taken
+The sessions of one connection share one :class:`Budget` of
+``Limits.max_outstanding_bytes`` and ``max_outstanding_requests``, so what a
+connection's SFTP sessions hold does not grow with its channel count; a
+session with nothing in flight may always start one request, so no session
+waits forever on the others. Each request is counted at this cost: the
+bytes of the request itself plus the room its reply (or, for a server-side
+copy, its buffer) may take. The room is an upper bound taken
 from the request and the limits, so the budget is spent before the reply is
 built, never discovered afterwards; the session refuses any reply that would
 not fit the room it reserved.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.wire import Reader
@@ -101,3 +107,52 @@ def request_cost(packet: memoryview | bytes, limits: Limits) -> tuple[int, int]:
     held = len(packet.obj) if isinstance(packet, memoryview) else len(packet)  # type: ignore[arg-type]
     room = max(reply_room(packet, limits), SMALL_REPLY)  # any request may be answered by a STATUS
     return held + room, room
+
+
+class Budget:
+    """Bytes and requests in flight for every SFTP session of one connection.
+
+    A session spends a request's cost when it starts and frees it once the
+    reply is handed to the driver. A session held back by the others' spending
+    calls :meth:`wait`; once spending falls below the limits, every waiting
+    session's ``wake`` is called (and forgotten): the driver must not re-enter
+    the session from it, but schedule a pass over it.
+    """
+
+    def __init__(self, max_bytes: int, max_requests: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_requests = max_requests
+        self.bytes = 0
+        self.requests = 0
+        self._waiting: dict[object, Callable[[], None]] = {}
+
+    @classmethod
+    def for_limits(cls, limits: Limits) -> Budget:
+        return cls(limits.max_outstanding_bytes, limits.max_outstanding_requests)
+
+    @property
+    def spent(self) -> bool:
+        """No new request may start, except as its session's only one."""
+        return self.bytes >= self.max_bytes or self.requests >= self.max_requests
+
+    def fits(self, cost: int) -> bool:
+        return self.bytes + cost <= self.max_bytes and self.requests < self.max_requests
+
+    def spend(self, cost: int, requests: int = 0) -> None:
+        self.bytes += cost
+        self.requests += requests
+
+    def free(self, cost: int, requests: int = 0) -> None:
+        self.bytes -= cost
+        self.requests -= requests
+        if self._waiting and not self.spent:
+            waiting, self._waiting = self._waiting, {}
+            for wake in waiting.values():
+                wake()
+
+    def wait(self, session: object, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once others free room; a session waits once, however often it asks."""
+        self._waiting[session] = wake
+
+    def forget(self, session: object) -> None:
+        self._waiting.pop(session, None)

@@ -12,7 +12,9 @@ input while too many, or too many bytes, are outstanding, or while the
 client is not taking replies; :attr:`wants_input` tells the driver when to
 pause and resume its transport. A request's bytes count the room its reply
 may take (see :mod:`spindlex_tw.sftp.budget`), and a request that does not
-fit what is left of the budget waits, unread, until replies free it.
+fit what is left of the budget waits, unread, until replies free it. The
+budget may be shared by every session of one connection; a session with
+nothing in flight always starts its next request, whatever the others hold.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_OP_UNSUPPORTED,
 )
 from spindlex_tw.sftp import audit, extensions, file_ops, path_ops, replies
-from spindlex_tw.sftp.budget import request_cost
+from spindlex_tw.sftp.budget import Budget, request_cost
 from spindlex_tw.sftp.codes import (
     SSH_FXP_CLOSE,
     SSH_FXP_EXTENDED,
@@ -53,6 +55,13 @@ HANDLERS: dict[int, Handler] = {
     **path_ops.HANDLERS,
     SSH_FXP_EXTENDED: extensions.extended,
 }
+
+
+#: Bytes of replies :meth:`SftpSession.data_to_send` hands out at once (one reply
+#: at least): a transport that fills up pauses the session before it takes
+#: more, so a client that reads nothing has at most this beyond its channel's
+#: high-water mark, and the replies it left are held, counted in the budget.
+OUTPUT_BATCH = 256 * 1024
 
 
 def _ignore(message: str, error: BaseException) -> None:
@@ -113,21 +122,30 @@ class SftpSession:
         username: str | None = None,
         report: Callable[[str, BaseException], None] = _ignore,
         record: audit.Record | None = None,
+        budget: Budget | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
-        """``record``, if given, is handed each finished :class:`~.audit.Operation`."""
+        """``record``, if given, is handed each finished :class:`~.audit.Operation`.
+
+        ``budget`` is shared with the connection's other sessions (by default
+        the session has its own, of ``limits``); ``wake`` is called when they
+        free room this session waits for: the driver then calls :meth:`take_jobs`
+        (later, not from within ``wake``) and looks at :attr:`wants_input`.
+        """
         self.limits = limits or Limits()
+        self._budget = budget or Budget.for_limits(self.limits)
+        self._wake = wake
         self._record = record
         self._ctx = Context(fs, policy, self.limits, username, report)
         self._report = report
         self._buffer = PacketBuffer(self.limits.max_packet_length)
         self._waiting: memoryview | bytes | None = None  # taken, but too costly to start yet
-        self._out: list[bytes] = []
+        self._out: deque[tuple[Reply, int]] = deque()  # replies and their budget cost
         self._jobs: list[Job] = []
         self._ready: deque[tuple[_Task, object, BaseException | None]] = deque()
         self._lanes: dict[bytes, deque[_Task]] = {}
         self._tasks = 0
-        self._bytes = 0  # budget held: requests in flight and their replies not yet taken
-        self._unsent = 0  # the part of it held by replies in _out
+        self._unsent = 0  # budget held by replies in _out, freed as the driver takes them
         self._initialized = False
         self._output_blocked = False
         self._input_ended = False
@@ -145,20 +163,29 @@ class SftpSession:
         self._pump()
 
     def data_to_send(self) -> list[bytes]:
-        """Replies for the client. Until taken they count against the budget; once
-        taken they are the transport's, which pauses this session when it holds too much.
+        """Replies for the client, :data:`OUTPUT_BATCH` bytes of them at most, none
+        while the client is not taking them (:meth:`set_output_blocked`).
 
-        The budget they free is spent by :meth:`take_jobs`, after the driver has
+        Until taken they count against the budget; once taken they are the
+        transport's, which pauses this session when it holds too much. The
+        budget they free is spent by :meth:`take_jobs`, after the driver has
         written them: a transport that is full has paused the session by then.
         """
-        out, self._out = self._out, []
-        self._bytes -= self._unsent
-        self._unsent = 0
+        out: list[bytes] = []
+        size = freed = 0
+        while self._out and not self._output_blocked and size < OUTPUT_BATCH:
+            reply, cost = self._out.popleft()
+            out += reply
+            size += sum(map(len, reply))
+            freed += cost
+        self._unsent -= freed
+        self._budget.free(freed)
         return out
 
     @property
     def has_output(self) -> bool:
-        return bool(self._out)
+        """Replies are waiting and the client takes them: call :meth:`data_to_send`."""
+        return bool(self._out) and not self._output_blocked
 
     def take_jobs(self) -> list[Job]:
         self._pump()  # start the requests the replies taken since may have made room for
@@ -220,8 +247,8 @@ class SftpSession:
         self.closed = True
         self._ctx.closed = True
         self._out.clear()
-        self._bytes -= self._unsent
-        self._unsent = 0
+        unsent, self._unsent = self._unsent, 0
+        self._budget.free(unsent)
         self._buffer = PacketBuffer(self.limits.max_packet_length)
         self._waiting = None
         for handle in self._ctx.handles.pop_all():
@@ -233,11 +260,13 @@ class SftpSession:
     # --- running requests ----------------------------------------------------------------
 
     def _saturated(self) -> bool:
-        return (
-            self._output_blocked
-            or self._tasks >= self.limits.max_outstanding_requests
-            or self._bytes >= self.limits.max_outstanding_bytes
-        )
+        if self._output_blocked:
+            return True
+        # The only request of its session always starts: no session starves.
+        if self._tasks and self._budget.spent:
+            self._budget.wait(self, self._wake)
+            return True
+        return False
 
     def _pump(self) -> None:
         if self._running:
@@ -253,6 +282,7 @@ class SftpSession:
             self._running = False
         if self.closed and not self._tasks and not self.finished:
             self.finished = True
+            self._budget.forget(self)
             self._ctx.fs.close()
 
     def _take_packet(self) -> bool:
@@ -267,12 +297,11 @@ class SftpSession:
                 return False
             if packet is None:
                 return False
-        if self._tasks and self._bytes + request_cost(packet, self.limits)[0] > (
-            self.limits.max_outstanding_bytes
-        ):
+        if self._tasks and not self._budget.fits(request_cost(packet, self.limits)[0]):
             # Started now, it would overspend: it waits for replies to free the budget
             # (a request alone in flight always starts, however costly).
             self._waiting = packet
+            self._budget.wait(self, self._wake)
             return False
         self._waiting = None
         self._dispatch(packet)
@@ -286,15 +315,15 @@ class SftpSession:
                 self.protocol_error = FramingError("SFTP request before INIT")
                 return
             self._initialized = True
-            self._out += replies.version(extensions.advertised())
+            self._out.append((replies.version(extensions.advertised()), 0))
             return
         if kind == SSH_FXP_INIT:
             # INIT carries a version where requests carry an id; answer it there.
-            self._out += replies.status(number, SSH_FX_FAILURE)
+            self._out.append((replies.status(number, SSH_FX_FAILURE), 0))
             return
         handler = HANDLERS.get(kind)
         if handler is None:
-            self._out += replies.status(number, SSH_FX_OP_UNSUPPORTED)
+            self._out.append((replies.status(number, SSH_FX_OP_UNSUPPORTED), 0))
             return
         cost, room = request_cost(packet, self.limits)
         request: Coroutine[Any, Any, Reply | None] = handler(self._ctx, number, Reader(packet, 5))
@@ -314,7 +343,7 @@ class SftpSession:
         self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int, room: int
     ) -> _Task:
         self._tasks += 1
-        self._bytes += cost
+        self._budget.spend(cost, 1)
         task = _Task(coro, request_id, cost, room)
         self._ready.append((task, None, None))
         return task
@@ -373,8 +402,9 @@ class SftpSession:
     def _emit(self, task: _Task, reply: Reply | None) -> None:
         self._tasks -= 1
         if reply is None or self.closed:
-            self._bytes -= task.cost
+            self._budget.free(task.cost, 1)
             return
+        self._budget.free(0, 1)
         self._unsent += task.cost  # freed when the driver takes the reply
         if sum(map(len, reply)) > task.room:
             # The budget counted only the room: a larger reply is a bug, not sent.
@@ -383,4 +413,4 @@ class SftpSession:
                 ValueError(f"{sum(map(len, reply))} > {task.room} bytes"),
             )
             reply = replies.status(task.request_id, SSH_FX_FAILURE)
-        self._out += reply
+        self._out.append((reply, task.cost))

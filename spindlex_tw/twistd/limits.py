@@ -98,14 +98,15 @@ OPTIONS: list[list[str | None]] = [
         "sftp-max-inflight",
         None,
         str(_SFTP_DEFAULTS.max_outstanding_bytes),
-        "Bytes of SFTP requests and replies in progress per session (K, M, G suffixes) "
+        "Bytes of SFTP requests and replies in progress per connection, all its SFTP "
+        "sessions together (K, M, G suffixes) "
         "before the server stops reading more from that client.",
     ],
     [
         "sftp-max-requests",
         None,
         str(_SFTP_DEFAULTS.max_outstanding_requests),
-        "SFTP requests in progress per session before the server stops reading more.",
+        "SFTP requests in progress per connection before the server stops reading more.",
     ],
     [
         "limits-file",

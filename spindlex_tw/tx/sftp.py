@@ -10,6 +10,9 @@ Deferreds or coroutines.
 Back-pressure both ways: when the client stops taking replies (the channel
 pauses this protocol as a producer), or too many requests are in flight, the
 session stops taking requests and the transport is paused until it drains.
+The SFTP sessions of one connection share one in-flight budget
+(:class:`~spindlex_tw.sftp.budget.Budget`), so opening more channels does not
+give a client more of the server's memory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from spindlex_tw.fs.interface import FileSystem
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.sftp.audit import Operation
 from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
+from spindlex_tw.sftp.budget import Budget
 from spindlex_tw.sftp.context import AccessPolicy, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
@@ -74,6 +78,39 @@ class _WorkerPool:
 workers = _WorkerPool()
 
 
+class _ConnectionBudgets:
+    """The in-flight budget of each connection, shared by its SFTP sessions.
+
+    Keyed by the connection's id (the transport's ``session_id``); the first
+    session's limits size it, and it is dropped when its last session ends.
+    A transport with no connection (standard I/O in tests) gets its own.
+    """
+
+    def __init__(self) -> None:
+        self._shared: dict[str, tuple[Budget, int]] = {}
+
+    def join(self, connection_id: str | None, limits: Limits) -> Budget:
+        if connection_id is None:
+            return Budget.for_limits(limits)
+        budget, sessions = self._shared.get(connection_id, (None, 0))
+        if budget is None:
+            budget = Budget.for_limits(limits)
+        self._shared[connection_id] = (budget, sessions + 1)
+        return budget
+
+    def leave(self, connection_id: str | None) -> None:
+        if connection_id is None:
+            return
+        budget, sessions = self._shared[connection_id]
+        if sessions == 1:
+            del self._shared[connection_id]
+        else:
+            self._shared[connection_id] = (budget, sessions - 1)
+
+
+budgets = _ConnectionBudgets()
+
+
 @implementer(interfaces.IPushProducer, interfaces.IHalfCloseableProtocol)
 class SFTPProtocol(Protocol):
     """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks.
@@ -110,6 +147,7 @@ class SFTPProtocol(Protocol):
         self._storage = storage or partial(LocalFileSystem, root)
         self._inline_io = False
         self._session: SftpSession | None = None
+        self._budget: Budget | None = None
         self._input_paused = False
         # None when unlimited: then the hot paths pay one attribute test, nothing more.
         self._upload: TokenBucket | None = bandwidth.upload if bandwidth else None
@@ -146,8 +184,16 @@ class SFTPProtocol(Protocol):
         self._inline_io = self._disk_io == "inline" or (
             self._disk_io == "auto" and fs.capabilities.never_waits
         )
+        self._budget = budgets.join(self._session_id, self._limits)
         self._session = SftpSession(
-            fs, self._policy, self._limits, username or None, self._report, self._audit
+            fs,
+            self._policy,
+            self._limits,
+            username or None,
+            self._report,
+            self._audit,
+            self._budget,
+            self._wake,
         )
         self._transport.registerProducer(self, True)
 
@@ -165,6 +211,8 @@ class SFTPProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
+        if self._budget is not None:
+            budgets.leave(self._session_id)
         if self._held is not None:
             self._held.cancel()
             self._held = None
@@ -219,6 +267,11 @@ class SFTPProtocol(Protocol):
         return d
 
     # --- driving the session ---------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Another session of the connection freed budget this one waits for."""
+        # Later, not now: the session freeing it is in the middle of its own pass.
+        self._reactor.callLater(0, self._flush)
 
     def _flush(self) -> None:
         session = self._session

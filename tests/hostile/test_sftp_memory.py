@@ -18,23 +18,32 @@ import asyncssh
 from spindlex_tw.core import wire
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.sftp.context import Limits
+from spindlex_tw.sftp.session import OUTPUT_BATCH
 from tests.support.harness import ServerProcess
 from tests.support.rawssh import Closed, RawClient
 
 MiB = 1024 * 1024
 APP = "tests.hostile.sftp_apps:LimitedSFTPServer"
-# What one SFTP session may hold, as docs/security.md states it: the channel's
-# window of unread requests, a request being framed, the channel's output
-# high-water mark and the session's in-flight budget (requests and reply room).
+# What one connection's SFTP sessions may hold, as docs/security.md states it:
+# the in-flight budget they share (requests and reply room), and for each
+# session the channel's window of unread requests, a request being framed,
+# the channel's output high-water mark with one batch of replies and one reply
+# beyond it, and the one request a session may always have in flight.
 CHANNEL_WINDOW = 2 * MiB
 CHANNEL_HIGH_WATER = 1 * MiB
+SHARED = Limits().max_outstanding_bytes
+LARGEST_REPLY = 13 + Limits().max_read_length
 PER_SESSION = (
     CHANNEL_WINDOW
     + Limits().max_packet_length
     + 32 * 1024
     + CHANNEL_HIGH_WATER
-    + Limits().max_outstanding_bytes
+    + OUTPUT_BATCH
+    + LARGEST_REPLY
+    + Limits().max_packet_length
+    + LARGEST_REPLY
 )
+ONE_SESSION = SHARED + PER_SESSION
 # Interpreter and allocator overhead on top of the bytes the limits count.
 SLACK = 24 * MiB
 
@@ -245,13 +254,13 @@ def test_unread_replies_stay_within_the_session_bound(
     wait_for(lambda: channels.stalled, "every session to stop reading", timeout=300)
     settled, peak = settled_rss(server.proc.pid)
     print(f"RSS before {before / MiB:.1f} MiB, peak {peak / MiB:.1f}, settled {settled / MiB:.1f}")
-    assert peak - before <= 20 * PER_SESSION + SLACK
+    assert peak - before <= SHARED + 20 * PER_SESSION + SLACK
     client.close()
     pump.join(30)
     wait_for(lambda: "logout alice" in server.log(), "the server to end the connection")
     after, _ = settled_rss(server.proc.pid)
     print(f"RSS after close {after / MiB:.1f} MiB")
-    assert after - before <= PER_SESSION + SLACK
+    assert after - before <= ONE_SESSION + SLACK
     another_client_logs_in(server)
 
 
@@ -314,7 +323,7 @@ def test_copy_of_a_sparse_file_writes_no_gigabytes(
     assert copied.st_size == 1 << 40
     assert copied.st_blocks * 512 < MiB  # the hole stayed a hole
     assert (root / "copy").open("rb").read(1000) == b"x" * 1000
-    assert rss(server.proc.pid) - before <= PER_SESSION + SLACK
+    assert rss(server.proc.pid) - before <= ONE_SESSION + SLACK
     another_client_logs_in(server)
 
 
