@@ -22,6 +22,7 @@ import pytest
 from spindlex_tw.twistd.credentials import hash_password
 from tests.support.clients import asyncssh_connect, run_async
 from tests.support.twistd import TWISTD, Twistd, isolated_home
+from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.interop
 
@@ -30,6 +31,7 @@ SIGNALS = re.compile(r"SIGHUP reloads the configuration files")
 RELOADED = re.compile(r"reloaded the configuration files")
 REFUSED = re.compile(r"reload refused, keeping the previous configuration: (?P<why>.*)")
 PER_SOURCE = re.compile(r"too many connections from this address")
+WORKER_LISTENING = re.compile(r"listening on 127\.0\.0\.1:\d+ \(worker \d+\)")
 
 
 def _replace(path: Path, text: str) -> None:
@@ -113,3 +115,28 @@ def test_a_bad_limits_file_at_start_is_one_line_and_status_2(tmp_path: Path) -> 
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert f"--limits-file {limits} line 2: 'max-channel' is not a limit option" in line
+
+
+def test_every_worker_reads_the_limits_file_again(tmp_path: Path) -> None:
+    limits = tmp_path / "limits"
+    limits.write_text("max-channels = 10\n")
+    port = free_port()
+    server = Twistd(
+        ["spindlex", "--workers", "2", "--listen", f"tcp:{port}:interface=127.0.0.1",
+         "--limits-file", str(limits)],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )  # fmt: skip
+    try:
+        server.wait_for_all(WORKER_LISTENING, 2)
+        server.wait_for_all(SIGNALS, 2)
+        _replace(limits, "max-channels = 20\n")
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for_all(RELOADED, 2)  # the twistd process and its worker, each
+        _replace(limits, "max-channels = -1\n")
+        server.proc.send_signal(signal.SIGHUP)
+        refusals = server.wait_for_all(REFUSED, 2)
+        assert all("line 1" in found["why"] for found in refusals)
+        assert server.stop() == 0, server.log()
+    finally:
+        server.kill()
