@@ -61,9 +61,20 @@ def port(tmp_path: Path, served: Path) -> Iterator[int]:
         twistd.stop()
 
 
-def _within_band(nbytes: int, elapsed: float) -> None:
-    rate = nbytes / elapsed
-    assert 0.9 * RATE <= rate <= 1.1 * RATE, f"{rate:.0f} B/s over {elapsed:.2f} s"
+def _within_band(transfer: Callable[[], tuple[int, float]], limit: int = RATE) -> None:
+    """Run ``transfer`` (bytes moved, seconds taken) and check its rate is within 10%.
+
+    Above the band the limit leaked: that fails at once. Below it, the client
+    could not keep up (the suite shares two cores with other runs), so the
+    transfer is measured once more before that counts as a failure.
+    """
+    for attempt in (1, 2):
+        nbytes, elapsed = transfer()
+        rate = nbytes / elapsed
+        assert rate <= 1.1 * limit, f"over the limit: {rate:.0f} B/s over {elapsed:.2f} s"
+        if rate >= 0.9 * limit or attempt == 2:
+            break
+    assert rate >= 0.9 * limit, f"under the limit twice: {rate:.0f} B/s over {elapsed:.2f} s"
 
 
 def _upload(port: int, name: str, data: bytes, timings: dict[str, float]) -> None:
@@ -78,26 +89,34 @@ def _upload(port: int, name: str, data: bytes, timings: dict[str, float]) -> Non
 
 
 def test_upload_limit_shared_by_two_sessions(port: int) -> None:
-    timings: dict[str, float] = {}
     half = os.urandom(SIZE // 2)
-    started = time.monotonic()
-    threads = [
-        threading.Thread(target=_upload, args=(port, name, half, timings)) for name in ("a", "b")
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    elapsed = time.monotonic() - started
-    assert sorted(timings) == ["a", "b"]
-    # Logins are included in the elapsed time; they take milliseconds on 127.0.0.1.
-    _within_band(SIZE, elapsed)
+
+    def transfer() -> tuple[int, float]:
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=_upload, args=(port, name, half, timings))
+            for name in ("a", "b")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(timings) == ["a", "b"]
+        # Logins are included in the elapsed time; they take milliseconds on 127.0.0.1.
+        return SIZE, time.monotonic() - started
+
+    _within_band(transfer)
 
 
 def test_download_limit(port: int, served: Path) -> None:
     data = os.urandom(SIZE)
     (served / "big.bin").write_bytes(data)
-    client: Any = paramiko_client(port)
+    _within_band(lambda: _download(port, "alice", "secret", data))
+
+
+def _download(port: int, user: str, password: str, data: bytes) -> tuple[int, float]:
+    client: Any = paramiko_client(port, user, password)
     try:
         sftp = client.open_sftp()
         received = io.BytesIO()
@@ -107,7 +126,7 @@ def test_download_limit(port: int, served: Path) -> None:
     finally:
         client.close()
     assert received.getvalue() == data
-    _within_band(SIZE, elapsed)
+    return len(data), elapsed
 
 
 def test_cred_avatar_download_limit(tmp_path: Path, start_server: Callable[..., Any]) -> None:
@@ -123,14 +142,4 @@ def test_cred_avatar_download_limit(tmp_path: Path, start_server: Callable[..., 
         app="tests.support.cred_apps:LimitedServer",
         env={"CRED_HOMES": str(homes), "CRED_DB": str(db)},
     )
-    client: Any = paramiko_client(server.port, "alice", "alice-pw")
-    try:
-        received = io.BytesIO()
-        started = time.monotonic()
-        client.open_sftp().getfo("big.bin", received)
-        elapsed = time.monotonic() - started
-    finally:
-        client.close()
-    assert received.getvalue() == data
-    measured = len(data) / elapsed
-    assert 0.9 * rate <= measured <= 1.1 * rate, f"{measured:.0f} B/s over {elapsed:.2f} s"
+    _within_band(lambda: _download(server.port, "alice", "alice-pw", data), rate)
