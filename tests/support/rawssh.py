@@ -8,6 +8,7 @@ against real clients, so here they only carry the hostile traffic.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -217,6 +218,10 @@ class RawClient:
             self.decoder.set_decompressor(make_decompressor(compression))
 
     def close(self) -> None:
+        # shutdown() first: it wakes a thread blocked in recv() on this socket
+        # (a flood's pump), which close() alone leaves waiting for its timeout.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
     def close_and_wait(self) -> None:
