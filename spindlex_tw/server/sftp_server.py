@@ -132,7 +132,9 @@ class SFTPServer:
     max_write_length: int = SIZE_LIMIT
     #: Open files and directories per session; OPEN beyond this fails.
     max_open_handles: int = MAX_SFTP_HANDLES
-    #: Requests in progress before the server stops reading more.
+    #: Requests in progress before the server stops reading more. The SFTP
+    #: sessions of one connection share this and the next budget (sized by the
+    #: connection's first session); each session may always have one request.
     max_outstanding_requests: int = 64
     #: Bytes of requests and replies in progress before the server stops reading more.
     max_outstanding_bytes: int = 8 * 1024 * 1024

@@ -56,6 +56,7 @@ class Limits:
     max_write_length: int = SIZE_LIMIT
     max_open_handles: int = 100
     # Past either bound the session stops reading requests until replies drain.
+    # The driver shares one such budget among the SFTP sessions of a connection.
     max_outstanding_requests: int = 64
     max_outstanding_bytes: int = 8 * 1024 * 1024
     readdir_batch: int = 100
