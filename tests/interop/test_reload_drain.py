@@ -84,6 +84,32 @@ def _temporaries(directory: Path) -> list[str]:
     return [name for name in os.listdir(directory) if name.endswith(".part")]
 
 
+def _uploading(
+    tmp_path: Path, served: Path, *options: str
+) -> tuple[Twistd, OpenSSH, subprocess.Popen[bytes], bytes]:
+    """A server with ``options`` and a slow OpenSSH ``sftp put`` of SIZE bytes to it.
+
+    Returns the server, its client, the running upload and what it uploads.
+    """
+    payload = os.urandom(SIZE)
+    source = tmp_path / "upload.bin"
+    source.write_bytes(payload)
+    server = Twistd(
+        ["spindlex", *LOCAL, "--auth", "memory:alice:secret", *options],
+        cwd=served,
+        env=isolated_home(tmp_path),
+    )
+    try:
+        [port] = server.ports()
+        server.wait_for(SIGNALS)
+        client = OpenSSH(tmp_path, port)
+        upload = _sftp_batch(client, "secret", f"put {source} upload.bin\n", "-l", LIMIT)
+    except BaseException:
+        server.kill()
+        raise
+    return server, client, upload, payload
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Path:
     directory = tmp_path / "served"
@@ -173,19 +199,8 @@ def test_bad_file_on_sighup_keeps_the_old_configuration(tmp_path: Path, served: 
 
 
 def test_sigterm_lets_a_running_upload_finish(tmp_path: Path, served: Path) -> None:
-    payload = os.urandom(SIZE)
-    source = tmp_path / "upload.bin"
-    source.write_bytes(payload)
-    server = Twistd(
-        ["spindlex", *LOCAL, "--auth", "memory:alice:secret", "--drain-timeout", "120"],
-        cwd=served,
-        env=isolated_home(tmp_path),
-    )
+    server, client, upload, payload = _uploading(tmp_path, served, "--drain-timeout", "120")
     try:
-        [port] = server.ports()
-        server.wait_for(SIGNALS)
-        client = OpenSSH(tmp_path, port)
-        upload = _sftp_batch(client, "secret", f"put {source} upload.bin\n", "-l", LIMIT)
         poll(lambda: _grows(served / "upload.bin"), what="the upload to start")
         server.proc.send_signal(signal.SIGTERM)
         assert server.wait_for(DRAINING)["count"] == "1"
@@ -203,26 +218,10 @@ def test_sigterm_lets_a_running_upload_finish(tmp_path: Path, served: Path) -> N
 def test_sigterm_cuts_an_upload_at_the_drain_timeout_and_leaves_no_partial_file(
     tmp_path: Path, served: Path
 ) -> None:
-    source = tmp_path / "upload.bin"
-    source.write_bytes(os.urandom(SIZE))
-    server = Twistd(
-        [
-            "spindlex",
-            *LOCAL,
-            "--auth",
-            "memory:alice:secret",
-            "--atomic-uploads",
-            "--drain-timeout",
-            "0.5",
-        ],
-        cwd=served,
-        env=isolated_home(tmp_path),
+    server, _, upload, _ = _uploading(
+        tmp_path, served, "--atomic-uploads", "--drain-timeout", "0.5"
     )
     try:
-        [port] = server.ports()
-        server.wait_for(SIGNALS)
-        client = OpenSSH(tmp_path, port)
-        upload = _sftp_batch(client, "secret", f"put {source} upload.bin\n", "-l", LIMIT)
         staged = poll(lambda: _temporaries(served) or None, what="the upload to start")
         poll(lambda: _grows(served / staged[0]), what="the upload to write")
         assert not (served / "upload.bin").exists()
@@ -236,18 +235,8 @@ def test_sigterm_cuts_an_upload_at_the_drain_timeout_and_leaves_no_partial_file(
 
 
 def test_second_sigterm_stops_at_once(tmp_path: Path, served: Path) -> None:
-    source = tmp_path / "upload.bin"
-    source.write_bytes(os.urandom(SIZE))
-    server = Twistd(
-        ["spindlex", *LOCAL, "--auth", "memory:alice:secret", "--drain-timeout", "3600"],
-        cwd=served,
-        env=isolated_home(tmp_path),
-    )
+    server, _, upload, _ = _uploading(tmp_path, served, "--drain-timeout", "3600")
     try:
-        [port] = server.ports()
-        server.wait_for(SIGNALS)
-        client = OpenSSH(tmp_path, port)
-        upload = _sftp_batch(client, "secret", f"put {source} upload.bin\n", "-l", LIMIT)
         poll(lambda: _grows(served / "upload.bin"), what="the upload to start")
         server.proc.send_signal(signal.SIGTERM)
         server.wait_for(DRAINING)
