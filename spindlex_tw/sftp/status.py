@@ -13,27 +13,12 @@ from typing import Final
 from spindlex_tw.exceptions import SFTPError as SFTPError
 from spindlex_tw.protocol.constants import (
     SSH_FX_BAD_MESSAGE,
-    SSH_FX_CONNECTION_LOST,
-    SSH_FX_EOF,
     SSH_FX_FAILURE,
-    SSH_FX_NO_CONNECTION,
     SSH_FX_NO_SUCH_FILE,
-    SSH_FX_OK,
     SSH_FX_OP_UNSUPPORTED,
     SSH_FX_PERMISSION_DENIED,
 )
-
-STATUS_MESSAGES: Final[dict[int, str]] = {
-    SSH_FX_OK: "Success",
-    SSH_FX_EOF: "End of file",
-    SSH_FX_NO_SUCH_FILE: "No such file",
-    SSH_FX_PERMISSION_DENIED: "Permission denied",
-    SSH_FX_FAILURE: "Failure",
-    SSH_FX_BAD_MESSAGE: "Bad message",
-    SSH_FX_NO_CONNECTION: "No connection",
-    SSH_FX_CONNECTION_LOST: "Connection lost",
-    SSH_FX_OP_UNSUPPORTED: "Operation unsupported",
-}
+from spindlex_tw.protocol.sftp_constants import SFTP_STATUS_MESSAGES
 
 # The mapping of OpenSSH's errno_to_portable(); every other errno is a plain FAILURE.
 _ERRNO_STATUS: Final[dict[int, int]] = {
@@ -51,7 +36,7 @@ _ERRNO_STATUS: Final[dict[int, int]] = {
 
 
 def message_for(code: int) -> str:
-    return STATUS_MESSAGES.get(code, "Unknown error")
+    return SFTP_STATUS_MESSAGES.get(code, "Unknown error")
 
 
 # Failures whose errno has a text of its own, OpenSSH's where it has one.
