@@ -51,6 +51,21 @@ def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[byt
     return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
 
 
+def round_trip(
+    up: list[str], down: list[str], env: dict[str, str], tmp: Path, root: Path, original: bytes
+) -> None:
+    """Run the ``up`` command, check the upload's bytes in the root, then ``down`` and its bytes.
+
+    The commands upload ``tmp/original.bin`` as ``up.bin`` and fetch it back to ``tmp/back.bin``.
+    """
+    sent = run(up, env)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert (root / "up.bin").read_bytes() == original
+    fetched = run(down, env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert (tmp / "back.bin").read_bytes() == original
+
+
 @pytest.fixture
 def sftp_root(tmp_path: Path) -> Path:
     root = tmp_path / "served"
@@ -143,12 +158,14 @@ def test_pscp_one_file(
 ) -> None:
     args = ["pscp", "-sftp", *putty_args(keyed_server, host_keys)]
     env = client_env(tmp_path)
-    up = run([*args, str(tmp_path / "original.bin"), "127.0.0.1:up.bin"], env)
-    assert up.returncode == 0, up.stdout + up.stderr
-    assert (sftp_root / "up.bin").read_bytes() == original
-    down = run([*args, "127.0.0.1:up.bin", str(tmp_path / "back.bin")], env)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert (tmp_path / "back.bin").read_bytes() == original
+    round_trip(
+        [*args, str(tmp_path / "original.bin"), "127.0.0.1:up.bin"],
+        [*args, "127.0.0.1:up.bin", str(tmp_path / "back.bin")],
+        env,
+        tmp_path,
+        sftp_root,
+        original,
+    )
     assert_clean(keyed_server.log())
 
 
@@ -184,12 +201,14 @@ def test_curl_sftp_upload_and_download(
 ) -> None:
     url = f"sftp://127.0.0.1:{keyed_server.port}/up.bin"
     env = client_env(tmp_path)
-    up = run([*curl_args(host_keys), "-T", str(tmp_path / "original.bin"), url], env)
-    assert up.returncode == 0, up.stderr
-    assert (sftp_root / "up.bin").read_bytes() == original
-    down = run([*curl_args(host_keys), "-o", str(tmp_path / "back.bin"), url], env)
-    assert down.returncode == 0, down.stderr
-    assert (tmp_path / "back.bin").read_bytes() == original
+    round_trip(
+        [*curl_args(host_keys), "-T", str(tmp_path / "original.bin"), url],
+        [*curl_args(host_keys), "-o", str(tmp_path / "back.bin"), url],
+        env,
+        tmp_path,
+        sftp_root,
+        original,
+    )
     log = keyed_server.log()
     assert "SSH-2.0-libssh2" in log
     assert_clean(log)
@@ -233,12 +252,14 @@ def test_curl_scp_upload_and_download(
     # scp:// paths are the server's own; the exec'd scp runs as this user.
     url = f"scp://127.0.0.1:{port}{sftp_root.resolve()}/up.bin"
     env = client_env(tmp_path)
-    up = run([*curl_args(host_keys), "-T", str(tmp_path / "original.bin"), url], env)
-    assert up.returncode == 0, up.stderr
-    assert (sftp_root / "up.bin").read_bytes() == original
-    down = run([*curl_args(host_keys), "-o", str(tmp_path / "back.bin"), url], env)
-    assert down.returncode == 0, down.stderr
-    assert (tmp_path / "back.bin").read_bytes() == original
+    round_trip(
+        [*curl_args(host_keys), "-T", str(tmp_path / "original.bin"), url],
+        [*curl_args(host_keys), "-o", str(tmp_path / "back.bin"), url],
+        env,
+        tmp_path,
+        sftp_root,
+        original,
+    )
     assert "Traceback" not in scp_server.log()
 
 
@@ -256,12 +277,14 @@ def test_pscp_legacy_scp_one_file(
     args = ["pscp", "-scp", "-batch", "-P", str(port), "-l", "alice", "-pw", "secret"]
     args += ["-hostkey", pinned]
     env = client_env(tmp_path)
-    up = run([*args, str(tmp_path / "original.bin"), "127.0.0.1:up.bin"], env)
-    assert up.returncode == 0, up.stdout + up.stderr
-    assert (sftp_root / "up.bin").read_bytes() == original
-    down = run([*args, "127.0.0.1:up.bin", str(tmp_path / "back.bin")], env)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert (tmp_path / "back.bin").read_bytes() == original
+    round_trip(
+        [*args, str(tmp_path / "original.bin"), "127.0.0.1:up.bin"],
+        [*args, "127.0.0.1:up.bin", str(tmp_path / "back.bin")],
+        env,
+        tmp_path,
+        sftp_root,
+        original,
+    )
     assert "Traceback" not in scp_server.log()
 
 
@@ -295,12 +318,14 @@ def test_rclone_copyto_up_and_down(
             "RCLONE_CONFIG_SRV_SHELL_TYPE": "none",
         }
     )
-    up = run(["rclone", "copyto", str(tmp_path / "original.bin"), "srv:up.bin"], env)
-    assert up.returncode == 0, up.stderr
-    assert (sftp_root / "up.bin").read_bytes() == original
-    down = run(["rclone", "copyto", "srv:up.bin", str(tmp_path / "back.bin")], env)
-    assert down.returncode == 0, down.stderr
-    assert (tmp_path / "back.bin").read_bytes() == original
+    round_trip(
+        ["rclone", "copyto", str(tmp_path / "original.bin"), "srv:up.bin"],
+        ["rclone", "copyto", "srv:up.bin", str(tmp_path / "back.bin")],
+        env,
+        tmp_path,
+        sftp_root,
+        original,
+    )
     log = keyed_server.log()
     assert "SSH-2.0-rclone/" in log
     assert_clean(log)
