@@ -42,6 +42,8 @@ class KeyOptions:
     permit_open: tuple[tuple[str, str], ...] = ()
     permit_listen: tuple[tuple[str, str], ...] = ()
     expiry: datetime.datetime | None = None
+    agent_forwarding: bool = True
+    x11_forwarding: bool = True
 
     def allows_source(self, address: str) -> bool:
         """Does ``from=`` (if any) admit a client at IP ``address``?"""
@@ -204,16 +206,18 @@ def _never_offered(opts: KeyOptions) -> KeyOptions:
 
 
 _FLAGS: dict[str, Callable[[KeyOptions], KeyOptions]] = {
-    "restrict": lambda o: replace(o, pty=False, port_forwarding=False),
+    "restrict": lambda o: replace(
+        o, pty=False, port_forwarding=False, agent_forwarding=False, x11_forwarding=False
+    ),
     "no-pty": lambda o: replace(o, pty=False),
     "pty": lambda o: replace(o, pty=True),
     "no-port-forwarding": lambda o: replace(o, port_forwarding=False),
     "port-forwarding": lambda o: replace(o, port_forwarding=True),
-    # Agent and X11 forwarding and ~/.ssh/rc do not exist in this server.
-    "no-agent-forwarding": _never_offered,
-    "agent-forwarding": _never_offered,
-    "no-x11-forwarding": _never_offered,
-    "x11-forwarding": _never_offered,
+    "no-agent-forwarding": lambda o: replace(o, agent_forwarding=False),
+    "agent-forwarding": lambda o: replace(o, agent_forwarding=True),
+    "no-x11-forwarding": lambda o: replace(o, x11_forwarding=False),
+    "x11-forwarding": lambda o: replace(o, x11_forwarding=True),
+    # ~/.ssh/rc does not exist in this server.
     "no-user-rc": _never_offered,
     "user-rc": _never_offered,
 }
