@@ -7,9 +7,18 @@ unchanged (``FilePasswordDB``, ``SSHPublicKeyChecker``, a checker of your
 own returning a Deferred). The realm returns an :class:`IUserAccount`
 avatar saying where the user's SFTP is jailed, whether they may write and
 their quota; :class:`HomesRealm` is one that gives each user a home made on
-first login. Everything else (exec, forwarding) stays refused, as the
-SSHServer defaults have it; a subclass grants it with the usual hooks,
-consulting :meth:`CredServer.account`.
+first login. The avatar also says whether the user may run commands
+(``exec_allowed``: exec and shell requests) and forward TCP
+(``forwarding_allowed``: ``direct-tcpip`` channels and ``tcpip-forward``);
+both default to refusing. A request needs the avatar's yes and the
+server's: CredServer grants forwarding itself when the avatar allows it
+(the adapter does the connecting), while exec needs a subclass's hook to run
+something; a subclass's own hooks for these requests are only reached when
+the avatar allows them (see :meth:`CredServer.__init_subclass__`).
+
+The realm's logout callable is called exactly once per avatar, when the
+connection it was given to ends, however it ends (the client leaving, the
+TCP connection dropping, the server stopping).
 
 Public keys: the SSH layer verifies the client's signature itself, so the
 checker is asked with ``signature=None``. A checker that accepts the key
@@ -20,7 +29,9 @@ signature checked out the realm is asked for the avatar directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -36,7 +47,13 @@ from zope.interface import Attribute, Interface, implementer
 from spindlex_tw.crypto.pkey import PKey
 from spindlex_tw.fs.homes import home_of, make_home, safe_user
 from spindlex_tw.fs.quota import Quota
-from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_SUCCESSFUL
+from spindlex_tw.protocol.constants import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    CHANNEL_DIRECT_TCPIP,
+    SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
+    SSH_OPEN_CONNECT_SUCCESS,
+)
 from spindlex_tw.server.hooks import SSHServer
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
@@ -55,6 +72,13 @@ class IUserAccount(Interface):  # type: ignore[misc]
         "A spindlex_tw.sftp.bandwidth.Bandwidth shared by the user's sessions, or None "
         "(optional: an avatar without it is not limited)."
     )
+    exec_allowed = Attribute(
+        "True: exec and shell requests reach the server's hooks (optional: refused without it)."
+    )
+    forwarding_allowed = Attribute(
+        "True: direct-tcpip channels and tcpip-forward requests are granted "
+        "(optional: refused without it)."
+    )
 
 
 @implementer(IUserAccount)
@@ -64,6 +88,8 @@ class UserAccount:
     read_only: bool = False
     quota: Quota | None = None
     bandwidth: Bandwidth | None = None
+    exec_allowed: bool = False
+    forwarding_allowed: bool = False
 
 
 @implementer(IRealm)
@@ -73,7 +99,9 @@ class HomesRealm:
     ``quota_bytes``/``quota_files`` give every user one :class:`Quota` of their
     own, shared by all their sessions; ``read_only`` names users who may not write;
     ``upload_rate``/``download_rate`` (bytes per second) give every user one
-    :class:`Bandwidth` of their own, shared by all their sessions too.
+    :class:`Bandwidth` of their own, shared by all their sessions too;
+    ``exec_users`` and ``forwarding_users`` name the users who may run commands
+    and forward TCP.
     """
 
     def __init__(
@@ -85,8 +113,12 @@ class HomesRealm:
         read_only: frozenset[str] = frozenset(),
         upload_rate: int | None = None,
         download_rate: int | None = None,
+        exec_users: frozenset[str] = frozenset(),
+        forwarding_users: frozenset[str] = frozenset(),
     ) -> None:
         self.template = template
+        self.exec_users = exec_users
+        self.forwarding_users = forwarding_users
         self.mode = mode
         self.quota_bytes = quota_bytes
         self.quota_files = quota_files
@@ -116,7 +148,14 @@ class HomesRealm:
                     TokenBucket(self.download_rate) if self.download_rate else None,
                 ),
             )
-        account = UserAccount(home, user in self.read_only, quota, bandwidth)
+        account = UserAccount(
+            home,
+            user in self.read_only,
+            quota,
+            bandwidth,
+            exec_allowed=user in self.exec_users,
+            forwarding_allowed=user in self.forwarding_users,
+        )
         return IUserAccount, account, lambda: None
 
 
@@ -130,8 +169,66 @@ def _methods(portal: Portal) -> list[str]:
     return methods
 
 
+@dataclass(frozen=True)
+class _Gate:
+    """A hook the avatar must allow before it is asked: which right, and the refusal."""
+
+    right: str
+    refusal: Any
+    # For check_channel_request, only the kinds of channel the right is about.
+    kinds: frozenset[str] | None = None
+
+
+_GATES = {
+    "check_channel_exec_request": _Gate("exec_allowed", False),
+    "check_channel_shell_request": _Gate("exec_allowed", False),
+    "check_channel_request": _Gate(
+        "forwarding_allowed",
+        SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
+        frozenset({CHANNEL_DIRECT_TCPIP}),
+    ),
+    "check_channel_direct_tcpip_request": _Gate(
+        "forwarding_allowed", SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+    ),
+    "check_port_forward_request": _Gate("forwarding_allowed", False),
+}
+
+
+def _gated(hook: Callable[..., Any], gate: _Gate) -> Callable[..., Any]:
+    @wraps(hook)
+    def gated(self: CredServer, *args: Any) -> Any:
+        if (gate.kinds is None or args[0] in gate.kinds) and not self.allows(gate.right):
+            return gate.refusal
+        return hook(self, *args)
+
+    return gated
+
+
+def _logout_once(logout: Callable[[], Any], user: str) -> Callable[[], None]:
+    # Called from the connection's teardown, which must go on whatever logout does.
+    def run() -> None:
+        try:
+            logout()
+        except Exception:
+            log.failure("logout of {user!r} failed in the realm", user=user)
+
+    return run
+
+
 class CredServer(SSHServer):
     """An SSHServer whose logins and users come from a twisted.cred ``portal``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's exec, shell and forwarding hooks run only if the avatar allows.
+
+        Wrapped here rather than left to the subclass calling ``super()``, so
+        that no override can grant what the realm refused.
+        """
+        super().__init_subclass__(**kwargs)
+        for name, gate in _GATES.items():
+            hook = cls.__dict__.get(name)
+            if hook is not None:
+                setattr(cls, name, _gated(hook, gate))
 
     def __init__(self, portal: Portal) -> None:
         super().__init__()
@@ -145,13 +242,23 @@ class CredServer(SSHServer):
         conn = protocol.current_connection()
         return None if conn is None else self._accounts.get(conn)
 
+    def allows(self, right: str) -> bool:
+        """Whether the current connection's avatar has ``right`` (``exec_allowed``...)."""
+        return bool(getattr(self.account(), right, False))
+
     def get_allowed_auths(self, username: str) -> list[str]:
         return _methods(self.portal)
 
-    def _logged_in(self, conn: Any, result: tuple[Any, Any, Any]) -> int:
-        _, avatar, _logout = result
-        if conn is not None:
-            self._accounts[conn] = avatar
+    def _logged_in(self, conn: Any, result: tuple[Any, Any, Any], username: str) -> int:
+        _, avatar, logout = result
+        ended = _logout_once(logout, username)
+        if conn is None:
+            # No connection to hold the avatar (a hook called outside one): done with it.
+            ended()
+            return AUTH_SUCCESSFUL
+        self._accounts[conn] = avatar
+        # At once if the connection went while the checker was deciding.
+        conn.on_connection_lost(ended)
         return AUTH_SUCCESSFUL
 
     @staticmethod
@@ -166,7 +273,7 @@ class CredServer(SSHServer):
             username.encode("utf-8", "surrogateescape"), password.encode("utf-8", "surrogateescape")
         )
         d = self.portal.login(creds, None, IUserAccount)
-        d.addCallback(lambda result: self._logged_in(conn, result))
+        d.addCallback(lambda result: self._logged_in(conn, result, username))
         return d.addErrback(self._refused, username)
 
     def check_auth_publickey(self, username: str, key: PKey) -> Any:
@@ -181,12 +288,22 @@ class CredServer(SSHServer):
             # The key may log in, and the SSH layer checks its signature: the avatar.
             realm = self.portal.realm
             got = defer.maybeDeferred(lambda: realm.requestAvatar(name, None, IUserAccount))
-            return got.addCallback(lambda result: self._logged_in(conn, result))
+            return got.addCallback(lambda result: self._logged_in(conn, result, username))
 
         d = self.portal.login(creds, None, IUserAccount)
-        d.addCallback(lambda result: self._logged_in(conn, result))
+        d.addCallback(lambda result: self._logged_in(conn, result, username))
         d.addErrback(accepted)
         return d.addErrback(self._refused, username)
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == CHANNEL_DIRECT_TCPIP:
+            if self.allows("forwarding_allowed"):
+                return SSH_OPEN_CONNECT_SUCCESS
+            return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+        return super().check_channel_request(kind, chanid)
+
+    def check_port_forward_request(self, address: str, port: int) -> bool:
+        return self.allows("forwarding_allowed")
 
     def check_channel_subsystem_request(self, channel: Any, name: str) -> bool:
         account = self.account()

@@ -1,7 +1,8 @@
 """CredServer applications for the twisted.cred bridge tests, configured by environment.
 
 CRED_HOMES: the base of the homes; CRED_DB: a FilePasswordDB file (user:password
-lines); CRED_KEYS: an authorized public key line for alice.
+lines); CRED_KEYS: an authorized public key line for alice; CRED_LOGOUTS: the file
+RightsServer's realm appends a user's name to on each logout.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from twisted.conch.checkers import InMemorySSHKeyDB, SSHPublicKeyChecker
 from twisted.conch.ssh import keys
 from twisted.cred import credentials, error
 from twisted.cred.checkers import FilePasswordDB, ICredentialsChecker
-from twisted.cred.portal import Portal
+from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from zope.interface import implementer
 
-from spindlex_tw.server.cred import CredServer, HomesRealm
+from spindlex_tw.fs.quota import Quota
+from spindlex_tw.server.cred import CredServer, HomesRealm, IUserAccount, UserAccount
 
 
 def _portal(checkers: list[Any]) -> Portal:
@@ -90,3 +92,73 @@ def file_checker() -> Any:
 
 #: For ``--auth cred:tests.support.cred_apps:LATER``: answers on a later reactor turn.
 LATER = _Later()
+
+
+@implementer(IRealm)
+class _LoggingOutRealm:
+    """HomesRealm's avatars whose logout appends the user's name to CRED_LOGOUTS."""
+
+    def __init__(self, realm: HomesRealm) -> None:
+        self.realm = realm
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> Any:
+        iface, avatar, _ = self.realm.requestAvatar(avatarId, mind, *interfaces)
+
+        def logout() -> None:
+            with open(os.environ["CRED_LOGOUTS"], "a") as record:
+                record.write(avatarId.decode() + "\n")
+
+        return iface, avatar, logout
+
+
+class RightsServer(CredServer):
+    """alice may run commands and forward TCP, bob may do neither; exec echoes its command."""
+
+    def __init__(self) -> None:
+        passwords: Any = FilePasswordDB(os.environ["CRED_DB"])  # type: ignore[no-untyped-call]
+        realm = HomesRealm(
+            os.path.join(os.environ["CRED_HOMES"], "{user}"),
+            exec_users=frozenset({"alice"}),
+            forwarding_users=frozenset({"alice"}),
+        )
+        recording: Any = _LoggingOutRealm(realm)
+        super().__init__(Portal(recording, [passwords]))
+
+    def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
+        from twisted.internet import reactor
+
+        clock: Any = reactor
+        clock.callLater(0, self._echo, channel, command)
+        return True
+
+    @staticmethod
+    def _echo(channel: Any, command: bytes) -> None:
+        channel.send(command + b"\n")
+        channel.send_exit_status(0)
+        channel.close()
+
+
+@implementer(IRealm)
+class _FixedRealm:
+    """Avatars as listed: alice's home, quota and limits; reader may not write."""
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> Any:
+        if IUserAccount not in interfaces:
+            raise NotImplementedError("only IUserAccount avatars")
+        homes = os.environ["CRED_HOMES"]
+        user = avatarId.decode()
+        home = os.path.join(homes, f"avatar-{user}")
+        os.makedirs(home, exist_ok=True)
+        quota = _QUOTAS.setdefault(user, Quota(32 * 1024, 3))
+        account = UserAccount(home, read_only=user == "reader", quota=quota)
+        return IUserAccount, account, lambda: None
+
+
+_QUOTAS: dict[str, Quota] = {}
+
+
+def realm_portal() -> Any:
+    """For ``twistd spindlex --auth cred:tests.support.cred_apps:realm_portal``."""
+    passwords: Any = FilePasswordDB(os.environ["CRED_DB"])  # type: ignore[no-untyped-call]
+    realm: Any = _FixedRealm()
+    return Portal(realm, [passwords])
