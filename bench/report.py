@@ -41,8 +41,12 @@ def _metrics() -> list[Metric]:
                 )
             )
     rows += [
+        Metric("cold_get_mibs", "SFTP get aes128-gcm, not cached (disk), MiB/s", 0, True),
+        Metric("cold_get_cpu_gib", "SFTP get, not cached (disk), server CPU s/GiB", 2, False),
         Metric("small_put_s", "put -r 500 x 4 KiB, wall s", 2, False),
         Metric("small_put_cpu_s", "put -r 500 x 4 KiB, server CPU s", 2, False),
+        Metric("small_get_s", "get -r 500 x 4 KiB, wall s", 2, False),
+        Metric("small_get_cpu_s", "get -r 500 x 4 KiB, server CPU s", 2, False),
         Metric("ls_s", "ls -l of 5,000 entries, wall s", 2, False),
         Metric("ls_cpu_s", "ls -l of 5,000 entries, server CPU s", 2, False),
         Metric("login_ssh_per_s", "ssh true, sequential, logins/s", 1, True),
@@ -57,6 +61,22 @@ def _metrics() -> list[Metric]:
         Metric("login_pw_cpu_ms", "ssh true, PBKDF2 password, server CPU ms/login", 1, False),
         Metric("idle_kib_per_conn", "idle connection, PSS KiB each", 1, False),
         Metric("idle_cpu_ms_per_s", "200 idle connections, server CPU ms/s", 1, False),
+    ]
+    for direction in ("get", "put"):
+        what = f"16 sftp {direction}s at once"
+        rows += [
+            Metric(f"conc_{direction}_mibs", f"{what}, total MiB/s", 0, True),
+            Metric(f"conc_{direction}_fairness", f"{what}, slowest/fastest client", 2, False),
+            Metric(f"conc_{direction}_cpu_gib", f"{what}, server CPU s/GiB", 2, False),
+            Metric(f"conc_{direction}_login_p50_ms", f"{what}, ssh true login p50 ms", 0, False),
+            Metric(f"conc_{direction}_login_p99_ms", f"{what}, ssh true login p99 ms", 0, False),
+        ]
+    rows += [
+        Metric("scale_connections", "idle connections held at scale", 0, True),
+        Metric("scale_logins_per_s", "... opened and authenticated, logins/s", 0, True),
+        Metric("scale_login_cpu_ms", "... server CPU ms/login", 2, False),
+        Metric("scale_kib_per_conn", "... PSS KiB per connection", 1, False),
+        Metric("scale_idle_cpu_ms_per_s", "... idle, server CPU ms/s", 1, False),
     ]
     return rows
 

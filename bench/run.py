@@ -25,7 +25,7 @@ import asyncssh
 import cryptography
 
 import twisted
-from bench import procstat, report, scenarios
+from bench import concurrent, procstat, report, scale, scenarios
 from bench.clients import Keys
 from bench.servers import (
     AsyncSSHServer,
@@ -48,6 +48,8 @@ FULL_SET: dict[str, Scenario] = {
     "parallel-logins": scenarios.parallel_ssh_logins,
     "idle": scenarios.idle_connections,
     "password-logins": scenarios.password_logins,
+    "concurrent": concurrent.concurrent_transfers,
+    "scale": scale.idle_at_scale,
 }
 # Only the bench app of spindlex_tw checks a hashed password.
 SPINDLEX_ONLY = ("password-logins",)
@@ -56,6 +58,8 @@ WORKER_SET = ("async-logins", "parallel-logins", "password-logins")
 # With the SFTP root on tmpfs, where spindlex_tw runs file calls inline, these
 # are run again with worker threads, the default on a disk.
 THREADS_SET = ("transfer", "small")
+# Many clients at once are also run against twistd spindlex --workers N, as users run it.
+TWISTD_SET = ("concurrent",)
 
 
 def _versions() -> dict[str, str]:
@@ -73,7 +77,9 @@ def _versions() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="64 MiB transfers, shorter idle")
+    parser.add_argument(
+        "--quick", action="store_true", help="64 MiB transfers, 1,000 connections, shorter idle"
+    )
     parser.add_argument("--servers", default="openssh,asyncssh,spindlex_tw")
     parser.add_argument(
         "--workers", type=int, default=2, help="also run spindlex_tw with N workers"
@@ -97,7 +103,11 @@ def main() -> None:
     base = args.disk or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
     work = Path(tempfile.mkdtemp(prefix="spindlex-bench-", dir=base))
     keys = Keys(work)
-    ctx = scenarios.Context(work, keys, work / "root", work / "local", sizes)
+    ctx = scenarios.Context(
+        work, keys, work / "root", work / "local", sizes, on_disk=not in_memory(str(work))
+    )
+    # For the scale scenario: the servers started below inherit the raised limit.
+    scale.raise_fd_limit()
     started = time.monotonic()
     results: dict[str, dict[str, float]] = {}
     try:
@@ -124,9 +134,11 @@ def main() -> None:
             workers = [s for s in chosen if s in WORKER_SET]
             if workers:
                 plan.append((SpindlexServer(work, keys, ctx.sftp_root, args.workers), workers))
-                # twistd spindlex --workers, as users run it: 1 process, then N.
-                for count in (1, args.workers):
-                    plan.append((TwistdServer(work, keys, ctx.sftp_root, count), workers))
+            # twistd spindlex --workers, as users run it: 1 process, then N.
+            for count in (1, args.workers):
+                todo = workers + [s for s in chosen if s in TWISTD_SET and count > 1]
+                if todo:
+                    plan.append((TwistdServer(work, keys, ctx.sftp_root, count), todo))
         results = run_plan(plan, ctx, chosen)
     finally:
         if not args.keep:

@@ -56,10 +56,44 @@ class Sizes:
     idle: int  # idle connections held open
     idle_seconds: float
     repeat: int  # transfers are run this often; the fastest counts
+    concurrent_clients: int  # sftp clients transferring at once (bench.concurrent)
+    concurrent_transfer: int  # bytes each of them gets or puts
+    scale: int  # idle connections held by one Python server (bench.scale)
+    scale_sshd: int  # the same for sshd: two processes per connection
 
 
-QUICK = Sizes(64 * MiB, 500, 4096, 5000, 100, 100, 40, 200, 3.0, 1)
-FULL = Sizes(256 * MiB, 500, 4096, 5000, 100, 200, 100, 200, 5.0, 2)
+QUICK = Sizes(
+    transfer=64 * MiB,
+    small_files=500,
+    small_file_size=4096,
+    listing=5000,
+    logins=100,
+    parallel_logins=100,
+    password_logins=40,
+    idle=200,
+    idle_seconds=3.0,
+    repeat=1,
+    concurrent_clients=16,
+    concurrent_transfer=16 * MiB,
+    scale=1000,
+    scale_sshd=300,
+)
+FULL = Sizes(
+    transfer=256 * MiB,
+    small_files=500,
+    small_file_size=4096,
+    listing=5000,
+    logins=100,
+    parallel_logins=200,
+    password_logins=100,
+    idle=200,
+    idle_seconds=5.0,
+    repeat=2,
+    concurrent_clients=16,
+    concurrent_transfer=64 * MiB,
+    scale=10000,
+    scale_sshd=2000,
+)
 
 
 @dataclass
@@ -69,6 +103,7 @@ class Context:
     sftp_root: Path  # the directory every server serves
     local: Path  # client-side files
     sizes: Sizes
+    on_disk: bool = False  # the files are on a disk (--disk), where a cold read waits for it
 
     def prepare(self) -> None:
         """Create the files once: the big file, the small files, the big directory."""
@@ -83,6 +118,11 @@ class Context:
         small.mkdir(exist_ok=True)
         for i in range(self.sizes.small_files):
             (small / f"f{i:04d}").write_bytes(os.urandom(self.sizes.small_file_size))
+        # The same files on the server, for get -r.
+        shutil.copytree(small, self.sftp_root / "small-src", dirs_exist_ok=True)
+        with open(self.sftp_root / "concurrent.bin", "wb") as out:
+            for _ in range(self.sizes.concurrent_transfer // MiB):
+                out.write(block)
         listing = self.sftp_root / "listing"
         listing.mkdir(exist_ok=True)
         for i in range(self.sizes.listing):
@@ -141,26 +181,59 @@ def sftp_transfers(server: Server, ctx: Context, resting: int) -> dict[str, floa
             cpu = max(best[1] - login_cpu, 0.0)
             results[f"{direction}_{algs.label}_mibs"] = size / MiB / seconds
             results[f"{direction}_{algs.label}_cpu_gib"] = cpu / (size / GiB)
+    if ctx.on_disk:
+        results.update(_cold_get(server, ctx, resting))
     return results
 
 
+def _cold_get(server: Server, ctx: Context, resting: int) -> dict[str, float]:
+    """Get of the big file after dropping it from the page cache, so every READ waits."""
+    algs = CIPHERS[0]
+    login_wall, login_cpu = _login_cost(server, ctx, algs, resting)
+    batch = ctx.batch("get", "get big.bin /dev/null")
+    cmd = sftp_command(ctx.keys, server.user, server.port, batch, algs)
+    best: tuple[float, float] | None = None
+    for _ in range(ctx.sizes.repeat):
+        evict(ctx.sftp_root / "big.bin")
+        wall, cpu = measure(server, partial(run, cmd), resting)
+        if best is None or wall < best[0]:
+            best = (wall, cpu)
+    assert best is not None
+    size = ctx.sizes.transfer
+    seconds = max(best[0] - login_wall, 1e-3)
+    return {
+        "cold_get_mibs": size / MiB / seconds,
+        "cold_get_cpu_gib": max(best[1] - login_cpu, 0.0) / (size / GiB),
+    }
+
+
+def evict(path: Path) -> None:
+    """Drop ``path``'s pages from the page cache (written back first), as after a reboot."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def small_files(server: Server, ctx: Context, resting: int) -> dict[str, float]:
-    """put -r of many small files, then ls -l of a big directory: wall and server CPU."""
+    """put -r and get -r of many small files, then ls -l of a big directory: wall and CPU."""
+    gcm = Algorithms("aes128-gcm@openssh.com")
     target = ctx.sftp_root / "small-upload"
     batch = ctx.batch("small", f"put -r {ctx.local / 'small'} small-upload")
-    cmd = sftp_command(
-        ctx.keys, server.user, server.port, batch, Algorithms("aes128-gcm@openssh.com")
-    )
+    cmd = sftp_command(ctx.keys, server.user, server.port, batch, gcm)
     wall, cpu = measure(server, lambda: run(cmd), resting)
-    count = len(os.listdir(target))
-    shutil.rmtree(target)
-    if count != ctx.sizes.small_files:
-        raise RuntimeError(f"{server.name}: {count} of {ctx.sizes.small_files} small files arrived")
+    _check_small(server, ctx, target, "put -r")
     results = {"small_put_s": wall, "small_put_cpu_s": cpu}
+    download = ctx.local / "small-download"
+    batch = ctx.batch("small-get", f"get -r small-src {download}")
+    cmd = sftp_command(ctx.keys, server.user, server.port, batch, gcm)
+    wall, cpu = measure(server, lambda: run(cmd), resting)
+    _check_small(server, ctx, download, "get -r")
+    results.update({"small_get_s": wall, "small_get_cpu_s": cpu})
     batch = ctx.batch("ls", "ls -l listing")
-    cmd = sftp_command(
-        ctx.keys, server.user, server.port, batch, Algorithms("aes128-gcm@openssh.com")
-    )
+    cmd = sftp_command(ctx.keys, server.user, server.port, batch, gcm)
     lines: list[int] = []
 
     def listing() -> None:
@@ -172,6 +245,15 @@ def small_files(server: Server, ctx: Context, resting: int) -> dict[str, float]:
         raise RuntimeError(f"{server.name}: ls -l showed {lines[0]} lines")
     results.update({"ls_s": wall, "ls_cpu_s": cpu})
     return results
+
+
+def _check_small(server: Server, ctx: Context, target: Path, what: str) -> None:
+    """Every small file arrived whole; then ``target`` is removed for the next server."""
+    sizes = [entry.stat().st_size for entry in os.scandir(target)]
+    shutil.rmtree(target)
+    whole = sizes.count(ctx.sizes.small_file_size)
+    if whole != ctx.sizes.small_files:
+        raise RuntimeError(f"{server.name}: {what}: {whole} of {ctx.sizes.small_files} arrived")
 
 
 def sequential_logins(server: Server, ctx: Context, resting: int) -> dict[str, float]:

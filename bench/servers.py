@@ -53,7 +53,7 @@ class Server:
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env=_child_env(env or {}),
+            env=child_env(env or {}),
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
@@ -86,7 +86,7 @@ class Server:
         time.sleep(0.1)  # let the server finish the connection's last callbacks
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
+def child_env(extra: dict[str, str]) -> dict[str, str]:
     """This environment, with the checkout importable and ``extra`` on top."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -119,11 +119,13 @@ class SpindlexServer(Server):
         self.log_path = work / f"spindlex-{workers}-{disk_io}.log"
 
     def start(self) -> None:
-        # The benchmarks hold 200 connections from one address; production limits would refuse.
+        # The benchmarks hold up to 10,000 connections from one address (bench.scale);
+        # production limits would refuse.
         settings = {
-            "max_connections": 1000,
-            "max_connections_per_source": 1000,
+            "max_connections": 20000,
+            "max_connections_per_source": 20000,
             "max_startups_per_source": 100,
+            "max_startups": [200, 30, 400],  # sshd's, as configured below
         }
         cmd = [
             sys.executable,
@@ -270,8 +272,13 @@ class TwistdServer(Server):
             str(self.keys.host_key),
             "--sftp-root",
             str(self.sftp_root),
+            # The load comes from one address: as for the other servers, sshd's startups.
+            "--max-startups",
+            "200:30:400",
+            "--max-startups-per-source",
+            "100",
         ]
-        env = _child_env(
+        env = child_env(
             {
                 "SPINDLEX_BENCH_AUTHORIZED": str(self.keys.authorized),
                 "SPINDLEX_BENCH_SFTP_ROOT": str(self.sftp_root),
