@@ -39,7 +39,7 @@ from spindlex_tw.core.kexinit import (
 )
 from spindlex_tw.core.packet import PacketDecoder, PacketEncoder
 from spindlex_tw.core.services import Service
-from spindlex_tw.core.signatures import SIGNATURE_ALGORITHMS, HostKey
+from spindlex_tw.core.signatures import HOST_KEY_ALGORITHMS, USER_KEY_ALGORITHMS, HostKey
 from spindlex_tw.core.version import VersionExchange, VersionLimits, identification_line
 from spindlex_tw.protocol import constants as c
 
@@ -108,7 +108,7 @@ class ServerTransport:
         self.config = config
         self._rng = rng
         self._host_keys = {alg: key for key in host_keys for alg in key.host_key_algorithms()}
-        self._host_key_algs = [a for a in SIGNATURE_ALGORITHMS if a in self._host_keys]
+        self._host_key_algs = [a for a in HOST_KEY_ALGORITHMS if a in self._host_keys]
         self._version = VersionExchange(config.version)
         self._decoder = PacketDecoder(config.max_packet_length, config.max_payload)
         self._encoder = PacketEncoder(rng)
@@ -420,7 +420,7 @@ class ServerTransport:
                 wire.byte(c.SSH_MSG_EXT_INFO)
                 + wire.uint32(1)
                 + wire.string("server-sig-algs")
-                + wire.string(",".join(SIGNATURE_ALGORITHMS))
+                + wire.string(",".join(USER_KEY_ALGORITHMS))
             )
         held, self._held = self._held, []
         success, self._success_held = self._success_held, None

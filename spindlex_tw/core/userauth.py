@@ -1,4 +1,4 @@
-"""The ssh-userauth service (RFC 4252, RFC 4256), server side, sans-IO.
+"""The ssh-userauth service (RFC 4252, RFC 4256, RFC 4462 3), server side, sans-IO.
 
 Requests become events; the adapter asks the application's hooks and answers
 through :meth:`UserAuthService.accept`, :meth:`reject`, :meth:`accept_key_query`
@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from spindlex_tw.core import wire
+from spindlex_tw.core import gssapi_auth, wire
 from spindlex_tw.core.errors import ProtocolError
 from spindlex_tw.core.events import (
     AuthenticationSucceeded,
@@ -32,12 +32,12 @@ from spindlex_tw.core.events import (
     TooManyAuthFailures,
 )
 from spindlex_tw.core.services import Service, TransportLink
-from spindlex_tw.core.signatures import SIGNATURE_ALGORITHMS
+from spindlex_tw.core.signatures import USER_KEY_ALGORITHMS
 from spindlex_tw.protocol import constants as c
 
 CONNECTION_SERVICE = "ssh-connection"
 # Signature algorithms accepted for user authentication (ext-info server-sig-algs).
-USER_SIG_ALGS = SIGNATURE_ALGORITHMS
+USER_SIG_ALGS = USER_KEY_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class UserAuthService:
         self.failures = 0
         self._current_request = b""  # the request being parsed: publickey signs a prefix of it
         self._prompt_count = 0  # prompts of the outstanding keyboard-interactive round
+        self._gssapi: gssapi_auth.GssapiExchange | None = None  # a gssapi-with-mic attempt
         self.banner_sent = False
         self.done = False
 
@@ -99,6 +100,8 @@ class UserAuthService:
         if msg == c.SSH_MSG_USERAUTH_INFO_RESPONSE and self._info_pending:
             self._info_pending = False
             return self._info_response(payload)
+        if self._gssapi is not None and msg in gssapi_auth.CLIENT_MESSAGES:
+            return self._gssapi_step(self._gssapi.receive(msg, payload))
         raise ProtocolError(f"unexpected message {msg} during user authentication")
 
     def _request(self, payload: bytes) -> list[Event]:
@@ -176,6 +179,26 @@ class UserAuthService:
         reader.done()
         return [AuthKeyboardInteractiveRequested(username, submethods)]
 
+    def _gssapi_request(self, username: str, reader: wire.Reader) -> list[Event]:
+        mechanisms = gssapi_auth.read_mechanisms(reader)
+        reader.done()
+        if mechanisms is None or gssapi_auth.KRB5_MECHANISM not in mechanisms:
+            return self.reject(partial=False, methods=None)
+        session_id = self._transport.session_id
+        assert session_id is not None and self._service is not None
+        self._gssapi = gssapi_auth.GssapiExchange(
+            username, self._service, session_id, self._transport.send
+        )
+        return self._gssapi.start()
+
+    def _gssapi_step(self, step: gssapi_auth.Step) -> list[Event]:
+        if step is gssapi_auth.Verdict.REFUSE:
+            return self.reject(partial=False, methods=None)
+        if step is gssapi_auth.Verdict.ABANDON:
+            return self._abandon()
+        assert isinstance(step, list)
+        return step
+
     def _info_response(self, payload: bytes) -> list[Event]:
         reader = wire.Reader(payload, 1)
         count = reader.uint32()
@@ -232,6 +255,18 @@ class UserAuthService:
         )
         return self._next()
 
+    def gssapi_proceed(self, token: bytes, complete: bool) -> list[Event]:
+        """The client's GSS-API token was accepted: ``token`` goes back (RFC 4462 3.4)."""
+        exchange = self._gssapi
+        if exchange is None or self._transport.closed:
+            return []
+        return self._guarded(lambda: self._gssapi_step(exchange.proceed(token, complete)))
+
+    def gssapi_fail(self, error_token: bytes, message: str, major: int = 0, minor: int = 0) -> None:
+        """The context failed: ERRTOK and ERROR go out; :meth:`reject` follows."""
+        if self._gssapi is not None:
+            self._gssapi.fail(error_token, message, major, minor)
+
     def ask(self, name: str, instruction: str, prompts: Sequence[tuple[str, bool]]) -> list[Event]:
         """SSH_MSG_USERAUTH_INFO_REQUEST with ``(prompt, echo)`` pairs (RFC 4256 3.2)."""
         if len(prompts) > self._limits.max_prompts:
@@ -256,7 +291,20 @@ class UserAuthService:
         method = self._pending or "none"
         self._pending = None
         self._info_pending = False
+        self._gssapi = None
         return method, self._username or ""
+
+    def _abandon(self) -> list[Event]:
+        """The client gave up a gssapi-with-mic attempt (its ERRTOK): counted, no answer."""
+        _, username = self._finish()
+        self.failures += 1
+        if self.failures >= self._limits.max_failures:
+            self._transport.disconnect(
+                c.SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
+                "Too many authentication failures",
+            )
+            return [TooManyAuthFailures(username)]
+        return self._next()
 
     def _next(self) -> list[Event]:
         if self._queue and not self._transport.closed:
@@ -281,4 +329,5 @@ _METHODS: dict[str, Callable[[UserAuthService, str, wire.Reader], list[Event]]] 
     "password": UserAuthService._password,
     "publickey": UserAuthService._publickey,
     "keyboard-interactive": UserAuthService._keyboard_interactive,
+    gssapi_auth.METHOD: UserAuthService._gssapi_request,
 }

@@ -76,6 +76,11 @@ _GENERATE_TYPES: dict[str, type[PKey]] = {}
 _PRIVATE_TYPES: list[tuple[type[Any], type[PKey]]] = []
 
 
+def key_class_for(name: str) -> type[PKey] | None:
+    """The class that parses public keys of SSH type ``name`` (a certificate reads its key so)."""
+    return _BLOB_TYPES.get(name)
+
+
 class PKey(ABC):
     """An SSH public key, possibly with its private half.
 

@@ -1,4 +1,4 @@
-"""SSH key classes: Ed25519, RSA and ECDSA (NIST P-256/384/521).
+"""SSH key classes: Ed25519, RSA and ECDSA (NIST P-256/384/521), security keys, certificates.
 
 The public face of the key modules: :class:`PKey` (with loading, saving,
 fingerprints, SSH signatures), the three key types, the key errors, and the
@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 
+from spindlex_tw.crypto.certificate import SSHCertificate
 from spindlex_tw.crypto.ecdsa_key import ECDSAKey
 from spindlex_tw.crypto.ed25519_key import Ed25519Key
 from spindlex_tw.crypto.key_base import KeyFileFormat, Password, PKey
 from spindlex_tw.crypto.key_errors import KeyFileError, KeyFormatError, KeyPassphraseError
 from spindlex_tw.crypto.rsa_key import RSAKey
+from spindlex_tw.crypto.sk_key import SecurityKey, SKECDSAKey, SKEd25519Key
 
 __all__ = [
     "ECDSAKey",
@@ -29,6 +31,10 @@ __all__ = [
     "PKey",
     "Password",
     "RSAKey",
+    "SKECDSAKey",
+    "SKEd25519Key",
+    "SSHCertificate",
+    "SecurityKey",
     "load_key_from_file",
     "load_public_key_from_string",
 ]

@@ -21,7 +21,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from spindlex_tw.core import events as ev
-from spindlex_tw.crypto.pkey import KeyFormatError, PKey
+from spindlex_tw.crypto.certificate import SSHCertificate, verify_user_signature
+from spindlex_tw.crypto.pkey import KeyFormatError, PKey, SecurityKey
+from spindlex_tw.crypto.sk_key import SecurityKeySignature
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
 from spindlex_tw.tx import audit
 from spindlex_tw.tx.application import writes_hook
@@ -47,6 +49,8 @@ class AuthDriver:
         self._verified = False
         self._passed: list[str] = []
         self._fingerprint: str | None = None  # of the key whose signature is being decided
+        # What a security key's device reported with the signature just verified, by key blob.
+        self._sk_signatures: dict[bytes, SecurityKeySignature] = {}
 
     @property
     def signature_verified(self) -> bool:
@@ -94,7 +98,11 @@ class AuthDriver:
             key = PKey.from_public_blob(blob)
         except KeyFormatError:
             return False
-        return key.verify_ssh(data, signature, [algorithm])
+        valid, details = verify_user_signature(key, data, signature, algorithm)
+        self._sk_signatures.clear()
+        if valid and details is not None:
+            self._sk_signatures[blob] = details
+        return valid
 
     # --- events -------------------------------------------------------------------------------
 
@@ -168,11 +176,30 @@ class AuthDriver:
     def _key_signed(self, event: ev.AuthPublicKeyRequested) -> None:
         key = PKey.from_public_blob(event.key_blob)
         self._fingerprint = key.get_fingerprint()
-        self._answer(
-            self._hook(self._server.check_auth_publickey, event.username, key),
-            "publickey",
-            event.username,
+        sk = key.security_key if isinstance(key, SSHCertificate) else key
+        if isinstance(sk, SecurityKey):
+            sk.signature = self._sk_signatures.pop(event.key_blob, None)
+        d = self._hook(self._server.check_auth_publickey, event.username, key)
+        if isinstance(sk, SecurityKey):
+            d.addCallback(self._security_key_policy, sk, event.username)
+        self._answer(d, "publickey", event.username)
+
+    def _security_key_policy(self, code: object, key: SecurityKey, username: str) -> object:
+        """A granted security-key login also needs the flags the hook left required
+        (a touch unless it waived it, as OpenSSH without ``no-touch-required``)."""
+        if not is_code(code, AUTH_SUCCESSFUL, AUTH_PARTIAL):
+            return code
+        reason = key.refusal()
+        if reason is None:
+            return code
+        log.info(
+            "refused security key for {user} from {peer}: {reason}",
+            user=username,
+            peer=self._conn.peer,
+            reason=reason,
+            event="denied",
         )
+        return AUTH_FAILED
 
     def _kbd_start(self, event: ev.AuthKeyboardInteractiveRequested) -> None:
         server = self._server
