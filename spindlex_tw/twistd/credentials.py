@@ -22,6 +22,7 @@ import hmac
 import importlib
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from spindlex_tw.crypto.key_errors import describe_os_error
+from spindlex_tw.server.cred import IUserAccount
 from spindlex_tw.twistd.users import parse_count, parse_size
 
 log = Logger(namespace="spindlex_tw.credentials")
@@ -337,7 +339,9 @@ class CheckerPasswords(PasswordSource):
     ``FilePasswordDB``, one of your own answering with a Deferred), a
     ``Portal`` holding one, or a callable returning either. The checker runs on
     the reactor, as checkers expect; :meth:`check` waits for it from its worker
-    thread. Homes, quotas and read-only come from the options, not an avatar.
+    thread. A checker alone leaves homes, quotas and read-only to the options;
+    a Portal whose realm gives :class:`~spindlex_tw.server.cred.IUserAccount`
+    avatars decides them per user instead (see :meth:`avatar`).
     """
 
     def __init__(self, spec: str) -> None:
@@ -352,7 +356,9 @@ class CheckerPasswords(PasswordSource):
         if callable(target) and not hasattr(target, "requestAvatarId"):
             target = target()
         checkers = getattr(target, "checkers", None)
+        self.realm: Any = None
         if isinstance(checkers, dict):  # a Portal
+            self.realm = getattr(target, "realm", None)
             target = checkers.get(cred_credentials.IUsernamePassword)
         if target is None or not hasattr(target, "requestAvatarId"):
             raise CredentialsError(
@@ -360,9 +366,20 @@ class CheckerPasswords(PasswordSource):
                 "holding one"
             )
         self.checker = target
+        # The avatar (and its logout) of each user's latest login through the realm.
+        # The password check knows no connection, so an avatar lasts until the next
+        # one replaces it; a refused password leaves it, or a stranger's wrong guess
+        # would hand a logged-in user's next session the options instead.
+        self._avatars: dict[str, tuple[Any, Any]] = {}
+        self._avatars_lock = threading.Lock()  # checks run on several worker threads
 
     def users(self) -> frozenset[str]:
         return frozenset()  # a checker does not list whom it knows
+
+    def avatar(self, username: str) -> Any:
+        """The realm's avatar of ``username``'s latest accepted password, or None."""
+        avatar, _ = self._avatars.get(username, (None, None))
+        return avatar
 
     def check(self, username: str, password: str) -> bool:
         from twisted.internet import reactor
@@ -371,9 +388,11 @@ class CheckerPasswords(PasswordSource):
             username.encode("utf-8", "surrogateescape"), password.encode("utf-8", "surrogateescape")
         )
         try:
-            threads.blockingCallFromThread(
+            avatar_id = threads.blockingCallFromThread(
                 reactor, defer.maybeDeferred, self.checker.requestAvatarId, creds
             )
+            if self.realm is not None:
+                self._request_avatar(reactor, username, avatar_id)
         except (cred_error.UnauthorizedLogin, cred_error.UnhandledCredentials):
             return False
         except Exception as exc:
@@ -381,6 +400,24 @@ class CheckerPasswords(PasswordSource):
             log.error("{source} failed: {error!r}", source=self.description, error=exc)
             return False
         return True
+
+    def _request_avatar(self, reactor: Any, username: str, avatar_id: Any) -> None:
+        try:
+            _, avatar, logout = threads.blockingCallFromThread(
+                reactor,
+                defer.maybeDeferred,
+                self.realm.requestAvatar,
+                avatar_id,
+                None,
+                IUserAccount,
+            )
+        except NotImplementedError:
+            return  # a realm of other avatars: the options decide, as with a checker alone
+        with self._avatars_lock:
+            _, replaced = self._avatars.get(username, (None, None))
+            self._avatars[username] = (avatar, logout)
+        if replaced is not None:
+            reactor.callFromThread(replaced)
 
 
 def parse_auth_spec(spec: str) -> PasswordSource:
@@ -424,6 +461,14 @@ def user_settings(passwords: Passwords, username: str) -> dict[str, str]:
         if isinstance(source, FilePasswords) and username in source.users():
             return source.user_options(username)
     return {}
+
+
+def user_avatar(passwords: Passwords, username: str) -> Any:
+    """The cred realm's avatar of ``username`` from their password login, or None."""
+    for source in passwords.sources:
+        if isinstance(source, CheckerPasswords) and source.avatar(username) is not None:
+            return source.avatar(username)
+    return None
 
 
 def one_time_password() -> str:

@@ -45,6 +45,7 @@ from spindlex_tw.twistd.credentials import (
     Passwords,
     one_time_password,
     parse_auth_spec,
+    user_avatar,
     user_settings,
 )
 from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
@@ -312,6 +313,7 @@ class ServiceOptions(usage.Options):
             server_config.sftp_root or os.getcwd(),
             server_config.read_only,
             partial(user_settings, server_config.passwords),
+            partial(user_avatar, server_config.passwords),
         )
         try:
             server = build_server(app_class, server_config)

@@ -11,10 +11,11 @@ docs/users.md has the whole story.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.python import usage
 
@@ -149,7 +150,10 @@ class UserHomes:
     """Each user's account, by the policy and their overrides; quotas kept per user.
 
     ``overrides(user)`` gives the ``key=value`` settings of the user's password
-    file line (home, quota, quota-files, read-only, read-write).
+    file line (home, quota, quota-files, read-only, read-write). ``avatar(user)``
+    gives the user's twisted.cred avatar (a
+    :class:`~spindlex_tw.server.cred.IUserAccount`) or None: an avatar's home,
+    read-only, quota and bandwidth win over the options and the password file.
     """
 
     def __init__(
@@ -158,11 +162,13 @@ class UserHomes:
         sftp_root: str,
         read_only: bool,
         overrides: Callable[[str], dict[str, str]],
+        avatar: Callable[[str], Any] | None = None,
     ) -> None:
         self.policy = policy
         self.sftp_root = sftp_root
         self.read_only = read_only
         self._overrides = overrides
+        self._avatar = avatar
         # One allowance per user however many sessions they open.
         self._quotas: dict[tuple[str, str, int | None, int | None], Quota] = {}
         self._trees: dict[str, MemoryFileSystem] = {}
@@ -170,6 +176,9 @@ class UserHomes:
 
     def account(self, username: str) -> Account | None:
         """The user's account, their home made if missing; None if they cannot have one."""
+        avatar = None if self._avatar is None else self._avatar(username)
+        if avatar is not None:
+            return self._avatar_account(avatar)
         settings = self._overrides(username)
         home = settings.get("home") or self.policy.home_template
         if home is None:
@@ -196,6 +205,20 @@ class UserHomes:
             key = (username, root, quota_bytes, quota_files)
             quota = self._quotas.setdefault(key, Quota(quota_bytes, quota_files))
         return Account(root, read_only, quota, self._storage(root), self._bandwidth(username))
+
+    def _avatar_account(self, avatar: Any) -> Account:
+        """What the realm said, all of it: the avatar's quota and limits are its own objects,
+        shared as the realm shares them (HomesRealm: one per user)."""
+        root = os.path.abspath(str(avatar.home))
+        if self.policy.storage == "local":
+            make_home(root, self.policy.home_mode)
+        return Account(
+            root,
+            bool(avatar.read_only),
+            getattr(avatar, "quota", None),
+            self._storage(root),
+            getattr(avatar, "bandwidth", None),
+        )
 
     def _bandwidth(self, username: str) -> Bandwidth | None:
         """The user's limits, one bucket per direction however many sessions they open."""

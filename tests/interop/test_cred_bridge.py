@@ -148,3 +148,47 @@ def test_twistd_auth_cred(tmp_path: Path, checker: str) -> None:
             ssh.close()
     finally:
         twistd.stop()
+
+
+def test_twistd_auth_cred_portal_avatar_wins_over_options(tmp_path: Path) -> None:
+    """A Portal's realm decides home, read-only and quota; the options are only defaults."""
+    env = {**isolated_home(tmp_path), **_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    twistd = Twistd(
+        [
+            "spindlex",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--auth",
+            "cred:tests.support.cred_apps:realm_portal",
+            "--home",
+            f"{tmp_path}/options/{{user}}",
+            "--quota",
+            "1M",
+            "--read-only",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        [port] = twistd.ports()
+        client = OpenSSH(tmp_path, port)
+        up = tmp_path / "up.txt"
+        up.write_text("small\n")
+        # alice: her avatar's home, writable despite --read-only.
+        done = client.sftp("alice", "alice-pw", f"put {up} mine.txt\npwd\n")
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "homes" / "avatar-alice" / "mine.txt").read_text() == "small\n"
+        assert not (tmp_path / "options").exists()
+        # Her avatar's quota (32K), not --quota 1M.
+        ssh = paramiko_client(port, "alice", "alice-pw")
+        try:
+            with pytest.raises(OSError, match="Quota exceeded"):
+                _grow(ssh.open_sftp())
+        finally:
+            ssh.close()
+        # reader: the avatar says read-only; a put is refused, nothing lands.
+        refused = client.sftp("reader", "reader-pw", f"put {up} theirs.txt\n")
+        assert b"Permission denied" in refused.stderr, refused.stderr
+        assert list((tmp_path / "homes" / "avatar-reader").iterdir()) == []
+    finally:
+        twistd.stop()
