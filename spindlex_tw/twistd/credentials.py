@@ -388,7 +388,7 @@ class CheckerPasswords(PasswordSource):
             username.encode("utf-8", "surrogateescape"), password.encode("utf-8", "surrogateescape")
         )
         try:
-            avatar_id = threads.blockingCallFromThread(
+            avatar_id: Any = threads.blockingCallFromThread(
                 reactor, defer.maybeDeferred, self.checker.requestAvatarId, creds
             )
             if self.realm is not None:
@@ -403,7 +403,7 @@ class CheckerPasswords(PasswordSource):
 
     def _request_avatar(self, reactor: Any, username: str, avatar_id: Any) -> None:
         try:
-            _, avatar, logout = threads.blockingCallFromThread(
+            result: Any = threads.blockingCallFromThread(
                 reactor,
                 defer.maybeDeferred,
                 self.realm.requestAvatar,
@@ -413,6 +413,7 @@ class CheckerPasswords(PasswordSource):
             )
         except NotImplementedError:
             return  # a realm of other avatars: the options decide, as with a checker alone
+        _, avatar, logout = result
         with self._avatars_lock:
             _, replaced = self._avatars.get(username, (None, None))
             self._avatars[username] = (avatar, logout)
