@@ -99,6 +99,25 @@ class AuthKeyboardInteractiveResponse(Event):
 
 
 @dataclass(frozen=True)
+class AuthGssapiToken(Event):
+    """A gssapi-with-mic context token (RFC 4462 3.4): the adapter accepts it, then
+    answers with ``UserAuthService.gssapi_proceed`` or ``gssapi_fail``."""
+
+    username: str
+    token: bytes
+    first: bool  # the attempt's first token: a new security context starts
+
+
+@dataclass(frozen=True)
+class AuthGssapiMic(Event):
+    """The client's MIC over ``signed_data`` (RFC 4462 3.5), for the adapter to verify."""
+
+    username: str
+    mic: bytes
+    signed_data: bytes
+
+
+@dataclass(frozen=True)
 class AuthenticationSucceeded(Event):
     username: str
     method: str
