@@ -88,9 +88,16 @@ class SSHServer:
 
     @default_hook
     def check_auth_gssapi_with_mic(
-        self, username: str, gss_authenticated: int, cc_file: str
+        self, username: str, gss_authenticated: int, cc_file: str | None
     ) -> int:
-        """Kept for API compatibility; GSSAPI is not offered."""
+        """A Kerberos login (gssapi-with-mic) whose MIC verified; the default refuses.
+
+        ``gss_authenticated`` is AUTH_SUCCESSFUL when the client's principal maps
+        to ``username``, AUTH_FAILED when it maps elsewhere; ``cc_file`` is the
+        path of its delegated credentials cache, or None. Offered only with
+        ``ServerSettings.gssapi`` set and the method in ``get_allowed_auths``
+        (docs/hooks.md).
+        """
         return AUTH_FAILED
 
     @default_hook

@@ -25,7 +25,7 @@ from spindlex_tw.crypto.certificate import SSHCertificate, verify_user_signature
 from spindlex_tw.crypto.pkey import KeyFormatError, PKey, SecurityKey
 from spindlex_tw.crypto.sk_key import SecurityKeySignature
 from spindlex_tw.protocol.constants import AUTH_FAILED, AUTH_PARTIAL, AUTH_SUCCESSFUL
-from spindlex_tw.tx import audit
+from spindlex_tw.tx import audit, kerberos
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.hooks import call_hook, is_code
 
@@ -49,6 +49,9 @@ class AuthDriver:
         self._verified = False
         self._passed: list[str] = []
         self._fingerprint: str | None = None  # of the key whose signature is being decided
+        gssapi = connection.factory.settings.gssapi
+        #: Kerberos logins of this connection (principal, delegated credentials), if enabled.
+        self.kerberos = kerberos.KerberosLogin(connection, gssapi) if gssapi else None
         # What a security key's device reported with the signature just verified, by key blob.
         self._sk_signatures: dict[bytes, SecurityKeySignature] = {}
 
@@ -86,7 +89,8 @@ class AuthDriver:
         def known(offered: object) -> list[str]:
             if not isinstance(offered, list | tuple):
                 return []
-            return [m for m in offered if m in KNOWN_METHODS]
+            enabled = (*KNOWN_METHODS, kerberos.METHOD) if self.kerberos else KNOWN_METHODS
+            return [m for m in offered if m in enabled]
 
         offered: defer.Deferred[object] = self._hook(
             self._server.get_allowed_auths, username, denied=[]
@@ -248,6 +252,39 @@ class AuthDriver:
             d = defer.succeed(AUTH_FAILED)
         self._answer(d, "keyboard-interactive", event.username)
 
+    def _gssapi_token(self, event: ev.AuthGssapiToken) -> None:
+        assert self.kerberos is not None  # the method is offered only with Kerberos enabled
+
+        def stepped(step: kerberos.Step) -> None:
+            service = self._service()
+            if service is None:
+                return
+            if step.error is None:
+                self._conn.process(service.gssapi_proceed(step.token, step.complete))
+                self._conn.flush()
+                return
+            log.info(
+                "gssapi-with-mic for {user} from {peer}: {reason}",
+                user=event.username, peer=self._conn.peer, reason=step.error, event="denied",
+            )  # fmt: skip
+            service.gssapi_fail(step.token, step.error, step.major, step.minor)
+            self._answer(defer.succeed(AUTH_FAILED), kerberos.METHOD, event.username)
+
+        d = self.kerberos.accept(event.token, event.first)
+        d.addCallback(lambda step: self._conn.in_context(stepped, step))
+
+    def _gssapi_mic(self, event: ev.AuthGssapiMic) -> None:
+        assert self.kerberos is not None
+
+        def hook(username: str, gss_authenticated: int, cc_file: str | None) -> Any:
+            return self._conn.in_context(
+                self._hook, self._server.check_auth_gssapi_with_mic, username,
+                gss_authenticated, cc_file,
+            )  # fmt: skip
+
+        decided = self.kerberos.decide(event.username, event.mic, event.signed_data, hook)
+        self._answer(decided, kerberos.METHOD, event.username)
+
     def _too_many(self, event: ev.TooManyAuthFailures) -> None:
         log.info(
             "too many authentication failures for {user} from {peer}",
@@ -367,5 +404,7 @@ _HANDLERS: dict[type, Callable[[AuthDriver, Any], None]] = {
     ev.AuthPublicKeyRequested: AuthDriver._key_signed,
     ev.AuthKeyboardInteractiveRequested: AuthDriver._kbd_start,
     ev.AuthKeyboardInteractiveResponse: AuthDriver._kbd_response,
+    ev.AuthGssapiToken: AuthDriver._gssapi_token,
+    ev.AuthGssapiMic: AuthDriver._gssapi_mic,
     ev.TooManyAuthFailures: AuthDriver._too_many,
 }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from spindlex_tw.core.connection import ChannelLimits
 from spindlex_tw.core.transport import TransportConfig
 from spindlex_tw.core.userauth import AuthLimits
+from spindlex_tw.tx.kerberos import GssapiSettings
 
 
 @dataclass
@@ -30,3 +31,4 @@ class ServerSettings:
     # client names, "clientspecified" what it names, "yes" every interface.
     gateway_ports: str = "no"
     allow_privileged_ports: bool = False  # may tcpip-forward listen on a port below 1024?
+    gssapi: GssapiSettings | None = None  # Kerberos logins (gssapi-with-mic); None: off
