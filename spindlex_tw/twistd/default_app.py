@@ -49,9 +49,10 @@ from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.twistd.credentials import CredentialsError, Passwords, user_settings
 from spindlex_tw.twistd.limits import SftpLimits
 from spindlex_tw.twistd.users import Account, UserHomes, UserPolicy, server_class_for
-from spindlex_tw.tx import protocol
+from spindlex_tw.tx import kerberos, protocol
 from spindlex_tw.tx.application import writes_hook
 from spindlex_tw.tx.factory import SSHServerFactory
+from spindlex_tw.tx.hooks import is_code
 from spindlex_tw.tx.protocol import SSHServerProtocol
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ _METHODS: tuple[tuple[str, Callable[[ServerConfig], bool], tuple[str, ...]], ...
             "get_keyboard_interactive_prompts",
         ),
     ),
+    # --keytab (or ServerSettings.gssapi) enables Kerberos for the connection's server.
+    ("gssapi-with-mic", lambda cfg: _kerberos_enabled(), ("check_auth_gssapi_with_mic",)),
 )
 
 
@@ -219,6 +222,12 @@ class DefaultServer(SSHServer):
         elif conn.auth is not None and conn.auth.signature_verified:
             conn.candidate_key = options
         return AUTH_SUCCESSFUL
+
+    def check_auth_gssapi_with_mic(
+        self, username: str, gss_authenticated: int, cc_file: str | None
+    ) -> int:
+        # The keytab's realm vouches that the principal maps to this name: that is the login.
+        return AUTH_SUCCESSFUL if is_code(gss_authenticated, AUTH_SUCCESSFUL) else AUTH_FAILED
 
     # --- what the logged-in key allows -----------------------------------------------------------
 
@@ -402,6 +411,11 @@ def _refused(request: str, channel: Channel, reason: str) -> None:
     )
 
 
+def _kerberos_enabled() -> bool:
+    conn = protocol.current_connection()
+    return conn is not None and conn.factory.settings.gssapi is not None
+
+
 def _reactor() -> Any:
     from twisted.internet import reactor
 
@@ -409,12 +423,15 @@ def _reactor() -> Any:
 
 
 def _connection_environment(channel: Channel) -> dict[str, str]:
+    # KRB5CCNAME: the delegated Kerberos credentials of a gssapi-with-mic login.
+    delegated = kerberos.environment(protocol.current_connection())
     try:
         peer_host, peer_port = channel.getpeername()[:2]
         local_host, local_port = channel.getsockname()[:2]
     except (AttributeError, TypeError, ValueError):
-        return {}
+        return delegated
     return {
         "SSH_CLIENT": f"{peer_host} {peer_port} {local_port}",
         "SSH_CONNECTION": f"{peer_host} {peer_port} {local_host} {local_port}",
+        **delegated,
     }

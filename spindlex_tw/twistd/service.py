@@ -49,6 +49,8 @@ from spindlex_tw.twistd.credentials import (
     user_settings,
 )
 from spindlex_tw.twistd.default_app import DefaultServer, PolicyFactory, ServerConfig
+from spindlex_tw.twistd.kerberos_options import OPTIONS as KERBEROS_OPTIONS
+from spindlex_tw.twistd.kerberos_options import apply as apply_kerberos
 from spindlex_tw.twistd.lifecycle import DEFAULT_DRAIN_TIMEOUT, Lifecycle, drain_timeout
 from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
@@ -236,6 +238,7 @@ class ServiceOptions(usage.Options):
             "tcp:PORT endpoints. Limits apply per process.",
         ],
         *limits.OPTIONS,
+        *KERBEROS_OPTIONS,
     ]
 
     def __init__(self) -> None:
@@ -296,6 +299,7 @@ class ServiceOptions(usage.Options):
         settings.gateway_ports = self["gateway-ports"]
         settings.allow_privileged_ports = bool(self["allow-privileged-ports"])
         sftp_limits = limits.apply(self, settings)
+        apply_kerberos(self, settings)
         listen = self._endpoints()
         host_keys = self._host_keys()
         app_class = load_app_class(self["app"]) if self["app"] else None
