@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,18 +16,27 @@ STDIO_SERVER = Path(__file__).with_name("stdio_server.py")
 needs_sftp = pytest.mark.skipif(shutil.which("sftp") is None, reason="OpenSSH sftp not installed")
 
 
-def server_command(root: Path, server_class: str | None = None) -> list[str]:
-    cmd = [sys.executable, str(STDIO_SERVER), str(root)]
+def server_command(
+    root: Path, server_class: str | None = None, extra: Sequence[str] = ()
+) -> list[str]:
+    cmd = [sys.executable, str(STDIO_SERVER), str(root), *extra]
     if server_class:
         cmd += ["--server-class", server_class]
     return cmd
 
 
 def sftp_batch(
-    root: Path, batch: str, cwd: Path, server_class: str | None = None
+    root: Path,
+    batch: str,
+    cwd: Path,
+    server_class: str | None = None,
+    extra: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``batch`` with ``sftp -b``; the result's stdout holds the session's output."""
-    command = " ".join(server_command(root, server_class))
+    """Run ``batch`` with ``sftp -b``; the result's stdout holds the session's output.
+
+    ``extra``: more arguments of the stdio server (``--memory-state FILE``).
+    """
+    command = " ".join(server_command(root, server_class, extra))
     return subprocess.run(
         ["sftp", "-D", command, "-b", "-"],
         input=batch,
@@ -60,11 +70,16 @@ class NamedSocket:
 class PipeServer:
     """The stdio server on one end of a socket pair; ``sock`` is the client's end."""
 
-    def __init__(self, root: Path, server_class: str | None = None) -> None:
+    def __init__(
+        self, root: Path, server_class: str | None = None, extra: Sequence[str] = ()
+    ) -> None:
         ours, theirs = socket.socketpair()
         self.sock = NamedSocket(ours)
         self.proc = subprocess.Popen(
-            server_command(root, server_class), stdin=theirs, stdout=theirs, stderr=subprocess.PIPE
+            server_command(root, server_class, extra),
+            stdin=theirs,
+            stdout=theirs,
+            stderr=subprocess.PIPE,
         )
         theirs.close()
 
