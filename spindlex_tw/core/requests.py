@@ -1,13 +1,15 @@
 """The bodies of the requests a server reads (RFC 4254), as typed values.
 
 Channel requests of a session (pty-req, env, exec, shell, subsystem,
-window-change, signal, x11-req), the direct-tcpip channel open and the
-tcpip-forward / cancel-tcpip-forward global requests. The connection service
+window-change, signal, x11-req, auth-agent-req@openssh.com), the direct-tcpip
+and direct-streamlocal@openssh.com channel opens and the tcpip-forward /
+streamlocal-forward@openssh.com global requests and their cancels. The connection service
 decodes each body as the message arrives, so its event carries a value, a
 :class:`Malformed` (the body did not decode: the answer is a refusal, never a
 disconnect) or ``None`` for a type the core does not read (its raw body stays
 on the event). ``encode`` writes the body a client would send; the server
-itself sends only :class:`ForwardedTcpip`.
+itself sends only :class:`ForwardedTcpip`, :class:`ForwardedStreamlocal` and
+:class:`X11Channel` (an ``auth-agent@openssh.com`` channel has no body).
 
 Every decoder reads the whole body and raises :class:`DecodeError`, the core's
 error for a peer's bad input, for anything short, long or out of range.
@@ -178,6 +180,20 @@ class X11Request:
         )
 
 
+@dataclass(frozen=True)
+class AgentForwardRequest:
+    """``auth-agent-req@openssh.com`` (OpenSSH PROTOCOL.agent): ``ssh -A``; no body."""
+
+    NAME: ClassVar[str] = "auth-agent-req@openssh.com"
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> AgentForwardRequest:
+        return cls()
+
+    def encode(self) -> bytes:
+        return b""
+
+
 ChannelRequest = (
     PtyRequest
     | EnvRequest
@@ -187,6 +203,7 @@ ChannelRequest = (
     | WindowChange
     | SignalRequest
     | X11Request
+    | AgentForwardRequest
 )
 _CHANNEL_REQUESTS: dict[str, Callable[[wire.Reader], ChannelRequest]] = {
     kind.NAME: kind.read
@@ -199,6 +216,7 @@ _CHANNEL_REQUESTS: dict[str, Callable[[wire.Reader], ChannelRequest]] = {
         WindowChange,
         SignalRequest,
         X11Request,
+        AgentForwardRequest,
     )
 }
 
@@ -285,16 +303,114 @@ class CancelTcpipForward(_BindAddress):
         return cls(r.text(), _check_port(r.uint32(), zero=True))
 
 
-ChannelOpen = DirectTcpip
-GlobalRequest = TcpipForward | CancelTcpipForward
+# --- Unix-domain socket forwarding (OpenSSH PROTOCOL section 2.4) ----------------------------
+
+
+def _socket_path(r: wire.Reader) -> str:
+    path = r.text()
+    if not path or "\0" in path:
+        raise DecodeError("bad socket path")
+    return path
+
+
+@dataclass(frozen=True)
+class DirectStreamlocal:
+    """``ssh -L ...:/remote.sock``: connect to the Unix socket ``path`` for the client."""
+
+    NAME: ClassVar[str] = "direct-streamlocal@openssh.com"
+
+    path: str
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> DirectStreamlocal:
+        path = _socket_path(r)
+        r.string()  # reserved
+        r.uint32()  # reserved
+        return cls(path)
+
+    def encode(self) -> bytes:
+        return wire.string(self.path) + wire.string(b"") + wire.uint32(0)
+
+
+@dataclass(frozen=True)
+class ForwardedStreamlocal:
+    """What the server opens for a connection accepted on a ``streamlocal-forward`` socket."""
+
+    NAME: ClassVar[str] = "forwarded-streamlocal@openssh.com"
+
+    path: str  # the forward's path as the client asked for it
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> ForwardedStreamlocal:
+        path = _socket_path(r)
+        r.string()  # reserved
+        return cls(path)
+
+    def encode(self) -> bytes:
+        return wire.string(self.path) + wire.string(b"")
+
+
+@dataclass(frozen=True)
+class _SocketPath:
+    path: str
+
+    def encode(self) -> bytes:
+        return wire.string(self.path)
+
+
+@dataclass(frozen=True)
+class StreamlocalForward(_SocketPath):
+    """``ssh -R /remote.sock:...``: listen on the Unix socket ``path``."""
+
+    NAME: ClassVar[str] = "streamlocal-forward@openssh.com"
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> StreamlocalForward:
+        return cls(_socket_path(r))
+
+
+@dataclass(frozen=True)
+class CancelStreamlocalForward(_SocketPath):
+    NAME: ClassVar[str] = "cancel-streamlocal-forward@openssh.com"
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> CancelStreamlocalForward:
+        return cls(_socket_path(r))
+
+
+# --- channels the server opens towards the client -------------------------------------------
+
+
+@dataclass(frozen=True)
+class X11Channel:
+    """An ``x11`` channel (RFC 4254 section 6.3.2): who connected to the forwarded display."""
+
+    NAME: ClassVar[str] = "x11"
+
+    originator: str
+    originator_port: int
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> X11Channel:
+        return cls(r.text(), _check_port(r.uint32(), zero=True))
+
+    def encode(self) -> bytes:
+        return wire.string(self.originator) + wire.uint32(self.originator_port)
+
+
+ChannelOpen = DirectTcpip | DirectStreamlocal
+GlobalRequest = TcpipForward | CancelTcpipForward | StreamlocalForward | CancelStreamlocalForward
 # A client has no business opening forwarded-tcpip towards a server: that kind
 # is left unread, like any other the core does not know.
 _CHANNEL_OPENS: dict[str, Callable[[wire.Reader], ChannelOpen]] = {
-    DirectTcpip.NAME: DirectTcpip.read
+    DirectTcpip.NAME: DirectTcpip.read,
+    DirectStreamlocal.NAME: DirectStreamlocal.read,
 }
 _GLOBAL_REQUESTS: dict[str, Callable[[wire.Reader], GlobalRequest]] = {
     TcpipForward.NAME: TcpipForward.read,
     CancelTcpipForward.NAME: CancelTcpipForward.read,
+    StreamlocalForward.NAME: StreamlocalForward.read,
+    CancelStreamlocalForward.NAME: CancelStreamlocalForward.read,
 }
 
 

@@ -14,6 +14,7 @@ from spindlex_tw.exceptions import ServerKeyMissing
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
     CHANNEL_SESSION,
+    SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
     SSH_OPEN_CONNECT_SUCCESS,
     SSH_OPEN_UNKNOWN_CHANNEL_TYPE,
 )
@@ -165,6 +166,16 @@ class SSHServer:
         return False
 
     @default_hook
+    def check_channel_forward_agent_request(self, channel: Channel) -> bool:
+        """``ssh -A`` (``auth-agent-req@openssh.com``); the default refuses.
+
+        When granted, ``channel.agent_socket`` is the path of a Unix socket
+        (private to this connection) whose every connection reaches the
+        client's agent: give it to the session's program as ``SSH_AUTH_SOCK``.
+        """
+        return False
+
+    @default_hook
     def check_channel_env_request(self, channel: Channel, name: str, value: str) -> bool:
         return False
 
@@ -189,6 +200,24 @@ class SSHServer:
 
     @default_hook
     def check_port_forward_cancel_request(self, address: str, port: int) -> bool:
+        return True
+
+    @default_hook
+    def check_channel_direct_streamlocal_request(self, chanid: int, path: str) -> int:
+        """Policy for ``ssh -L ...:/remote.sock``: 0 to connect to the Unix socket ``path``.
+
+        Consulted after ``check_channel_request("direct-streamlocal@openssh.com", ...)``
+        accepted; the default refuses (SSH_OPEN_ADMINISTRATIVELY_PROHIBITED).
+        """
+        return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+
+    @default_hook
+    def check_streamlocal_forward_request(self, path: str) -> bool:
+        """Policy for ``ssh -R /remote.sock:...``: listen on the Unix socket ``path``?"""
+        return False
+
+    @default_hook
+    def check_streamlocal_forward_cancel_request(self, path: str) -> bool:
         return True
 
     @default_hook

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from spindlex_tw.core import events as ev
 from spindlex_tw.core.requests import (
+    AgentForwardRequest,
     ChannelRequest,
     EnvRequest,
     ExecRequest,
@@ -21,6 +22,8 @@ from spindlex_tw.core.requests import (
     X11Request,
 )
 from spindlex_tw.tx import audit
+from spindlex_tw.tx.forwarding.agent import forward_agent
+from spindlex_tw.tx.forwarding.x11 import forward_x11
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
@@ -30,12 +33,14 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="spindlex_tw.session")
 
-# Each request maps to (hook, args, side effect on grant).
-Decided = tuple[Callable[..., Any], tuple[Any, ...], Callable[[], None] | None]
+# Each request maps to (hook, args, side effect on grant). The side effect may
+# answer False: the hook granted, but what it grants could not be set up.
+Decided = tuple[Callable[..., Any], tuple[Any, ...], Callable[[], bool | None] | None]
 
 
-def _hook_call(server: Application, channel: Channel, request: ChannelRequest) -> Decided:
+def _hook_call(conn: Connection, channel: Channel, request: ChannelRequest) -> Decided:
     """The hook that decides ``request``, its arguments, and what a grant records."""
+    server: Application = conn.server
     match request:
         case PtyRequest():
             pty = request
@@ -81,15 +86,26 @@ def _hook_call(server: Application, channel: Channel, request: ChannelRequest) -
 
             return server.check_channel_signal_request, (channel, signal), signalled
         case X11Request():
+            x11_request = request
             x11 = (request.single_connection, request.auth_protocol, request.auth_cookie)
-            return server.check_channel_x11_request, (channel, *x11, request.screen), None
+
+            def x11_granted() -> bool:
+                return forward_x11(conn, channel, x11_request)
+
+            return server.check_channel_x11_request, (channel, *x11, request.screen), x11_granted
+        case AgentForwardRequest():
+
+            def agent_granted() -> bool:
+                return forward_agent(conn, channel)
+
+            return server.check_channel_forward_agent_request, (channel,), agent_granted
 
 
 # Requests that start the channel's program: only one per channel.
 _STARTERS = frozenset({"exec", "shell", "subsystem"})
 # Requests whose refusal is audited: what a user sees fail (env is refused too
 # often, by design, to be worth an event).
-_AUDITED_REFUSALS = _STARTERS | {"pty-req", "x11-req"}
+_AUDITED_REFUSALS = _STARTERS | {"pty-req", "x11-req", AgentForwardRequest.NAME}
 
 
 def handle_channel_request(
@@ -113,7 +129,7 @@ def handle_channel_request(
         )
         conn.channel_reply(channel, event.want_reply, False)
         return
-    hook, args, on_grant = _hook_call(conn.server, channel, request)
+    hook, args, on_grant = _hook_call(conn, channel, request)
     if event.name in _STARTERS:
         channel.started = True
         channel.hold_output()
@@ -124,7 +140,7 @@ def handle_channel_request(
     def decided(result: object) -> None:
         granted = result is True
         if granted and on_grant is not None:
-            on_grant()
+            granted = on_grant() is not False
         if not granted and event.name in _STARTERS:
             channel.started = False
         if granted and event.name in ("exec", "shell"):

@@ -26,6 +26,7 @@ from twisted.internet import interfaces
 from zope.interface import implementer
 
 from spindlex_tw.core import wire
+from spindlex_tw.core.requests import X11Request
 from spindlex_tw.tx.channel.attach import ProtocolEnd
 from spindlex_tw.tx.channel.blocking import BlockingEnd
 from spindlex_tw.tx.channel.driver import ChannelDriver
@@ -51,6 +52,9 @@ class Channel:
     subsystem = Fact[str | None]()
     signals = Fact[list[str]]()
     started = Fact[bool]()
+    agent_socket = Fact[str | None]()
+    x11_display = Fact[str | None]()
+    x11_request = Fact[X11Request | None]()
 
     def __init__(
         self, connection: ChannelLink, channel_id: int, kind: str, *, confirmed: bool = True

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
+from spindlex_tw.core.requests import X11Request
+
 _T = TypeVar("_T")
 
 
@@ -25,6 +27,12 @@ class SessionFacts:
     subsystem: str | None = None
     signals: list[str] = field(default_factory=list)
     started: bool = False  # exec, shell or subsystem granted (one per channel)
+    # Forwarding granted to the session (tx/forwarding/agent.py, x11.py): the
+    # agent socket's path (SSH_AUTH_SOCK) and the X display (DISPLAY) with the
+    # client's x11-req, whose cookie goes into the program's xauth file.
+    agent_socket: str | None = None
+    x11_display: str | None = None
+    x11_request: X11Request | None = None
 
 
 class Fact(Generic[_T]):

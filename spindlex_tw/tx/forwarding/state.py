@@ -1,7 +1,8 @@
 """What port forwarding holds for each SSH connection, and its release when that ends.
 
 Bridged channels close with their connection by themselves; what is tied to
-the connection but to no channel (``tcpip-forward`` listening ports,
+the connection but to no channel (``tcpip-forward`` listening ports and
+``streamlocal-forward`` sockets,
 ``direct-tcpip`` connects still in progress) is tracked here and released
 by the connection's ``on_connection_lost`` callback.
 """
@@ -31,7 +32,9 @@ class ConnectionForwards:
         self.closed = False
         # Keyed by (address as the client sent it, bound port): what cancel names.
         self.listeners: dict[tuple[str, int], Stoppable] = {}
-        self.reserved = 0  # tcpip-forward requests granted a slot but not yet bound
+        # streamlocal-forward sockets, by path.
+        self.sockets: dict[str, Stoppable] = {}
+        self.reserved = 0  # forward requests granted a slot but not yet bound
         self._connects: set[defer.Deferred[Any]] = set()
 
     @property
@@ -44,7 +47,7 @@ class ConnectionForwards:
         return self.conn.reactor
 
     def listener_slots_used(self) -> int:
-        return len(self.listeners) + self.reserved
+        return len(self.listeners) + len(self.sockets) + self.reserved
 
     def track_connect(self, connecting: defer.Deferred[Any]) -> None:
         """Cancel ``connecting`` if the SSH connection ends before it fires."""
@@ -62,7 +65,8 @@ class ConnectionForwards:
         for connecting in connects:
             connecting.cancel()
         listeners, self.listeners = self.listeners, {}
-        for listener in listeners.values():
+        sockets, self.sockets = self.sockets, {}
+        for listener in [*listeners.values(), *sockets.values()]:
             listener.stop()
 
 
