@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 
-from tests.docs.support import covers, served, write_module
+from tests.docs.support import covers, served, source, write_module
 from tests.support.clients import paramiko_client
-from tests.support.harness import OpenSSH
+from tests.support.harness import ROOT, OpenSSH
+from tests.support.twistd import Twistd, isolated_home
 
 pytestmark = pytest.mark.interop
 
@@ -61,3 +65,53 @@ def test_users_memory_dropbox(tmp_path: Path, start_server: Any) -> None:
         first.close()
         second.close()
     assert not (tmp_path / "note.txt").exists()  # nothing on disk
+
+
+@covers("users-cred-rights")
+def test_users_cred_rights(tmp_path: Path, start_server: Any) -> None:
+    write_module(tmp_path, "users-cred-rights")
+    server = served(start_server, tmp_path, "RightsServer", SFTP_BASE=str(tmp_path / "homes"))
+    client = OpenSSH(tmp_path, server.port)
+    done = client.ssh("ops", "uptime", password="ops-pw")
+    assert done.returncode == 0 and done.stdout == b"you asked for: uptime\n", done.stderr
+    refused = client.ssh("guest", "uptime", password="guest-pw")
+    assert refused.returncode != 0 and refused.stdout == b"", refused.stderr
+    ops = paramiko_client(server.port, "ops", "ops-pw")
+    guest = paramiko_client(server.port, "guest", "guest-pw")
+    try:
+        assert ops.get_transport().request_port_forward("127.0.0.1", 0) > 0
+        with pytest.raises(paramiko.SSHException):
+            guest.get_transport().request_port_forward("127.0.0.1", 0)
+    finally:
+        ops.close()
+        guest.close()
+
+
+@covers("users-cred-portal")
+def test_users_cred_portal(tmp_path: Path) -> None:
+    example = source("users-cred-portal")
+    (tmp_path / "cred_users.py").write_text(example)
+    command = re.search(r"# cred_users.py: PYTHONPATH=\. twistd -n (.*)", example)
+    assert command is not None
+    base = tmp_path / "base"
+    env = {
+        **isolated_home(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        "SFTP_BASE": str(base),
+    }
+    args = [*command[1].split(), "--listen", "tcp:0:interface=127.0.0.1"]
+    server = Twistd(args, tmp_path, env, pythonpath=None)
+    try:
+        client = OpenSSH(tmp_path, server.ports()[0])
+        small = tmp_path / "small.bin"
+        small.write_bytes(b"s" * 40 * 1024)
+        # writer: writes despite --read-only; the second file passes the avatar's 64 KiB.
+        done = client.sftp("writer", "writer-pw", f"put {small} a.bin\nput {small} b.bin\n")
+        assert b"Failure" in done.stderr, done.stderr
+        assert (base / "writer" / "a.bin").stat().st_size == 40 * 1024
+        assert not (tmp_path / "homes").exists()  # --home is only the default
+        done = client.sftp("auditor", "auditor-pw", f"put {small} c.bin\nls\n")
+        assert b"Permission denied" in done.stderr, done.stderr
+        assert list((base / "auditor").iterdir()) == []
+    finally:
+        server.stop()
