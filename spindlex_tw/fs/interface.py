@@ -27,6 +27,10 @@ The contract every implementation keeps:
 
 Locations, open files and directory streams are the implementation's own
 objects: the engine only hands back what the implementation gave it.
+
+A storage that stores a file only when it is closed (an object store's
+upload) may also have ``abandon_file(file)``: the engine calls it instead of
+``close_file`` for a file the client never closed (its session ended first).
 """
 
 from __future__ import annotations

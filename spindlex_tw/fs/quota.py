@@ -182,6 +182,17 @@ class QuotaFileSystem:
     def close_file(self, file: QuotaFile) -> None:
         self.inner.close_file(file.file)
 
+    def abandon_file(self, file: QuotaFile) -> None:
+        """The client never closed ``file``: passed on to a storage that drops such files."""
+        abandon = getattr(self.inner, "abandon_file", None)
+        if abandon is None:
+            self.inner.close_file(file.file)
+            return
+        with self.quota.lock:
+            abandon(file.file)
+            # What the dropped upload was charged never landed: count the storage again.
+            self.quota.loaded = False
+
     def fstat(self, file: QuotaFile) -> os.stat_result:
         return self.inner.fstat(file.file)
 

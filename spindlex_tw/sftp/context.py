@@ -275,7 +275,10 @@ class Context:
         if isinstance(handle, FileHandle):
             staged = handle.staged
             if staged is None:
-                await Blocking(partial(self.fs.close_file, handle.fd))
+                # A storage that stores a file only when it is closed (an object store's
+                # upload) may drop one the client never closed: its ``abandon_file``.
+                abandon = None if complete else getattr(self.fs, "abandon_file", None)
+                await Blocking(partial(abandon or self.fs.close_file, handle.fd))
             else:
                 await Blocking(staged.commit if complete else staged.discard)
         elif isinstance(handle, DirHandle):

@@ -56,6 +56,7 @@ from spindlex_tw.twistd.listening import Listener, ListenFailed
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
 from spindlex_tw.twistd.reload import Rereader, reload
 from spindlex_tw.twistd.state import default_host_key, state_directory
+from spindlex_tw.twistd.storage_s3 import OPTIONS as S3_OPTIONS
 from spindlex_tw.twistd.users import OPTIONS as USER_OPTIONS
 from spindlex_tw.twistd.users import UserHomes, UserPolicy
 from spindlex_tw.tx import proxied
@@ -189,6 +190,7 @@ class ServiceOptions(usage.Options):
             "the rest.",
         ],
         *USER_OPTIONS,
+        *S3_OPTIONS,
         ["max-connections", None, "100", "Concurrent connections; more are refused."],
         ["login-grace", None, "30", "Seconds a client has to log in."],
         ["max-auth-tries", None, "6", "Failed login attempts before disconnecting."],

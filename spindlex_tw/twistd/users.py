@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from twisted.python import usage
@@ -26,6 +26,7 @@ from spindlex_tw.fs.memory import MemoryFileSystem
 from spindlex_tw.fs.quota import Quota
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
+from spindlex_tw.twistd import storage_s3
 
 STORAGES = ("local", "memory")
 _Server = TypeVar("_Server", bound=SFTPServer)
@@ -63,8 +64,9 @@ OPTIONS: list[list[str | None]] = [
         "storage",
         None,
         "local",
-        "What SFTP serves: local (the directories on disk) or memory (a tree in memory "
-        "per home, gone when the server stops).",
+        "What SFTP serves: local (the directories on disk), memory (a tree in memory "
+        "per home, gone when the server stops) or s3://BUCKET[/PREFIX] (object storage, "
+        "see --s3-endpoint; --home is then a prefix template such as {user}).",
     ],
 ]
 
@@ -114,6 +116,7 @@ class UserPolicy:
     storage: str = "local"
     upload_rate: int | None = None
     download_rate: int | None = None
+    s3: storage_s3.S3Storage | None = None
 
     @classmethod
     def from_options(cls, options: usage.Options) -> UserPolicy:
@@ -137,13 +140,15 @@ class UserPolicy:
             if "--" not in message:
                 message = f"--home-mode expects an octal mode, got {options['home-mode']!r}"
             raise usage.UsageError(message) from exc
-        if policy.storage not in STORAGES:
-            raise usage.UsageError(f"--storage expects local or memory, got {policy.storage!r}")
+        if policy.storage not in STORAGES and not policy.storage.startswith(storage_s3.SCHEME):
+            raise usage.UsageError(
+                f"--storage expects local, memory or s3://BUCKET[/PREFIX], got {policy.storage!r}"
+            )
         if policy.home_template is not None and "{user}" not in policy.home_template:
             raise usage.UsageError("--home needs {user} in the template, e.g. /srv/sftp/{user}")
         if not 0 <= policy.home_mode <= 0o7777:
             raise usage.UsageError(f"--home-mode {options['home-mode']} is not a mode")
-        return policy
+        return replace(policy, s3=storage_s3.connect(options))
 
 
 class UserHomes:
@@ -181,12 +186,13 @@ class UserHomes:
             return self._avatar_account(avatar)
         settings = self._overrides(username)
         home = settings.get("home") or self.policy.home_template
+        s3 = self.policy.s3
         if home is None:
-            root = self.sftp_root
+            root = self.sftp_root if s3 is None else ""
         else:
             if not safe_user(username):
                 return None
-            root = home_of(home, username)
+            root = home_of(home, username) if s3 is None else s3.home(home, username)
             if self.policy.storage == "local":
                 make_home(root, self.policy.home_mode)
         read_only = self.read_only
@@ -204,6 +210,9 @@ class UserHomes:
         if quota_bytes is not None or quota_files is not None:
             key = (username, root, quota_bytes, quota_files)
             quota = self._quotas.setdefault(key, Quota(quota_bytes, quota_files))
+            if s3 is not None:
+                with quota.lock:
+                    quota.loaded = False  # counted again: other instances write the bucket too
         return Account(root, read_only, quota, self._storage(root), self._bandwidth(username))
 
     def _avatar_account(self, avatar: Any) -> Account:
@@ -240,6 +249,9 @@ class UserHomes:
         return self._bandwidths[key]
 
     def _storage(self, root: str) -> Callable[[], FileSystem]:
+        s3 = self.policy.s3
+        if s3 is not None:
+            return lambda: s3.file_system(root)
         if self.policy.storage == "memory":
             tree = self._trees.setdefault(root, MemoryFileSystem())
             return lambda: tree
