@@ -5,9 +5,10 @@ enforces are ``from=``, ``command=``, ``restrict``, ``no-pty`` / ``pty``,
 ``no-port-forwarding`` / ``port-forwarding``, ``permitopen=``,
 ``permitlisten=`` and ``expiry-time=``; ``no-agent-forwarding``,
 ``no-X11-forwarding``, ``no-user-rc`` and their positive forms are accepted
-because this server never offers those features. Any other option (say
-``cert-authority`` or ``verify-required``) would go unenforced, so the key on
-that line is refused and a warning names the line: a key is never granted
+because this server never offers those features. ``cert-authority`` (with
+``principals=``), ``no-touch-required`` and ``verify-required`` are enforced
+for certificates and security keys (:mod:`.certificates`). Any other option
+(say ``tunnel=``) would go unenforced, so the key on that line is refused and a warning names the line: a key is never granted
 more than its line says.
 """
 
@@ -44,6 +45,13 @@ class KeyOptions:
     expiry: datetime.datetime | None = None
     agent_forwarding: bool = True
     x11_forwarding: bool = True
+    #: cert-authority: the line's key is a CA; certificates it signed log in, never the key.
+    cert_authority: bool = False
+    #: principals="a,b" (with cert-authority): a certificate must name one of these.
+    principals: tuple[str, ...] | None = None
+    #: Security keys: no-touch-required waives the touch, verify-required demands a PIN.
+    no_touch_required: bool = False
+    verify_required: bool = False
 
     def allows_source(self, address: str) -> bool:
         """Does ``from=`` (if any) admit a client at IP ``address``?"""
@@ -201,6 +209,12 @@ def _set_expiry(opts: KeyOptions, value: str) -> KeyOptions:
     return replace(opts, expiry=_expiry(value))
 
 
+def _set_principals(opts: KeyOptions, value: str) -> KeyOptions:
+    if opts.principals is not None:
+        raise OptionError('more than one "principals" option')
+    return replace(opts, principals=tuple(p.strip() for p in value.split(",") if p.strip()))
+
+
 def _never_offered(opts: KeyOptions) -> KeyOptions:
     return opts
 
@@ -219,6 +233,9 @@ _FLAGS: dict[str, Callable[[KeyOptions], KeyOptions]] = {
     "x11-forwarding": lambda o: replace(o, x11_forwarding=True),
     # ~/.ssh/rc does not exist in this server.
     "no-user-rc": _never_offered,
+    "cert-authority": lambda o: replace(o, cert_authority=True),
+    "no-touch-required": lambda o: replace(o, no_touch_required=True),
+    "verify-required": lambda o: replace(o, verify_required=True),
     "user-rc": _never_offered,
 }
 _VALUED: dict[str, Callable[[KeyOptions, str], KeyOptions]] = {
@@ -227,6 +244,7 @@ _VALUED: dict[str, Callable[[KeyOptions, str], KeyOptions]] = {
     "permitopen": _add_open,
     "permitlisten": _add_listen,
     "expiry-time": _set_expiry,
+    "principals": _set_principals,
 }
 
 
@@ -365,7 +383,8 @@ class AuthorizedKeysFile:
         """
         moment = now or datetime.datetime.now(datetime.UTC)
         for entry in self.entries():
-            if entry.key != key:
+            # A cert-authority line admits certificates its key signed, never that key.
+            if entry.key != key or entry.options.cert_authority:
                 continue
             if not entry.options.allows_source(address):
                 log.info(

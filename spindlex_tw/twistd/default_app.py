@@ -46,6 +46,7 @@ from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import checksums as checksum_exec
 from spindlex_tw.twistd import hostkeys, process
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
+from spindlex_tw.twistd.certificates import CertificatePolicy
 from spindlex_tw.twistd.credentials import CredentialsError, Passwords, user_settings
 from spindlex_tw.twistd.limits import SftpLimits
 from spindlex_tw.twistd.users import Account, UserHomes, UserPolicy, server_class_for
@@ -145,12 +146,18 @@ class ServerConfig:
     #: --atomic-uploads: SFTP uploads appear under their name only once complete.
     atomic_uploads: bool = False
     sftp_limits: SftpLimits = field(default_factory=SftpLimits)
+    #: --trusted-user-ca-keys and --revoked-keys.
+    certificates: CertificatePolicy = field(default_factory=CertificatePolicy)
 
 
 # Which methods to offer: when the options configure them, or when the user's class
 # implements one of the hooks behind them (then the user's hook decides).
 _METHODS: tuple[tuple[str, Callable[[ServerConfig], bool], tuple[str, ...]], ...] = (
-    ("publickey", lambda cfg: cfg.authorized_keys is not None, ("check_auth_publickey",)),
+    (
+        "publickey",
+        lambda cfg: cfg.authorized_keys is not None or bool(cfg.certificates.trusted_cas),
+        ("check_auth_publickey",),
+    ),
     ("password", lambda cfg: bool(cfg.passwords), ("check_auth_password",)),
     (
         "keyboard-interactive",
@@ -204,14 +211,16 @@ class DefaultServer(SSHServer):
         return d.addCallback(lambda ok: AUTH_SUCCESSFUL if ok is True else AUTH_FAILED)
 
     def check_auth_publickey(self, username: str, key: PKey) -> int:
-        keys = self.config.authorized_keys
-        if keys is None or username != self.config.key_user:
+        if username != self.config.key_user:
             return AUTH_FAILED
         # A PolicyProtocol under twistd; anything else cannot hold a key's options.
         conn = protocol.current_connection()
         if not isinstance(conn, PolicyProtocol):
             conn = None
-        options = keys.find(key, conn.peer_address() if conn is not None else "")
+        address = conn.peer_address() if conn is not None else ""
+        options = self.config.certificates.authorize(
+            self.config.authorized_keys, key, username, address
+        )
         if options is None:
             return AUTH_FAILED
         if conn is None:

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from spindlex_tw.core import wire
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.events import GlobalRequestReceived
+from spindlex_tw.crypto.certificate import SSHCertificate
 from spindlex_tw.crypto.pkey import PKey
 from spindlex_tw.protocol import constants as c
 
@@ -35,9 +36,11 @@ PROVE = "hostkeys-prove-00@openssh.com"
 
 def announce(conn: Any, keys: Sequence[PKey]) -> None:
     """Name every host key to the client that just logged in on ``conn``."""
-    if conn.core is None or conn.core.closed or not keys:
+    # As sshd, plain keys only: a client learns certificates' CAs, not certificates.
+    plain = [key for key in keys if not isinstance(key, SSHCertificate)]
+    if conn.core is None or conn.core.closed or not plain:
         return
-    blobs = b"".join(wire.string(key.get_public_key_bytes()) for key in keys)
+    blobs = b"".join(wire.string(key.get_public_key_bytes()) for key in plain)
     conn.core.send(wire.byte(c.SSH_MSG_GLOBAL_REQUEST) + wire.string(ANNOUNCE) + b"\0" + blobs)
     conn.flush()
 

@@ -38,6 +38,9 @@ from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import lifecycle, limits, process, siblings, startup
 from spindlex_tw.twistd.audit_log import AuditLog, open_audit_log
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
+from spindlex_tw.twistd.certificates import OPTIONS as CERTIFICATE_OPTIONS
+from spindlex_tw.twistd.certificates import opt_host_certificate, with_host_certificates
+from spindlex_tw.twistd.certificates import resolve as resolve_certificates
 from spindlex_tw.twistd.composition import ComposedServer, build_server
 from spindlex_tw.twistd.credentials import (
     CredentialsError,
@@ -240,6 +243,7 @@ class ServiceOptions(usage.Options):
             "tcp:PORT endpoints. Limits apply per process.",
         ],
         *limits.OPTIONS,
+        *CERTIFICATE_OPTIONS,
         *KERBEROS_OPTIONS,
     ]
 
@@ -258,6 +262,8 @@ class ServiceOptions(usage.Options):
     def opt_host_key(self, path: str) -> None:
         """Private host key file, one per key type; repeatable [default: see below]."""
         self["host-key"].append(path)
+
+    opt_host_certificate = opt_host_certificate
 
     def opt_auth(self, spec: str) -> None:
         """memory:USER:PASSWORD, file:PATH of user:hash lines, or cred:MODULE:NAME of a
@@ -313,6 +319,7 @@ class ServiceOptions(usage.Options):
             exec_settings=self._exec_settings(),
             sftp_limits=sftp_limits,
         )
+        server_config.certificates = resolve_certificates(self)
         one_time = self._credentials(server_config, app_class)
         server_config.users = UserHomes(
             UserPolicy.from_options(self),
@@ -356,7 +363,7 @@ class ServiceOptions(usage.Options):
     def _host_keys(self) -> list[PKey]:
         passphrase = self._host_key_passphrase()
         if not self["host-key"]:
-            return [default_host_key()]
+            return with_host_certificates(self, [default_host_key()])
         try:
             keys = [
                 PKey.from_private_key_file(os.path.expanduser(p), passphrase)
@@ -366,7 +373,7 @@ class ServiceOptions(usage.Options):
             raise usage.UsageError(f"--host-key: {exc}") from exc
         if len({key.get_name() for key in keys}) != len(keys):
             raise usage.UsageError("--host-key: two keys of the same type")
-        return keys
+        return with_host_certificates(self, keys)
 
     def _host_key_passphrase(self) -> str | None:
         path = self["host-key-passphrase-file"]

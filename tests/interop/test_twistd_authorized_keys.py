@@ -27,7 +27,7 @@ LINES = {
     "restricted_pty": "restrict,pty ",
     "no_pty": "no-pty ",
     "open_one": 'permitopen="127.0.0.1:1" ',
-    "unknown": "cert-authority ",
+    "unknown": 'tunnel="0" ',
 }
 
 
@@ -135,5 +135,5 @@ def test_unenforceable_option_refuses_the_key(
     result = _ssh(keyed_server, "unknown", "true")
     assert result.returncode == 255
     keyed_server[0].wait_for(
-        re.compile(r"authorized_keys line 9: unsupported option 'cert-authority'; key ignored")
+        re.compile(r"authorized_keys line 9: unsupported option 'tunnel'; key ignored")
     )

@@ -78,11 +78,9 @@ def test_quoted_values(keys: list[PKey]) -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        "cert-authority",
-        "verify-required",
+        'tunnel="0"',
+        'principals="a",principals="b"',
         'environment="LD_PRELOAD=/tmp/x.so"',
-        'principals="root"',
-        "no-touch-required",
         'from="a",from="b"',
         'command="a",command="b"',
         'permitopen="nocolon"',
