@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from spindlex_tw.core import wire
+from spindlex_tw.core.gssapi_auth import KRB5_MECHANISM, encode_oid
+from spindlex_tw.protocol import constants as c
 from tests.support.harness import ROOT, OpenSSH
 from tests.support.kdc import HOST, KDC, REALM, missing_tools
+from tests.support.rawssh import RawClient
 from tests.support.twistd import TWISTD, Twistd, isolated_home
 
 pytestmark = pytest.mark.interop
@@ -139,7 +143,8 @@ def test_no_ticket_is_refused(realm: Realm, server: tuple[Twistd, OpenSSH]) -> N
     _, client = server
     result = realm.ssh(client, "alice", None, "true")
     assert result.returncode == 255
-    assert "Permission denied" in result.stderr
+    # Offered, but without a ticket the client has nothing to send.
+    assert re.search(r"Permission denied \(.*gssapi-with-mic.*\)", result.stderr), result.stderr
 
 
 def test_a_ticket_for_another_host_principal_is_refused(realm: Realm) -> None:
@@ -186,3 +191,65 @@ def test_cli_errors_are_one_line(realm: Realm, tmp_path: Path) -> None:
         tmp_path, {**env, "PYTHONPATH": f"{fake}:{ROOT}"}, "--keytab", str(realm.keytab)
     )
     assert "the gssapi package is not installed: pip install 'spindlex-tw[kerberos]'" in line
+
+
+def _gssapi_request(*oids: bytes) -> bytes:
+    return (
+        wire.byte(c.SSH_MSG_USERAUTH_REQUEST)
+        + wire.string("alice")
+        + wire.string("ssh-connection")
+        + wire.string("gssapi-with-mic")
+        + wire.uint32(len(oids))
+        + b"".join(wire.string(oid) for oid in oids)
+    )
+
+
+def test_bad_tokens_and_a_wrong_mic_are_refused_and_counted(
+    realm: Realm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gssapi
+
+    # This process is the client: its GSS-API library reads the realm's files.
+    for name, value in realm.kdc.client_env(realm.ccaches["alice"]).items():
+        monkeypatch.setenv(name, value)
+    twistd, client = realm.server("--max-auth-tries", "3")
+    raw = RawClient(client.port)
+    krb5 = encode_oid(KRB5_MECHANISM)
+    try:
+        raw.handshake()
+        raw.request_service()
+        # 1: a mechanism other than Kerberos (SPNEGO) is not offered.
+        raw.send(_gssapi_request(encode_oid("1.3.6.1.5.5.2")))
+        assert raw.recv_skipping(c.SSH_MSG_EXT_INFO)[0] == c.SSH_MSG_USERAUTH_FAILURE
+        # 2: a token that is no Kerberos token.
+        raw.send(_gssapi_request(krb5))
+        assert raw.recv() == wire.byte(c.SSH_MSG_USERAUTH_GSSAPI_RESPONSE) + wire.string(krb5)
+        raw.send(wire.byte(c.SSH_MSG_USERAUTH_GSSAPI_TOKEN) + wire.string(b"\x60garbage"))
+        answer = raw.recv_skipping(c.SSH_MSG_USERAUTH_GSSAPI_ERRTOK)
+        assert answer[0] == c.SSH_MSG_USERAUTH_GSSAPI_ERROR
+        assert raw.recv()[0] == c.SSH_MSG_USERAUTH_FAILURE
+        # 3: a real ticket, and a MIC over the wrong bytes: the limit is reached.
+        raw.send(_gssapi_request(krb5))
+        assert raw.recv()[0] == c.SSH_MSG_USERAUTH_GSSAPI_RESPONSE
+        context = gssapi.SecurityContext(
+            name=gssapi.Name(f"host@{HOST}", gssapi.NameType.hostbased_service),
+            usage="initiate",
+            mech=gssapi.MechType.kerberos,
+        )
+        raw.send(wire.byte(c.SSH_MSG_USERAUTH_GSSAPI_TOKEN) + wire.string(context.step()))
+        reply = raw.recv()
+        assert reply[0] == c.SSH_MSG_USERAUTH_GSSAPI_TOKEN
+        context.step(wire.Reader(reply, 1).string())
+        assert context.complete
+        mic = context.get_signature(wire.string(b"not the session id"))
+        raw.send(wire.byte(c.SSH_MSG_USERAUTH_GSSAPI_MIC) + wire.string(mic))
+        disconnect = raw.expect_disconnect()
+        assert disconnect.reason == c.SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE
+        twistd.wait_for(re.compile(r"gssapi-with-mic for alice from \S+: the MIC does not verify"))
+        # Other clients carry on, and nothing went wrong inside.
+        result = realm.ssh(client, "alice", "alice", "echo still fine")
+        assert result.stdout == "still fine\n", result.stderr
+        assert "Traceback" not in twistd.log()
+    finally:
+        raw.close()
+        twistd.kill()
