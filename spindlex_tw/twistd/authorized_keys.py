@@ -3,13 +3,16 @@
 Each line is ``[options] type base64 [comment]``. The options this server
 enforces are ``from=``, ``command=``, ``restrict``, ``no-pty`` / ``pty``,
 ``no-port-forwarding`` / ``port-forwarding``, ``permitopen=``,
-``permitlisten=`` and ``expiry-time=``; ``no-agent-forwarding``,
-``no-X11-forwarding``, ``no-user-rc`` and their positive forms are accepted
-because this server never offers those features. ``cert-authority`` (with
-``principals=``), ``no-touch-required`` and ``verify-required`` are enforced
-for certificates and security keys (:mod:`.certificates`). Any other option
-(say ``tunnel=``) would go unenforced, so the key on that line is refused and a warning names the line: a key is never granted
-more than its line says.
+``permitlisten=``, ``expiry-time=``, ``no-agent-forwarding`` /
+``agent-forwarding``, ``no-X11-forwarding`` / ``X11-forwarding`` and
+``environment=`` (set only with ``--permit-user-environment``, as sshd's
+``PermitUserEnvironment``: otherwise accepted and not used); ``no-user-rc``
+and ``user-rc`` are accepted because this server runs no ``~/.ssh/rc``.
+``cert-authority`` (with ``principals=``), ``no-touch-required`` and
+``verify-required`` are enforced for certificates and security keys
+(:mod:`.certificates`). Any other option (say ``tunnel=``) would go
+unenforced, so the key on that line is refused and a warning names the line:
+a key is never granted more than its line says.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class KeyOptions:
     expiry: datetime.datetime | None = None
     agent_forwarding: bool = True
     x11_forwarding: bool = True
+    #: environment="NAME=value" options in order, the first of each name only (as sshd);
+    #: set for --exec programs only with --permit-user-environment.
+    environment: tuple[tuple[str, str], ...] = ()
     #: cert-authority: the line's key is a CA; certificates it signed log in, never the key.
     cert_authority: bool = False
     #: principals="a,b" (with cert-authority): a certificate must name one of these.
@@ -209,6 +215,18 @@ def _set_expiry(opts: KeyOptions, value: str) -> KeyOptions:
     return replace(opts, expiry=_expiry(value))
 
 
+_ENV_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _add_environment(opts: KeyOptions, value: str) -> KeyOptions:
+    name, sep, text = value.partition("=")
+    if not sep or not _ENV_NAME.fullmatch(name):
+        raise OptionError("invalid environment string")
+    if any(known == name for known, _ in opts.environment):
+        return opts  # the first one wins, as in sshd
+    return replace(opts, environment=(*opts.environment, (name, text)))
+
+
 def _set_principals(opts: KeyOptions, value: str) -> KeyOptions:
     if opts.principals is not None:
         raise OptionError('more than one "principals" option')
@@ -245,6 +263,7 @@ _VALUED: dict[str, Callable[[KeyOptions, str], KeyOptions]] = {
     "permitlisten": _add_listen,
     "expiry-time": _set_expiry,
     "principals": _set_principals,
+    "environment": _add_environment,
 }
 
 

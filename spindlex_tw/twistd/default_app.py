@@ -4,7 +4,8 @@
 passwords (``--auth`` or the one-time password), an ``authorized_keys`` file
 with its per-key options, SFTP of one directory (read-only if asked), a
 banner, and with ``--exec`` real processes for exec and shell requests, a pty,
-signals, ``env`` for ``LANG``/``LC_*`` and TCP forwarding.
+signals, ``env`` for ``LANG``/``LC_*``, forwarding (TCP, Unix sockets, the
+agent, and X11 with ``--x11-forwarding``).
 
 With ``--app module:Class`` it is the options' policy beside the user's
 application (:mod:`spindlex_tw.twistd.composition`): whatever the user's
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from spindlex_tw.core.requests import DirectStreamlocal, X11Request
 from spindlex_tw.fs import checksums
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
@@ -44,7 +46,7 @@ from spindlex_tw.server.manager import ManagedFactory
 from spindlex_tw.server.sftp_server import SFTPServer
 from spindlex_tw.server.ssh_server import SSHServer
 from spindlex_tw.twistd import checksums as checksum_exec
-from spindlex_tw.twistd import hostkeys, process
+from spindlex_tw.twistd import hostkeys, process, xauth
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, KeyOptions
 from spindlex_tw.twistd.certificates import CertificatePolicy
 from spindlex_tw.twistd.credentials import CredentialsError, Passwords, user_settings
@@ -148,6 +150,10 @@ class ServerConfig:
     sftp_limits: SftpLimits = field(default_factory=SftpLimits)
     #: --trusted-user-ca-keys and --revoked-keys.
     certificates: CertificatePolicy = field(default_factory=CertificatePolicy)
+    #: --x11-forwarding (with --exec): grant x11-req.
+    x11_forwarding: bool = False
+    #: --permit-user-environment: the key's environment= options reach --exec programs.
+    permit_user_environment: bool = False
 
 
 # Which methods to offer: when the options configure them, or when the user's class
@@ -256,7 +262,7 @@ class DefaultServer(SSHServer):
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == CHANNEL_SESSION:
             return SSH_OPEN_CONNECT_SUCCESS
-        if kind == CHANNEL_DIRECT_TCPIP:
+        if kind in (CHANNEL_DIRECT_TCPIP, DirectStreamlocal.NAME):
             if self._forwarding_allowed():
                 return SSH_OPEN_CONNECT_SUCCESS
             return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
@@ -271,6 +277,46 @@ class DefaultServer(SSHServer):
 
     def check_port_forward_request(self, address: str, port: int) -> bool:
         return self._forwarding_allowed() and self._key_options().allows_listen(address, port)
+
+    # Unix sockets: anywhere the server's user may connect or create one, as
+    # for sshd's user; permitopen/permitlisten are about TCP and do not apply.
+    def check_channel_direct_streamlocal_request(self, chanid: int, path: str) -> int:
+        if self._forwarding_allowed():
+            return SSH_OPEN_CONNECT_SUCCESS
+        return SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+
+    def check_streamlocal_forward_request(self, path: str) -> bool:
+        # Relative to what? The server's directory is no answer a client can know.
+        return self._forwarding_allowed() and os.path.isabs(path)
+
+    def check_channel_forward_agent_request(self, channel: Channel) -> bool:
+        if self.config.exec_settings is None:
+            _refused("agent forwarding", channel, "start the server with --exec to allow it")
+            return False
+        if not self._key_options().agent_forwarding:
+            _refused("agent forwarding", channel, "the key's authorized_keys options forbid it")
+            return False
+        return True
+
+    def check_channel_x11_request(
+        self,
+        channel: Channel,
+        single_connection: bool,
+        auth_protocol: str,
+        auth_cookie: bytes,
+        screen_number: int,
+    ) -> bool:
+        if self.config.exec_settings is None or not self.config.x11_forwarding:
+            _refused("x11", channel, "start the server with --exec --x11-forwarding to allow it")
+            return False
+        if not self._key_options().x11_forwarding:
+            _refused("x11", channel, "the key's authorized_keys options forbid it")
+            return False
+        request = X11Request(single_connection, auth_protocol, auth_cookie, screen_number)
+        if not xauth.valid_request(request):
+            _refused("x11", channel, "the cookie is not one xauth may be given")
+            return False
+        return True
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -372,7 +418,11 @@ class DefaultServer(SSHServer):
             request = "shell" if command is None else "exec"
             _refused(request, channel, "SFTP only; start the server with --exec to allow it")
             return False
-        extra = _connection_environment(channel)
+        extra = {**self._key_environment(), **_connection_environment(channel)}
+        if channel.agent_socket is not None:
+            extra["SSH_AUTH_SOCK"] = channel.agent_socket
+        if channel.x11_display is not None:
+            extra["DISPLAY"] = channel.x11_display
         forced = self._key_options().command
         if forced is not None:
             if command is not None:
@@ -380,8 +430,36 @@ class DefaultServer(SSHServer):
             command = forced.encode("utf-8")
         reactor = _reactor()
         # Start after this hook's SUCCESS reply has gone out, so output follows it.
-        reactor.callLater(0, self._start_process, reactor, channel, command, settings, extra)
+        if channel.x11_request is not None:
+            # The program starts once its X11 cookie is in its own authority file.
+            written = defer.ensureDeferred(xauth.authority_file(reactor, channel))
+            written.addCallback(self._start_x11_process, reactor, channel, command, settings, extra)
+        else:
+            reactor.callLater(0, self._start_process, reactor, channel, command, settings, extra)
         return True
+
+    def _key_environment(self) -> dict[str, str]:
+        """The key's environment= options, if --permit-user-environment lets them count."""
+        pairs = self._key_options().environment
+        if pairs and not self.config.permit_user_environment:
+            log.info(
+                "environment= options of the key ignored: --permit-user-environment is off"
+            )
+            return {}
+        return dict(pairs)
+
+    def _start_x11_process(
+        self,
+        authority: str | None,
+        reactor: Any,
+        channel: Channel,
+        command: bytes | None,
+        settings: process.ExecSettings,
+        extra: dict[str, str],
+    ) -> None:
+        if authority is not None:
+            extra["XAUTHORITY"] = authority
+        self._start_process(reactor, channel, command, settings, extra)
 
     def _start_process(
         self,

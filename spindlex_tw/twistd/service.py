@@ -35,7 +35,7 @@ from twisted.python import usage
 
 from spindlex_tw.crypto.pkey import KeyFileError, PKey
 from spindlex_tw.server.ssh_server import SSHServer
-from spindlex_tw.twistd import lifecycle, limits, process, siblings, startup
+from spindlex_tw.twistd import forwarding_options, lifecycle, limits, process, siblings, startup
 from spindlex_tw.twistd.audit_log import AuditLog, open_audit_log
 from spindlex_tw.twistd.authorized_keys import AuthorizedKeysFile, OptionError
 from spindlex_tw.twistd.certificates import OPTIONS as CERTIFICATE_OPTIONS
@@ -174,6 +174,7 @@ class ServiceOptions(usage.Options):
             "ssh -R may listen on ports below 1024 (refused by default, as sshd does for "
             "users other than root).",
         ],
+        *forwarding_options.FLAGS,
     ]
     optParameters = [
         ["sftp-root", None, None, "Directory served by SFTP [default: the current directory]."],
@@ -320,6 +321,7 @@ class ServiceOptions(usage.Options):
             sftp_limits=sftp_limits,
         )
         server_config.certificates = resolve_certificates(self)
+        forwarding_options.apply(self, server_config)
         one_time = self._credentials(server_config, app_class)
         server_config.users = UserHomes(
             UserPolicy.from_options(self),
