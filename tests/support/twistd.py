@@ -29,7 +29,7 @@ def declared_options() -> set[str]:
     return {name.rstrip("=") for name in Options().longOpt} - {"help", "version"}
 
 
-HELP_LINE = re.compile(r"^\s+(?:-\w, )?--(?P<name>[a-z-]+)=?\s*(?P<text>.*)$")
+HELP_LINE = re.compile(r"^\s+(?:-\w, )?--(?P<name>[a-z0-9-]+)=?\s*(?P<text>.*)$")
 
 
 def documented_options(help_text: str) -> dict[str, str]:

@@ -80,7 +80,6 @@ def test_quoted_values(keys: list[PKey]) -> None:
     [
         'tunnel="0"',
         'principals="a",principals="b"',
-        'environment="LD_PRELOAD=/tmp/x.so"',
         'from="a",from="b"',
         'command="a",command="b"',
         'permitopen="nocolon"',
