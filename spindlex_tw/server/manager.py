@@ -25,6 +25,9 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from spindlex_tw.crypto.cert_checks import CertificateRefused, check_host_certificate
+from spindlex_tw.crypto.certificate import SSHCertificate
+from spindlex_tw.crypto.pkey import PKey
 from spindlex_tw.exceptions import TransportException
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.server import reactor_thread
@@ -32,7 +35,6 @@ from spindlex_tw.tx.factory import SSHServerFactory
 from spindlex_tw.tx.settings import ServerSettings
 
 if TYPE_CHECKING:
-    from spindlex_tw.crypto.pkey import PKey
     from spindlex_tw.server.hooks import SSHServer
     from spindlex_tw.tx.protocol import SSHServerProtocol
 
@@ -117,6 +119,8 @@ class SSHServerManager(Service):
     ) -> None:
         self._server_interface = server_interface
         self._server_key = server_key
+        # Each holds server_key's private half: offered beside it (-cert-v01 algorithms).
+        self._host_certificates: list[PKey] = []
         self._bind_address = bind_address
         self._port_number = port
         server_interface.set_server_key(server_key)
@@ -128,6 +132,27 @@ class SSHServerManager(Service):
         self._connection_timeout: float | None = None
 
     # --- configuration (takes effect at once, for the connections that follow) -------------------
+
+    def add_host_certificate(self, certificate: PKey | str) -> None:
+        """Offer an OpenSSH host certificate of ``server_key`` (``ssh-keygen -s CA -h``).
+
+        ``certificate`` is the ``-cert.pub`` line or a parsed
+        :class:`~spindlex_tw.crypto.certificate.SSHCertificate`. Clients that
+        trust its CA (``@cert-authority`` in known_hosts) then connect without
+        a prompt; others still see the plain key. ValueError if it is not a
+        host certificate of ``server_key`` or not valid now.
+        """
+        parsed = PKey.from_public_line(certificate) if isinstance(certificate, str) else certificate
+        if not isinstance(parsed, SSHCertificate):
+            raise ValueError("not an OpenSSH certificate")
+        try:
+            check_host_certificate(parsed)
+        except CertificateRefused as exc:
+            raise ValueError(str(exc)) from exc
+        signing = parsed.with_private_key(self._server_key)
+        self._host_certificates.append(signing)
+        if self._factory is not None:
+            self._on_reactor(self._factory.host_keys.append, signing)
 
     def set_max_connections(self, max_connections: int) -> None:
         """Concurrent connections; those beyond are refused with a DISCONNECT."""
@@ -230,7 +255,10 @@ class SSHServerManager(Service):
         reactor = self._get_reactor()
         if self._factory is None or self._factory.reactor is not reactor:
             self._factory = ManagedFactory(
-                self._server_interface, [self._server_key], self._settings, reactor
+                self._server_interface,
+                [self._server_key, *self._host_certificates],
+                self._settings,
+                reactor,
             )
         self._apply_connection_timeout()
         d: defer.Deferred[Any] = self._endpoint(reactor).listen(self._factory)
