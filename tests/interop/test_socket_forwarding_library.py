@@ -1,0 +1,141 @@
+"""Agent and Unix-socket forwarding for an SSHServer application (no twistd), with AsyncSSH.
+
+The application grants the hooks; AsyncSSH's client forwards a real
+ssh-agent and both directions of Unix sockets. ``ssh-add -l`` run by the test
+against the server's agent socket reaches the client's agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import ServerProcess
+
+pytestmark = pytest.mark.interop
+asyncssh = pytest.importorskip("asyncssh")
+
+APP = "tests.support.socket_forward_apps:SocketForwardingServer"
+
+
+@pytest.fixture
+def agent_env(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """An ssh-agent of the test's own holding one key: its socket and the key's fingerprint."""
+    sock = tmp_path / "agent.sock"
+    started = subprocess.run(
+        ["ssh-agent", "-s", "-a", str(sock)], capture_output=True, text=True, timeout=30, check=True
+    )
+    match = re.search(r"SSH_AGENT_PID=(\d+)", started.stdout)
+    assert match is not None
+    env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+    try:
+        key = tmp_path / "id_agent"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(key)], check=True, timeout=30
+        )
+        subprocess.run(["ssh-add", "-q", str(key)], env=env, check=True, timeout=30)
+        listed = subprocess.run(
+            ["ssh-add", "-l"], env=env, capture_output=True, text=True, timeout=30, check=True
+        )
+        yield str(sock), listed.stdout.split()[1]
+    finally:
+        os.kill(int(match[1]), signal.SIGTERM)
+
+
+def _list_keys(agent_socket: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SSH_AUTH_SOCK": agent_socket}
+    return subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_agent_socket_reaches_the_clients_agent(
+    start_server: Callable[..., ServerProcess], agent_env: tuple[str, str]
+) -> None:
+    server = start_server(app=APP)
+    agent_path, fingerprint = agent_env
+
+    async def run() -> tuple[str, subprocess.CompletedProcess[str]]:
+        async with asyncssh.connect(
+            "127.0.0.1", server.port, username="alice", password="secret", known_hosts=None,
+            client_keys=None, agent_path=agent_path, agent_forwarding=True,
+        ) as conn:  # fmt: skip
+            result = await conn.run("agent-socket", check=True, timeout=30)
+            path = str(result.stdout).strip()
+            listed = await asyncio.get_running_loop().run_in_executor(None, _list_keys, path)
+            return path, listed
+
+    path, listed = asyncio.run(run())
+    assert listed.returncode == 0, listed.stderr
+    assert fingerprint in listed.stdout
+    assert path.endswith("/agent.sock")
+    assert [h["hook"] for h in server.hooks()].count("agent") == 1
+
+
+class _Echo:
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(2)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = conn.recv(65536)
+                conn.sendall(data[::-1])
+
+
+def _ask(path: str, payload: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(path)
+        conn.sendall(payload)
+        return conn.recv(65536)
+
+
+def test_unix_sockets_both_ways(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(app=APP)
+    with tempfile.TemporaryDirectory(prefix="spx-lib-") as tmp:
+        remote, local = f"{tmp}/remote.sock", f"{tmp}/local.sock"
+        listen, target = f"{tmp}/listen.sock", f"{tmp}/target.sock"
+        echo_remote, echo_target = _Echo(remote), _Echo(target)
+
+        async def run() -> tuple[bytes, bytes]:
+            async with asyncssh.connect(
+                "127.0.0.1", server.port, username="alice", password="secret", known_hosts=None,
+                client_keys=None, agent_path=None,
+            ) as conn:  # fmt: skip
+                outbound = await conn.forward_local_path(local, remote)
+                inbound = await conn.forward_remote_path(listen, target)
+                loop = asyncio.get_running_loop()
+                answers = (
+                    await loop.run_in_executor(None, _ask, local, b"abc"),
+                    await loop.run_in_executor(None, _ask, listen, b"xyz"),
+                )
+                inbound.close()
+                await inbound.wait_closed()
+                outbound.close()
+                return answers
+
+        try:
+            assert asyncio.run(run()) == (b"cba", b"zyx")
+        finally:
+            echo_remote.sock.close()
+            echo_target.sock.close()
+        kinds = [(h["hook"], h.get("path")) for h in server.hooks()]
+        assert ("direct-streamlocal", remote) in kinds
+        assert ("streamlocal-forward", listen) in kinds
+        assert ("cancel-streamlocal-forward", listen) in kinds
