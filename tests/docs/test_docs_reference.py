@@ -19,6 +19,7 @@ import pytest
 from tests.docs import (
     test_docs_guides,
     test_docs_hooks,
+    test_docs_kerberos,
     test_docs_observability,
     test_docs_testing,
     test_docs_users,
@@ -179,7 +180,7 @@ def test_sftp_private_uploads(tmp_path: Path, start_server: Start) -> None:
 def test_every_example_is_run() -> None:
     # The modules holding @covers checks, imported so their ids are registered.
     assert test_docs_hooks and test_docs_guides and test_docs_testing and test_docs_observability
-    assert test_docs_users
+    assert test_docs_users and test_docs_kerberos
     found = set(blocks())
     assert found - COVERED == set(), "examples in docs/ that no test runs"
     assert COVERED - found == set(), "tests for examples that are gone"
