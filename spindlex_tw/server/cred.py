@@ -9,12 +9,13 @@ avatar saying where the user's SFTP is jailed, whether they may write and
 their quota; :class:`HomesRealm` is one that gives each user a home made on
 first login. The avatar also says whether the user may run commands
 (``exec_allowed``: exec and shell requests) and forward TCP
-(``forwarding_allowed``: ``direct-tcpip`` channels and ``tcpip-forward``);
-both default to refusing. A request needs the avatar's yes and the
-server's: CredServer grants forwarding itself when the avatar allows it
-(the adapter does the connecting), while exec needs a subclass's hook to run
-something; a subclass's own hooks for these requests are only reached when
-the avatar allows them (see :meth:`CredServer.__init_subclass__`).
+(``forwarding_allowed``: ``direct-tcpip`` channels and ``tcpip-forward``,
+and the Unix-socket forwarding a subclass may grant); both default to
+refusing. A request needs the avatar's yes and the server's: CredServer
+grants TCP forwarding itself when the avatar allows it (the adapter does the
+connecting), while exec needs a subclass's hook to run something; a
+subclass's own hooks for these requests are only reached when the avatar
+allows them (see :meth:`CredServer.__init_subclass__`).
 
 The realm's logout callable is called exactly once per avatar, when the
 connection it was given to ends, however it ends (the client leaving, the
@@ -179,18 +180,26 @@ class _Gate:
     kinds: frozenset[str] | None = None
 
 
+# Unix-socket forwarding (OpenSSH's streamlocal) is forwarding too: a subclass
+# granting it is held to the same right.
+_DIRECT_STREAMLOCAL = "direct-streamlocal@openssh.com"
+
 _GATES = {
     "check_channel_exec_request": _Gate("exec_allowed", False),
     "check_channel_shell_request": _Gate("exec_allowed", False),
     "check_channel_request": _Gate(
         "forwarding_allowed",
         SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
-        frozenset({CHANNEL_DIRECT_TCPIP}),
+        frozenset({CHANNEL_DIRECT_TCPIP, _DIRECT_STREAMLOCAL}),
     ),
     "check_channel_direct_tcpip_request": _Gate(
         "forwarding_allowed", SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
     ),
     "check_port_forward_request": _Gate("forwarding_allowed", False),
+    "check_channel_direct_streamlocal_request": _Gate(
+        "forwarding_allowed", SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+    ),
+    "check_streamlocal_forward_request": _Gate("forwarding_allowed", False),
 }
 
 
@@ -204,7 +213,7 @@ def _gated(hook: Callable[..., Any], gate: _Gate) -> Callable[..., Any]:
     return gated
 
 
-def _logout_once(logout: Callable[[], Any], user: str) -> Callable[[], None]:
+def _guarded_logout(logout: Callable[[], Any], user: str) -> Callable[[], None]:
     # Called from the connection's teardown, which must go on whatever logout does.
     def run() -> None:
         try:
@@ -251,7 +260,7 @@ class CredServer(SSHServer):
 
     def _logged_in(self, conn: Any, result: tuple[Any, Any, Any], username: str) -> int:
         _, avatar, logout = result
-        ended = _logout_once(logout, username)
+        ended = _guarded_logout(logout, username)
         if conn is None:
             # No connection to hold the avatar (a hook called outside one): done with it.
             ended()

@@ -111,6 +111,12 @@ def test_forwarding_allowed_by_the_avatar_and_refused_without(
         assert refused.value.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         with pytest.raises(paramiko.SSHException):
             bob.get_transport().request_port_forward("127.0.0.1", 0)
+        # The subclass grants Unix-socket forwards: still only to whom the avatar allows.
+        for user, client, granted in (("alice", alice, True), ("bob", bob, False)):
+            reply = client.get_transport().global_request(
+                "streamlocal-forward@openssh.com", (str(tmp_path / f"{user}.sock"),), wait=True
+            )
+            assert (reply is not None) is granted, user
     finally:
         alice.close()
         bob.close()
