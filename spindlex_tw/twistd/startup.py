@@ -18,6 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from spindlex_tw.crypto.certificate import SSHCertificate
 from spindlex_tw.crypto.pkey import PKey
 
 log = Logger(namespace="spindlex_tw.service")
@@ -107,6 +108,9 @@ def connect_hints(
         if exec_on:
             lines.append(f"          or: ssh -p {port} {user}@{shown}")
     for key in host_keys:
+        if isinstance(key, SSHCertificate):
+            # Clients trusting its CA need no fingerprint; the others see the plain key.
+            continue
         lines.append(
             f"the server's host key is {key.get_name()} {key.get_fingerprint()}: "
             "ssh asks you to accept it on first connection; compare it"

@@ -232,6 +232,9 @@ def test_host_certificate_needs_no_prompt(setup: Setup) -> None:
     )
     assert (result.returncode, result.stdout) == (0, b"trusted\n"), result.stderr
     assert b"Server host certificate: ssh-ed25519-cert-v01@openssh.com" in result.stderr
+    # The startup hint gives the plain key's fingerprint, for clients without the CA.
+    setup.server.wait_for(re.compile(r"the server's host key is ssh-ed25519 SHA256:"))
+    assert "host key is ssh-ed25519-cert" not in setup.server.log()
 
 
 def test_asyncssh_client_with_certificates(setup: Setup) -> None:
