@@ -141,7 +141,7 @@ class LocalFileSystem:
 
         The data comes from the page cache or not at all: a read the kernel
         would have to wait for fails at once, and so does a read only partly
-        cached (it could not be told from a short read at the end of file).
+        cached; a short read that reaches the end of the file is the answer.
         Raises :class:`CachedReadUnsupported` where the filesystem (tmpfs) or
         the system cannot read so.
         """
@@ -158,7 +158,13 @@ class LocalFileSystem:
             raise
         if got == length:
             return bytes(buffer)
-        return b"" if got == 0 else None
+        if got == 0:
+            return b""
+        # Short: the end of the file (the whole rest was cached: a small file's
+        # only READ), or only a cached part of the range, to be read in full.
+        if offset + got >= os.fstat(fd).st_size:
+            return bytes(buffer[:got])
+        return None
 
     @staticmethod
     def write(fd: int, data: memoryview | bytes, offset: int) -> None:
@@ -174,6 +180,21 @@ class LocalFileSystem:
     @staticmethod
     def close_file(fd: int) -> None:
         os.close(fd)
+
+    def close_read_only(self, fd: int) -> bool | None:
+        """Close ``fd``, opened only for reading, if that cannot wait on the disk; else None.
+
+        Closing a descriptor nothing was written through writes nothing back.
+        The close that does disk work is the last one of a file whose last
+        name is gone (the file is freed then): that one is left to a worker,
+        and so is every close of a subclass with a ``close_file`` of its own.
+        """
+        if type(self).close_file is not LocalFileSystem.close_file:
+            return None
+        if os.fstat(fd).st_nlink == 0:
+            return None
+        os.close(fd)
+        return True
 
     @staticmethod
     def fstat(fd: int) -> os.stat_result:

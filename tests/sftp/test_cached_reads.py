@@ -48,9 +48,53 @@ def disk_file(tmp_path: Path) -> Iterator[int]:
 def test_cached_data_is_read_whole_and_the_end_of_file_is_empty(disk_file: int) -> None:
     assert LocalFileSystem.read_cached(disk_file, 65536, 1000) == DATA[1000:66536]
     assert LocalFileSystem.read_cached(disk_file, 10, len(DATA)) == b""
-    # A read running past the end is short: it could also be a partly cached
-    # read, so it is left to a worker thread.
-    assert LocalFileSystem.read_cached(disk_file, 65536, len(DATA) - 10) is None
+    # A read running past the end is short, and answered: the file's size says
+    # it is the end, not a partly cached range (a small file's only READ).
+    assert LocalFileSystem.read_cached(disk_file, 65536, len(DATA) - 10) == DATA[-10:]
+
+
+def test_a_partly_cached_read_is_left_to_a_worker(disk_file: int) -> None:
+    os.fsync(disk_file)
+    os.posix_fadvise(disk_file, 0, 0, os.POSIX_FADV_DONTNEED)
+    assert LocalFileSystem.read(disk_file, 4096, 0) == DATA[:4096]  # cached again
+    # Whatever the kernel read ahead, never a short answer short of the end.
+    got = LocalFileSystem.read_cached(disk_file, len(DATA), 0)
+    assert got is None or got == DATA
+
+
+def test_read_only_files_close_at_once_unless_their_last_name_is_gone(tmp_path: Path) -> None:
+    fs = LocalFileSystem(str(tmp_path))
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    kept.write_bytes(b"k")
+    gone.write_bytes(b"g")
+    fd = os.open(kept, os.O_RDONLY)
+    assert fs.close_read_only(fd) is True
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    fd = os.open(gone, os.O_RDONLY)
+    gone.unlink()
+    try:
+        # Its close frees the file: disk work, for a worker.
+        assert fs.close_read_only(fd) is None
+        assert os.fstat(fd).st_nlink == 0  # still open
+    finally:
+        os.close(fd)
+
+    class Counting(LocalFileSystem):
+        closed: list[int] = []
+
+        def close_file(self, fd: int) -> None:
+            self.closed.append(fd)
+            os.close(fd)
+
+    # A subclass's own close_file runs where it always did, on a worker.
+    fd = os.open(kept, os.O_RDONLY)
+    counting = Counting(str(tmp_path))
+    assert counting.close_read_only(fd) is None
+    counting.close_file(fd)
+    assert counting.closed == [fd]
+    fs.close()
+    counting.close()
 
 
 def test_a_read_that_would_wait_is_refused_or_served_right(disk_file: int) -> None:
