@@ -7,6 +7,7 @@ names, with paths under /etc or /srv pointed at the test's directory.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -153,6 +154,33 @@ def test_forwarding_settings(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"settings ok\n"
+
+
+@covers("forwarding-agent")
+def test_forwarding_agent_socket(tmp_path: Path, start_server: Start) -> None:
+    text = _with_login(source("forwarding-agent"), "AgentAwareServer")
+    (tmp_path / f"{MODULE}.py").write_text(text)
+    client = OpenSSH(tmp_path, served(start_server, tmp_path, "Testable").port)
+    said = {}
+    # ssh -A asks for the agent only when one answers at SSH_AUTH_SOCK: an empty ssh-agent.
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-s", "-a", str(tmp_path / "agent.sock")], stdout=subprocess.PIPE
+    )
+    assert agent.stdout is not None and agent.stdout.readline().startswith(b"SSH_AUTH_SOCK=")
+    try:
+        for user in ("alice", "bob"):
+            argv = ["sshpass", "-p", "x", "ssh", *client.options(batch=False)]
+            argv += ["-p", str(client.port), "-o", "PubkeyAuthentication=no", "-A"]
+            env = {**os.environ, "SSH_AUTH_SOCK": str(tmp_path / "agent.sock")}
+            result = subprocess.run(
+                [*argv, f"{user}@127.0.0.1", "true"], env=env, capture_output=True, timeout=60
+            )
+            said[user] = result.stdout.decode()
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=30)
+    assert said["alice"].startswith("SSH_AUTH_SOCK=/") and said["alice"].endswith("/agent.sock\n")
+    assert said["bob"] == "SSH_AUTH_SOCK=\n"
 
 
 @covers("sftp-1")
