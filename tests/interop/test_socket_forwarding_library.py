@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,3 +140,43 @@ def test_unix_sockets_both_ways(start_server: Callable[..., ServerProcess]) -> N
         assert ("direct-streamlocal", remote) in kinds
         assert ("streamlocal-forward", listen) in kinds
         assert ("cancel-streamlocal-forward", listen) in kinds
+
+
+def test_single_connection_x11_display_with_paramiko(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """Paramiko's client gets one x11 channel naming the connecting peer; a second is refused."""
+    paramiko = pytest.importorskip("paramiko")
+    server = start_server(app=APP)
+    opened: list[tuple[str, int]] = []
+    arrived = threading.Event()
+
+    def on_x11(channel: Any, origin: tuple[str, int]) -> None:
+        opened.append(origin)
+        channel.sendall(b"from the X server")
+        channel.close()
+        arrived.set()
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        t = paramiko.Transport(sock)
+        try:
+            t.start_client(timeout=30)
+            t.auth_password("alice", "secret")
+            session = t.open_session(timeout=30)
+            session.settimeout(30)
+            session.request_x11(auth_cookie=b"0123abcd", single_connection=True, handler=on_x11)
+            session.exec_command("x11-display")
+            display = session.makefile().readline().strip()
+            assert re.fullmatch(r"localhost:\d+\.0", display), display
+            port = 6000 + int(display.split(":")[1].split(".")[0])
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as x_client:
+                assert arrived.wait(30)
+                assert x_client.recv(100) == b"from the X server"
+                local = x_client.getsockname()
+            assert opened == [(local[0], local[1])]
+            # single_connection: the display took one connection and stopped listening.
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=30).close()
+            session.shutdown_write()
+        finally:
+            t.close()

@@ -34,14 +34,21 @@ class SocketForwardingServer(TestServer):
         return True
 
     def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
-        if command != b"agent-socket":
+        """``agent-socket`` / ``x11-display`` print what the session's grant set up.
+
+        ``x11-display`` then waits for the client's EOF, so the display stays open.
+        """
+        if command not in (b"agent-socket", b"x11-display"):
             return bool(super().check_channel_exec_request(channel, command))
         from twisted.internet import reactor
 
         def answer() -> None:
-            channel.send(f"{channel.agent_socket}\n")
-            channel.send_exit_status(0)
-            channel.close()
+            if command == b"agent-socket":
+                channel.send(f"{channel.agent_socket}\n")
+                channel.send_exit_status(0)
+                channel.close()
+            else:
+                channel.send(f"{channel.x11_display}\n")
 
         reactor.callLater(0, answer)
         return True
