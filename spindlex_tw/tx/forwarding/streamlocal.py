@@ -194,10 +194,12 @@ def _clear_stale_socket(path: str) -> str | None:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.setblocking(False)
     try:
-        live = probe.connect_ex(path) in (0, errno.EAGAIN)
+        # Only a refusal proves nobody listens: a socket we may not connect to
+        # (EACCES) may well be someone's live one.
+        stale = probe.connect_ex(path) == errno.ECONNREFUSED
     finally:
         probe.close()
-    if live:
+    if not stale:
         return "a socket at that path is in use"
     try:
         os.unlink(path)
