@@ -78,24 +78,15 @@ class Bucket:
             return None
         return ObjectInfo(key, int(reply["ContentLength"]), _seconds(reply.get("LastModified")))
 
-    def get_range(self, key: str, start: int, length: int) -> bytes:
-        """Bytes ``start`` to ``start + length`` of ``key`` (fewer at its end)."""
-        end = start + length - 1
+    def stream(self, key: str, start: int) -> Any:
+        """The bytes of ``key`` from ``start`` to its end, as a body read piece by piece."""
+        reply = translated(
+            lambda: self.client.get_object(Bucket=self.name, Key=key, Range=f"bytes={start}-")
+        )
+        return reply["Body"]
 
-        def fetch() -> bytes:
-            reply = self.client.get_object(Bucket=self.name, Key=key, Range=f"bytes={start}-{end}")
-            return bytes(reply["Body"].read())
-
-        try:
-            return translated(fetch)
-        except OSError as exc:
-            # 416: the range begins at or past the end (an empty object has no byte 0).
-            if isinstance(exc.__cause__, ClientError) and "InvalidRange" in str(exc):
-                return b""
-            raise
-
-    def put(self, key: str, body: bytes | bytearray | memoryview) -> None:
-        translated(lambda: self.client.put_object(Bucket=self.name, Key=key, Body=bytes(body)))
+    def put(self, key: str, body: bytes) -> None:
+        translated(lambda: self.client.put_object(Bucket=self.name, Key=key, Body=body))
 
     def delete(self, key: str) -> None:
         translated(lambda: self.client.delete_object(Bucket=self.name, Key=key))

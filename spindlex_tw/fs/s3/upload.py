@@ -1,10 +1,10 @@
 """An upload to object storage: written front to back, stored whole when it is closed.
 
 An object cannot be written in place, so a file opened for writing becomes
-an upload. Its bytes gather in one buffer; each time the buffer holds a
-part (``part_size``, at least S3's 5 MiB minimum) the part is sent as one
-piece of a multipart upload, so a file of any size passes through at most
-a part and the writes in flight, never whole. Closing completes the
+an upload. Its writes gather in a buffer; each time the buffer holds a
+part (``part_size``, at least S3's 5 MiB minimum) it is sent as one piece
+of a multipart upload, so a file of any size passes through at most a part
+and the writes in flight, never whole. Closing completes the
 multipart upload, and only then does the object appear under its name:
 readers see the old object or the whole new one, never a part. A file
 smaller than one part is sent with a single PUT instead. An upload the
@@ -50,17 +50,22 @@ class S3Upload:
         self.path = path
         self.part_size = part_size
         self.mtime = int(time.time())
-        self._buffer = bytearray()
+        self._buffer: list[bytes] = []  # the writes since the last part, in order
+        self._buffered = 0  # their bytes
         self._buffered_from = 0  # the file offset of the buffer's first byte
         self._ahead: dict[int, bytes] = {}  # writes that arrived before their turn
         self._highest = 0  # the end of the furthest write, the file's size so far
         self._upload_id: str | None = None
-        self._etags: list[str] = []
+        self._etags: dict[int, str] = {}  # by part number
+        self._parts = 0  # part numbers handed out
         self._failed: OSError | None = None
         self._finished = False
-        # Worker threads write concurrently; a part upload holds it, which is what
-        # keeps the buffer to one part: writers of this file wait for the send.
+        # Held to change the buffer, from any worker thread.
         self._lock = threading.Lock()
+        # Held while a part is on the wire: the next part fills meanwhile, and a writer
+        # that fills it before the first is sent waits (holding ``_lock``, so every
+        # writer of this file waits): at most two parts in memory.
+        self._sending = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -68,7 +73,7 @@ class S3Upload:
 
     @property
     def contiguous_end(self) -> int:
-        return self._buffered_from + len(self._buffer)
+        return self._buffered_from + self._buffered
 
     def write(self, data: memoryview | bytes, offset: int) -> None:
         with self._lock:
@@ -81,11 +86,37 @@ class S3Upload:
             if offset > end:
                 self._ahead[offset] = bytes(data)
                 return
-            self._buffer += data
+            self._append(bytes(data))
             while self.contiguous_end in self._ahead:
-                self._buffer += self._ahead.pop(self.contiguous_end)
-            while len(self._buffer) >= self.part_size:
-                self._send_part()
+                self._append(self._ahead.pop(self.contiguous_end))
+            if self._buffered < self.part_size:
+                return
+            if self._parts >= MAX_PARTS:
+                self._fail(_error(errno.EFBIG))
+            self._sending.acquire()
+            try:
+                if self._upload_id is None:
+                    self._upload_id = self.bucket.start_upload(self.key)
+            except OSError as exc:
+                self._sending.release()
+                self._fail(exc)
+            upload_id, part = self._upload_id, self._take()
+            assert upload_id is not None
+            self._parts += 1
+            number = self._parts
+        # The part goes out without ``_lock``: the writes after it keep arriving.
+        try:
+            # Stored before ``_sending`` is let go: complete() counts on every etag.
+            self._etags[number] = self.bucket.upload_part(self.key, upload_id, number, part)
+        except OSError as exc:
+            self._failed = self._failed or exc
+            raise
+        finally:
+            self._sending.release()
+
+    def _append(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._buffered += len(data)
 
     def _usable(self) -> None:
         if self._failed is not None:
@@ -93,38 +124,35 @@ class S3Upload:
         if self._finished:
             raise _error(errno.EBADF)
 
-    def _send_part(self) -> None:
-        """The first ``part_size`` bytes of the buffer, sent as the next part."""
-        if len(self._etags) >= MAX_PARTS:
-            self._fail(_error(errno.EFBIG))
-        part = bytes(self._buffer[: self.part_size])
-        del self._buffer[: self.part_size]
-        self._buffered_from += len(part)
-        try:
-            if self._upload_id is None:
-                self._upload_id = self.bucket.start_upload(self.key)
-            self._etags.append(
-                self.bucket.upload_part(self.key, self._upload_id, len(self._etags) + 1, part)
-            )
-        except OSError as exc:
-            self._fail(exc)
-
     def _fail(self, exc: OSError) -> None:
         """Give up the upload: the parts sent are dropped, every later call fails with ``exc``."""
         self._failed = exc
         self._discard()
         raise exc
 
+    def _take(self) -> bytes:
+        """The buffer's bytes in one piece, the buffer emptied."""
+        part = b"".join(self._buffer)
+        self._buffer = []
+        self._buffered = 0
+        self._buffered_from += len(part)
+        return part
+
     def _discard(self) -> None:
-        self._buffer = bytearray()
+        """Drop what is buffered and the parts sent; call with ``_lock`` held."""
+        self._take()
         self._ahead.clear()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
-            self.bucket.abort_upload(self.key, upload_id)
+            with self._sending:  # a part still on the wire would outlive the abort
+                self.bucket.abort_upload(self.key, upload_id)
 
     def complete(self) -> None:
         """The client closed the file: store it under its name."""
         with self._lock:
+            if self._failed is not None:
+                self._finished = True
+                self._discard()  # a part that failed: nothing is stored
             self._usable()
             self._finished = True
             if self._ahead:
@@ -133,23 +161,22 @@ class S3Upload:
                 self._discard()
                 raise _error(errno.EIO, "upload has a gap: not stored")
             try:
+                last = self._take()
                 if self._upload_id is None:
-                    self.bucket.put(self.key, self._buffer)
-                else:
-                    if self._buffer:  # the last part may be smaller than the minimum
-                        number = len(self._etags) + 1
-                        self._etags.append(
-                            self.bucket.upload_part(
-                                self.key, self._upload_id, number, bytes(self._buffer)
-                            )
+                    self.bucket.put(self.key, last)
+                    return
+                with self._sending:  # the part on the wire, if any, is in
+                    if last:  # the last part may be smaller than the minimum
+                        self._parts += 1
+                        self._etags[self._parts] = self.bucket.upload_part(
+                            self.key, self._upload_id, self._parts, last
                         )
-                    self.bucket.complete_upload(self.key, self._upload_id, self._etags)
-                    self._upload_id = None
+                    etags = [self._etags[n] for n in range(1, self._parts + 1)]
+                    self.bucket.complete_upload(self.key, self._upload_id, etags)
+                self._upload_id = None
             except OSError:
                 self._discard()
                 raise
-            finally:
-                self._buffer = bytearray()
 
     def abort(self) -> None:
         """The client went away without closing: nothing is stored, no part is left."""
