@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 
 from spindlex_tw.core.errors import DecodeError
@@ -100,3 +101,24 @@ class Attrs:
 
 
 EMPTY_ATTRS = Attrs().encode()
+
+_STAT_FLAGS = (
+    SSH_FILEXFER_ATTR_SIZE
+    | SSH_FILEXFER_ATTR_UIDGID
+    | SSH_FILEXFER_ATTR_PERMISSIONS
+    | SSH_FILEXFER_ATTR_ACMODTIME
+)
+_STAT_LAYOUT = struct.Struct(">IQIIIII")
+
+
+def encode_stat(st: os.stat_result) -> bytes:
+    """``Attrs.from_stat(st).encode()`` in one step: each entry of a listing is one."""
+    return _STAT_LAYOUT.pack(
+        _STAT_FLAGS,
+        st.st_size,
+        st.st_uid & _U32_MASK,
+        st.st_gid & _U32_MASK,
+        st.st_mode & _U32_MASK,
+        int(st.st_atime) & _U32_MASK,
+        int(st.st_mtime) & _U32_MASK,
+    )

@@ -20,7 +20,7 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_PERMISSION_DENIED,
 )
 from spindlex_tw.sftp import access, replies
-from spindlex_tw.sftp.attrs import Attrs
+from spindlex_tw.sftp.attrs import Attrs, encode_stat
 from spindlex_tw.sftp.budget import account_name
 from spindlex_tw.sftp.codes import (
     SSH_FXF_APPEND,
@@ -266,7 +266,7 @@ def _list(fs: FileSystem, stream: DirStream, count: int) -> list[tuple[bytes, by
         user = account_name(fs.user_name(st.st_uid)) or str(st.st_uid)
         group = account_name(fs.group_name(st.st_gid)) or str(st.st_gid)
         long = longname(entry.name, st, user, group, now)
-        batch.append((entry.name, long, Attrs.from_stat(st).encode()))
+        batch.append((entry.name, long, encode_stat(st)))
     return batch
 
 

@@ -6,6 +6,7 @@ the columns match what users know: mode, links, owner, group, size, date, name.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import time
@@ -13,7 +14,9 @@ import time
 _HALF_YEAR = 365 * 24 * 60 * 60 // 2
 
 
-def _date(mtime: float, now: float) -> str:
+@functools.lru_cache(maxsize=256)
+def _date(mtime: int, now: float) -> str:
+    # Cached: the entries of one listing share its ``now``, and often their second.
     try:
         local = time.localtime(mtime)
     except (OverflowError, OSError, ValueError):
@@ -29,7 +32,6 @@ def longname(name: bytes, st: os.stat_result, user: str, group: str, now: float)
     mode = stat.filemode(st.st_mode)
     if mode[0] == "-" and not stat.S_ISREG(st.st_mode):
         mode = "?" + mode[1:]  # filemode() says "-" for types it does not know
-    line = (
-        f"{mode}  {st.st_nlink:>3} {user:<8} {group:<8} {st.st_size:>8} {_date(st.st_mtime, now)} "
-    )
+    date = _date(int(st.st_mtime), now)
+    line = f"{mode}  {st.st_nlink:>3} {user:<8} {group:<8} {st.st_size:>8} {date} "
     return line.encode("utf-8", "surrogateescape") + name

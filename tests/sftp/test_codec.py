@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.wire import Reader, uint32
 from spindlex_tw.sftp import codes, replies
-from spindlex_tw.sftp.attrs import Attrs
+from spindlex_tw.sftp.attrs import Attrs, encode_stat
 from spindlex_tw.sftp.framing import FramingError, PacketBuffer
 from spindlex_tw.sftp.longname import longname
 from tests.sftp.sansio import Driver, packet
@@ -211,3 +211,25 @@ def test_any_framed_request_gets_exactly_one_answer(
     drv.session.connection_lost()
     drv.run()
     assert drv.session.finished
+
+
+@given(
+    st.tuples(
+        st.integers(0, 0o177777),
+        st.integers(0, 2**32 + 5),
+        st.integers(0, 2**32 + 5),
+        st.integers(0, 2**63 - 1),
+        st.floats(-(2.0**33), 2.0**34),
+        st.floats(-(2.0**33), 2.0**34),
+    )
+)
+def test_a_listing_entry_encodes_as_its_attrs(
+    fields: tuple[int, int, int, int, float, float],
+) -> None:
+    mode, uid, gid, size, atime, mtime = fields
+    # os.stat_result from a sequence: mode, ino, dev, nlink, uid, gid, size, then
+    # the integer times, then the float times st_atime/st_mtime/st_ctime.
+    result = os.stat_result(
+        (mode, 1, 1, 1, uid, gid, size, int(atime), int(mtime), 0, atime, mtime, 0.0)
+    )
+    assert encode_stat(result) == Attrs.from_stat(result).encode()
