@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench.s3 import METRIC_ROWS as S3_ROWS
 from bench.scenarios import CIPHERS
 
 BASELINE = "openssh"
@@ -78,6 +79,7 @@ def _metrics() -> list[Metric]:
         Metric("scale_kib_per_conn", "... PSS KiB per connection", 1, False),
         Metric("scale_idle_cpu_ms_per_s", "... idle, server CPU ms/s", 1, False),
     ]
+    rows += [Metric(*row) for row in S3_ROWS]
     return rows
 
 

@@ -25,7 +25,7 @@ import asyncssh
 import cryptography
 
 import twisted
-from bench import concurrent, procstat, report, scale, scenarios
+from bench import concurrent, procstat, report, s3, scale, scenarios
 from bench.clients import Keys
 from bench.servers import (
     AsyncSSHServer,
@@ -50,9 +50,10 @@ FULL_SET: dict[str, Scenario] = {
     "password-logins": scenarios.password_logins,
     "concurrent": concurrent.concurrent_transfers,
     "scale": scale.idle_at_scale,
+    "s3": s3.s3_transfers,
 }
 # Only the bench app of spindlex_tw checks a hashed password.
-SPINDLEX_ONLY = ("password-logins",)
+SPINDLEX_ONLY = ("password-logins", "s3")
 # Extra worker processes only help with concurrent connections.
 WORKER_SET = ("async-logins", "parallel-logins", "password-logins")
 # With the SFTP root on tmpfs, where spindlex_tw runs file calls inline, these
