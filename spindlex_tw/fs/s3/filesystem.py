@@ -266,9 +266,9 @@ class S3FileSystem:
             raise _error(errno.EBUSY)
         prefix = self._dir_prefix(loc.key)
         keys = self.bucket.keys_below(prefix, at_most=1)
-        if not keys:
+        if keys == []:
             raise _error(errno.ENOENT if self._object(loc.key) is None else errno.ENOTDIR)
-        if keys != [prefix]:
+        if keys != [prefix]:  # None: more than one key
             raise _error(errno.ENOTEMPTY)
         self.bucket.delete(prefix)
 
@@ -309,7 +309,7 @@ class S3FileSystem:
             raise _error(errno.EEXIST if not replace else errno.ENOTDIR)
         target = self._dir_prefix(new)
         existing = self.bucket.keys_below(target, at_most=1)
-        if existing:
+        if existing != []:  # a directory there, empty or not (None: more than one key)
             if not replace:
                 raise _error(errno.EEXIST)
             if existing != [target]:
