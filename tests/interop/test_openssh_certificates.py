@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,7 +74,7 @@ class Setup:
             USER,
             *command,
             identity=identity,
-            extra=[f"CertificateFile={identity}-cert.pub"],
+            extra=[f"CertificateFile={identity}-cert.pub", "LogLevel=INFO"],
             args=args,
         )
 
@@ -316,3 +318,35 @@ def test_verify_required_needs_user_verification(setup: Setup) -> None:
     setup.server.wait_for(re.compile(r"refused security key .*did not verify the user"))
     both = USER_PRESENT | USER_VERIFIED
     assert _sk_login(setup, setup.sk_verify, both) == c.SSH_MSG_USERAUTH_SUCCESS
+
+
+def test_extensions_limit_forwarding(setup: Setup) -> None:
+    """A certificate without permit-port-forwarding / permit-agent-forwarding gets neither."""
+    stdio = ("-W", f"127.0.0.1:{setup.client.port}")
+    allowed = setup.certificate("forwarder", "-n", USER)
+    assert setup.ssh(allowed, args=stdio).stdout.startswith(b"SSH-2.0-")
+    closed = setup.certificate("noforward", "-n", USER, "-O", "no-port-forwarding")
+    refused = setup.ssh(closed, args=stdio)
+    assert refused.returncode == 255 and b"administratively prohibited" in refused.stderr
+    sock = setup.tmp / "agent.sock"
+    started = subprocess.run(
+        ["ssh-agent", "-s", "-a", str(sock)], capture_output=True, text=True, timeout=30, check=True
+    )
+    pid = int(started.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(setup.user_key)], env=env, check=True, timeout=30)
+        no_agent = setup.certificate("noagent", "-n", USER, "-O", "no-agent-forwarding")
+        for identity, status in ((allowed, 0), (no_agent, 2)):
+            argv = [
+                "ssh", *setup.client.options(), "-p", str(setup.client.port), "-A",
+                "-i", str(identity), "-o", "IdentitiesOnly=yes",
+                "-o", f"CertificateFile={identity}-cert.pub", f"{USER}@127.0.0.1", "ssh-add -l",
+            ]  # fmt: skip
+            listed = subprocess.run(
+                argv, env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+            )
+            assert listed.returncode == status, (identity.name, listed)
+        setup.server.wait_for(re.compile(r"refused agent forwarding request"))
+    finally:
+        os.kill(pid, signal.SIGTERM)
