@@ -69,6 +69,16 @@ class SSHServer:
         return AUTH_FAILED
 
     @default_hook
+    def get_authorized_principals(self, username: str) -> list[str] | None:
+        """Certificate principals that may log in as ``username``; None: the name itself.
+
+        As sshd's AuthorizedPrincipalsFile: ``twistd spindlex --app`` asks it
+        for certificates of ``--trusted-user-ca-keys`` CAs. An application
+        checking certificates in ``check_auth_publickey`` decides for itself.
+        """
+        return None
+
+    @default_hook
     def check_auth_keyboard_interactive(self, username: str, submethods: str) -> int:
         return AUTH_FAILED
 

@@ -127,13 +127,19 @@ class CertificatePolicy:
         key: PKey,
         username: str,
         address: str,
+        principals: tuple[str, ...] | None = None,
     ) -> KeyOptions | None:
-        """The options ``key`` logs ``username`` in with from ``address``; None refuses."""
+        """The options ``key`` logs ``username`` in with from ``address``; None refuses.
+
+        ``principals``: those a trusted CA's certificate must name one of
+        (sshd's AuthorizedPrincipalsFile); by default the login name.
+        """
         if self.revoked is not None and self.revoked.is_revoked(key):
             log.info("key {fingerprint} is revoked", fingerprint=key.get_fingerprint())
             return None
         if isinstance(key, SSHCertificate):
-            options = self._certificate(authorized, key, username, address)
+            accepted = principals if principals is not None else (username,)
+            options = self._certificate(authorized, key, username, address, accepted)
         else:
             options = authorized.find(key, address) if authorized is not None else None
         if options is not None:
@@ -146,9 +152,10 @@ class CertificatePolicy:
         cert: SSHCertificate,
         username: str,
         address: str,
+        trusted_principals: tuple[str, ...],
     ) -> KeyOptions | None:
         if cert.signature_key in self.trusted_cas:
-            granted = _checked(cert, (username,), address, "trusted user CA")
+            granted = _checked(cert, trusted_principals, address, "trusted user CA")
             if granted is not None:
                 return _merged(KeyOptions(), granted, cert)
         for entry in authorized.entries() if authorized is not None else ():

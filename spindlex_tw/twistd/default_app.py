@@ -32,6 +32,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from spindlex_tw.core.requests import DirectStreamlocal, X11Request
+from spindlex_tw.crypto.certificate import SSHCertificate
 from spindlex_tw.fs import checksums
 from spindlex_tw.protocol.constants import (
     AUTH_FAILED,
@@ -216,16 +217,35 @@ class DefaultServer(SSHServer):
         d = threads.deferToThread(self.config.passwords.check, username, password)
         return d.addCallback(lambda ok: AUTH_SUCCESSFUL if ok is True else AUTH_FAILED)
 
-    def check_auth_publickey(self, username: str, key: PKey) -> int:
+    def check_auth_publickey(self, username: str, key: PKey) -> Any:
         if username != self.config.key_user:
             return AUTH_FAILED
         # A PolicyProtocol under twistd; anything else cannot hold a key's options.
         conn = protocol.current_connection()
         if not isinstance(conn, PolicyProtocol):
             conn = None
+        if (
+            isinstance(key, SSHCertificate)
+            and self.app is not None
+            and self._app_writes("get_authorized_principals")
+        ):
+            # The --app names the principals a trusted CA's certificate must carry.
+            asked = defer.maybeDeferred(self.app.get_authorized_principals, username)
+            return asked.addCallback(
+                lambda names: self._key_decision(conn, key, username, _principals(names))
+            )
+        return self._key_decision(conn, key, username, None)
+
+    def _key_decision(
+        self,
+        conn: PolicyProtocol | None,
+        key: PKey,
+        username: str,
+        principals: tuple[str, ...] | None,
+    ) -> int:
         address = conn.peer_address() if conn is not None else ""
         options = self.config.certificates.authorize(
-            self.config.authorized_keys, key, username, address
+            self.config.authorized_keys, key, username, address, principals
         )
         if options is None:
             return AUTH_FAILED
@@ -483,6 +503,16 @@ class DefaultServer(SSHServer):
         """Fires once every SFTP session has ended with its writes done and files closed."""
         waits = [session.protocol.when_finished() for session in list(self.sftp_sessions)]
         return defer.gatherResults(waits, consumeErrors=True)
+
+
+def _principals(names: object) -> tuple[str, ...] | None:
+    """get_authorized_principals' answer: None means the login name, anything odd nothing."""
+    if names is None:
+        return None
+    if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    log.error("get_authorized_principals must return a list of names; no principal accepted")
+    return ()
 
 
 def _refused(request: str, channel: Channel, reason: str) -> None:

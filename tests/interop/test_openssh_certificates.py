@@ -350,3 +350,43 @@ def test_extensions_limit_forwarding(setup: Setup) -> None:
         setup.server.wait_for(re.compile(r"refused agent forwarding request"))
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+PRINCIPALS_APP = """
+from spindlex_tw.server.ssh_server import SSHServer
+
+
+class PrincipalsApp(SSHServer):
+    def get_authorized_principals(self, username):
+        return ["deploy", "ops-" + username]
+"""
+
+
+def test_app_names_the_principals(setup: Setup, tmp_path: Path) -> None:
+    """--app's get_authorized_principals, as sshd's AuthorizedPrincipalsFile."""
+    (tmp_path / "principals_app.py").write_text(PRINCIPALS_APP)
+    server = Twistd(
+        [
+            "spindlex", "--listen", "tcp:0:interface=127.0.0.1", "--exec",
+            "--app", "principals_app:PrincipalsApp",
+            "--trusted-user-ca-keys", str(setup.tmp / "trusted"),
+        ],
+        cwd=tmp_path,
+        env=isolated_home(tmp_path),
+    )  # fmt: skip
+    try:
+        [port] = server.ports()
+        client = OpenSSH(tmp_path, port)
+        for name, principal, status in (
+            ("deploy", "deploy", 0),
+            ("opsuser2", f"ops-{USER}", 0),
+            ("plainname", USER, 255),  # the login name alone no longer does
+        ):
+            identity = setup.certificate(name, "-n", principal)
+            result = client.ssh(
+                USER, "true", identity=identity, extra=[f"CertificateFile={identity}-cert.pub"]
+            )
+            assert result.returncode == status, (name, result.stderr)
+        server.wait_for(re.compile(r"'plainname-id'.*no principal"))
+    finally:
+        server.kill()
