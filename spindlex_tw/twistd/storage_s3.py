@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.python import usage
 
-from spindlex_tw.fs.s3 import Bucket, S3FileSystem
+if TYPE_CHECKING:
+    # Imported when --storage s3:// is used: boto3 is an optional extra.
+    from spindlex_tw.fs.s3 import Bucket, S3FileSystem
 
 SCHEME = "s3://"
 # S3's rule for bucket names; MinIO and Ceph RGW follow it.
@@ -51,6 +53,8 @@ class S3Storage:
         return "/".join(p for p in template.replace("{user}", username).split("/") if p)
 
     def file_system(self, home: str) -> S3FileSystem:
+        from spindlex_tw.fs.s3 import S3FileSystem
+
         return S3FileSystem(self.bucket, "/".join(p for p in (self.prefix, home) if p))
 
 
@@ -77,6 +81,8 @@ def connect(options: usage.Options) -> S3Storage | None:
         raise usage.UsageError(f"--s3-endpoint expects an http(s):// URL, got {endpoint!r}")
     client = _client(endpoint)
     _check(client, name, endpoint or "AWS S3")
+    from spindlex_tw.fs.s3 import Bucket
+
     return S3Storage(Bucket(client, name), prefix)
 
 

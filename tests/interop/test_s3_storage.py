@@ -18,7 +18,7 @@ import paramiko
 import pytest
 
 from tests.support.clients import paramiko_client
-from tests.support.harness import OpenSSH
+from tests.support.harness import ROOT, OpenSSH
 from tests.support.moto import CREDENTIALS, MotoServer
 from tests.support.twistd import Twistd, isolated_home
 from tests.support.waiting import poll
@@ -213,3 +213,23 @@ def test_bad_storage_options_stop_with_one_line(
         )
         assert twistd.proc.wait(60) == 2, twistd.log()
         assert message in twistd.log(), twistd.log()
+
+
+def test_without_boto3_s3_storage_is_a_one_line_error(tmp_path: Path, bucket: str) -> None:
+    # boto3 and botocore made unimportable, as where the s3 extra is not installed.
+    stub = tmp_path / "no-boto3"
+    stub.mkdir()
+    for module in ("boto3", "botocore"):
+        (stub / f"{module}.py").write_text(f"raise ImportError('No module named {module}')\n")
+    common = ["spindlex", "--listen", "tcp:0:interface=127.0.0.1"]
+    env = {**isolated_home(tmp_path), **CREDENTIALS}
+    path = Path(f"{stub}{os.pathsep}{ROOT}")
+    refused = Twistd([*common, "--storage", f"s3://{bucket}"], tmp_path, env, pythonpath=path)
+    assert refused.proc.wait(60) == 2, refused.log()
+    assert "needs boto3, which is not installed: pip install 'spindlex-tw[s3]'" in refused.log()
+    # Every other storage runs without it.
+    served = Twistd([*common, "--storage", "memory"], tmp_path, env, pythonpath=path)
+    try:
+        served.ports()
+    finally:
+        served.stop()
