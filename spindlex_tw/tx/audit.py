@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.logger import Logger
 
-from spindlex_tw.core.requests import CancelTcpipForward, DirectTcpip, TcpipForward
+from spindlex_tw.core.requests import (
+    CancelStreamlocalForward,
+    CancelTcpipForward,
+    DirectStreamlocal,
+    DirectTcpip,
+    StreamlocalForward,
+    TcpipForward,
+)
 from spindlex_tw.core.wire import Reader
 
 if TYPE_CHECKING:
@@ -46,13 +53,16 @@ _TEXT = {
     "exit": "session {session_id}: {request} {command!r} exited with {exit_status}",
     "request_refused": "session {session_id}: {request} request refused: {reason}",
     "forward": "session {session_id}: {kind} {host}:{port} {result}",
+    # A Unix-socket forward: a path where a TCP forward has host and port.
+    "forward_socket": "session {session_id}: {kind} {path} {result}",
     "sftp": "session {session_id}: sftp {operation} {path!r} {status}",
 }
 
 
-def emit(audit_event: str, **fields: Any) -> None:
-    """Log audit event ``audit_event`` with ``fields`` (each a JSON-friendly value)."""
-    _log.info(_TEXT[audit_event], audit_event=audit_event, **fields)
+def emit(audit_event: str, text: str | None = None, **fields: Any) -> None:
+    """Log audit event ``audit_event`` with ``fields`` (each a JSON-friendly value),
+    its text the one named ``text`` (default: the event's own)."""
+    _log.info(_TEXT[text or audit_event], audit_event=audit_event, **fields)
 
 
 def sftp_operation(
@@ -183,7 +193,8 @@ def channel_refused(conn: Party, event: ev.ChannelOpenRequested, reason: str) ->
 
 
 def channel_forward(conn: Party, event: ev.ChannelOpenRequested, result: str) -> None:
-    """A direct-tcpip channel (ssh -L, -D) opened ("ok") or refused (the reason)."""
+    """A direct-tcpip (ssh -L, -D) or direct-streamlocal (ssh -L to a socket path)
+    channel opened ("ok") or refused (the reason)."""
     request = event.request
     if isinstance(request, DirectTcpip):
         emit(
@@ -196,13 +207,17 @@ def channel_forward(conn: Party, event: ev.ChannelOpenRequested, result: str) ->
             originator=f"{request.originator}:{request.originator_port}",
             result=result,
         )
+    elif isinstance(request, DirectStreamlocal):
+        _socket_forward(conn, event.kind, request.path, result)
 
 
 def global_forward(
     conn: Party, event: ev.GlobalRequestReceived, success: bool, data: bytes
 ) -> None:
-    """A tcpip-forward (ssh -R) or its cancel, as answered; other requests are not audited."""
+    """A tcpip-forward or streamlocal-forward (ssh -R) or its cancel, as answered;
+    other requests are not audited."""
     request = event.request
+    result = "ok" if success else "refused"
     if isinstance(request, TcpipForward | CancelTcpipForward):
         # Port 0 asked the server to choose: the reply carries the one it chose.
         port = int.from_bytes(data[:4], "big") if success and len(data) >= 4 else request.port
@@ -213,8 +228,22 @@ def global_forward(
             kind=event.name,
             host=request.address,
             port=port,
-            result="ok" if success else "refused",
+            result=result,
         )
+    elif isinstance(request, StreamlocalForward | CancelStreamlocalForward):
+        _socket_forward(conn, event.name, request.path, result)
+
+
+def _socket_forward(conn: Party, kind: str, path: str, result: str) -> None:
+    emit(
+        "forward",
+        "forward_socket",
+        session_id=conn.connection_id,
+        user=conn.username,
+        kind=kind,
+        path=path,
+        result=result,
+    )
 
 
 def started(conn: Party, request: str, command: bytes | None) -> None:

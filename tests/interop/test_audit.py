@@ -5,7 +5,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -322,3 +324,39 @@ def test_remote_forward(audited: Audited) -> None:
     events = audited.session_of({"audit_event": "forward", "kind": "tcpip-forward"})
     [forward] = _by(events, "forward")
     assert forward["result"] == "ok" and forward["port"] > 0
+
+
+def test_socket_forwards(audited: Audited) -> None:
+    """ssh -L and -R with Unix socket paths: `forward` events carry the path."""
+    # Short paths: a Unix socket's path is limited to 107 bytes, pytest's tmp dirs are long.
+    with tempfile.TemporaryDirectory(prefix="spx-au-") as name:
+        target, local, listen = (Path(name) / n for n in ("t.sock", "l.sock", "r.sock"))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(target))
+            server.listen(1)
+            client = audited.client
+            argv = [
+                "ssh", *client.options(extra=["ExitOnForwardFailure=yes"]),
+                "-p", str(client.port), "-i", str(audited.key), "-o", "IdentitiesOnly=yes",
+                "-L", f"{local}:{target}", "-R", f"{listen}:{target}",
+                f"{USER}@127.0.0.1", "echo ready; read line",
+            ]  # fmt: skip
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            try:
+                assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                    conn.settimeout(30)
+                    conn.connect(str(local))
+                    server.settimeout(30)
+                    accepted, _ = server.accept()
+                    accepted.close()
+            finally:
+                proc.communicate(b"\n", timeout=60)
+    assert proc.returncode == 0
+    events = audited.session_of({"audit_event": "forward", "path": str(listen)})
+    assert {(e["kind"], e["path"], e["result"]) for e in _by(events, "forward")} == {
+        ("streamlocal-forward@openssh.com", str(listen), "ok"),
+        ("direct-streamlocal@openssh.com", str(target), "ok"),
+    }
