@@ -38,9 +38,14 @@ _TIMEOUT = 900.0
 
 def raise_fd_limit() -> int:
     """Raise this process's soft RLIMIT_NOFILE to its hard limit; returns the new limit."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # "Unlimited" is not a descriptor count the kernel takes: its usual ceiling then.
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
 
 
 def idle_at_scale(server: Server, ctx: Context, resting: int) -> dict[str, float]:
