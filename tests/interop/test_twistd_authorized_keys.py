@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import OpenSSH
-from tests.support.twistd import Twistd, isolated_home
+from tests.support.keyed import keyed_twistd
+from tests.support.twistd import Twistd
 
 pytestmark = pytest.mark.interop
 
@@ -35,37 +36,8 @@ LINES = {
 def keyed_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Twistd, OpenSSH, dict[str, Path]]]:
-    tmp = tmp_path_factory.mktemp("authorized")
-    keys: dict[str, Path] = {}
-    lines = []
-    for name, options in LINES.items():
-        path = tmp / f"id_{name}"
-        subprocess.run(
-            ["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(path)],
-            check=True,
-            timeout=30,
-        )
-        keys[name] = path
-        lines.append(options + path.with_suffix(".pub").read_text())
-    authorized = tmp / "authorized_keys"
-    authorized.write_text("".join(lines))
-    server = Twistd(
-        [
-            "spindlex",
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--exec",
-            "--authorized-keys",
-            str(authorized),
-        ],
-        cwd=tmp,
-        env=isolated_home(tmp),
-    )
-    try:
-        [port] = server.ports()
-        yield server, OpenSSH(tmp, port), keys
-    finally:
-        server.kill()
+    with keyed_twistd(tmp_path_factory.mktemp("authorized"), LINES) as setup:
+        yield setup
 
 
 def _ssh(
