@@ -41,7 +41,10 @@ def keyed_server(
 
 
 def _ssh(
-    setup: tuple[Twistd, OpenSSH, dict[str, Path]], key: str, *command: str, args: tuple = ()
+    setup: tuple[Twistd, OpenSSH, dict[str, Path]],
+    key: str,
+    *command: str,
+    args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[bytes]:
     _, client, keys = setup
     return client.ssh(USER, *command, identity=keys[key], args=args, extra=["LogLevel=INFO"])
