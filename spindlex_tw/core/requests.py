@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Self, TypeVar
 
 from spindlex_tw.core import wire
 from spindlex_tw.core.errors import DecodeError
@@ -97,15 +97,20 @@ class ExecRequest:
 
 
 @dataclass(frozen=True)
-class ShellRequest:
-    NAME: ClassVar[str] = "shell"
+class _NoBody:
+    """A request whose type is all it says."""
 
     @classmethod
-    def read(cls, r: wire.Reader) -> ShellRequest:
+    def read(cls, r: wire.Reader) -> Self:
         return cls()
 
     def encode(self) -> bytes:
         return b""
+
+
+@dataclass(frozen=True)
+class ShellRequest(_NoBody):
+    NAME: ClassVar[str] = "shell"
 
 
 @dataclass(frozen=True)
@@ -181,17 +186,10 @@ class X11Request:
 
 
 @dataclass(frozen=True)
-class AgentForwardRequest:
+class AgentForwardRequest(_NoBody):
     """``auth-agent-req@openssh.com`` (OpenSSH PROTOCOL.agent): ``ssh -A``; no body."""
 
     NAME: ClassVar[str] = "auth-agent-req@openssh.com"
-
-    @classmethod
-    def read(cls, r: wire.Reader) -> AgentForwardRequest:
-        return cls()
-
-    def encode(self) -> bytes:
-        return b""
 
 
 ChannelRequest = (
@@ -240,9 +238,9 @@ class _TcpipChannel:
     originator_port: int
 
     @classmethod
-    def _fields(cls, r: wire.Reader) -> tuple[str, int, str, int]:
+    def read(cls, r: wire.Reader) -> Self:
         host, port = r.text(), _check_port(r.uint32(), zero=False)
-        return host, port, r.text(), _check_port(r.uint32(), zero=True)
+        return cls(host, port, r.text(), _check_port(r.uint32(), zero=True))
 
     def encode(self) -> bytes:
         return (
@@ -259,10 +257,6 @@ class DirectTcpip(_TcpipChannel):
 
     NAME: ClassVar[str] = "direct-tcpip"
 
-    @classmethod
-    def read(cls, r: wire.Reader) -> DirectTcpip:
-        return cls(*cls._fields(r))
-
 
 @dataclass(frozen=True)
 class ForwardedTcpip(_TcpipChannel):
@@ -271,15 +265,15 @@ class ForwardedTcpip(_TcpipChannel):
 
     NAME: ClassVar[str] = "forwarded-tcpip"
 
-    @classmethod
-    def read(cls, r: wire.Reader) -> ForwardedTcpip:
-        return cls(*cls._fields(r))
-
 
 @dataclass(frozen=True)
 class _BindAddress:
     address: str  # as the client sent it: "", "*", "localhost", an address or a name
     port: int  # 0: the server picks one (tcpip-forward only)
+
+    @classmethod
+    def read(cls, r: wire.Reader) -> Self:
+        return cls(r.text(), _check_port(r.uint32(), zero=True))
 
     def encode(self) -> bytes:
         return wire.string(self.address) + wire.uint32(self.port)
@@ -289,18 +283,10 @@ class _BindAddress:
 class TcpipForward(_BindAddress):
     NAME: ClassVar[str] = "tcpip-forward"
 
-    @classmethod
-    def read(cls, r: wire.Reader) -> TcpipForward:
-        return cls(r.text(), _check_port(r.uint32(), zero=True))
-
 
 @dataclass(frozen=True)
 class CancelTcpipForward(_BindAddress):
     NAME: ClassVar[str] = "cancel-tcpip-forward"
-
-    @classmethod
-    def read(cls, r: wire.Reader) -> CancelTcpipForward:
-        return cls(r.text(), _check_port(r.uint32(), zero=True))
 
 
 # --- Unix-domain socket forwarding (OpenSSH PROTOCOL section 2.4) ----------------------------
@@ -354,6 +340,10 @@ class ForwardedStreamlocal:
 class _SocketPath:
     path: str
 
+    @classmethod
+    def read(cls, r: wire.Reader) -> Self:
+        return cls(_socket_path(r))
+
     def encode(self) -> bytes:
         return wire.string(self.path)
 
@@ -364,18 +354,10 @@ class StreamlocalForward(_SocketPath):
 
     NAME: ClassVar[str] = "streamlocal-forward@openssh.com"
 
-    @classmethod
-    def read(cls, r: wire.Reader) -> StreamlocalForward:
-        return cls(_socket_path(r))
-
 
 @dataclass(frozen=True)
 class CancelStreamlocalForward(_SocketPath):
     NAME: ClassVar[str] = "cancel-streamlocal-forward@openssh.com"
-
-    @classmethod
-    def read(cls, r: wire.Reader) -> CancelStreamlocalForward:
-        return cls(_socket_path(r))
 
 
 # --- channels the server opens towards the client -------------------------------------------
