@@ -25,7 +25,7 @@ from spindlex_tw.core.connection import ConnectionService
 from spindlex_tw.core.transport import ServerTransport
 from spindlex_tw.core.userauth import UserAuthService
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx import audit
+from spindlex_tw.tx import audit, deadlines
 from spindlex_tw.tx.auth import AuthDriver
 from spindlex_tw.tx.channel import Channel
 from spindlex_tw.tx.hooks import call_hook, is_code
@@ -113,7 +113,7 @@ class SSHServerProtocol(protocol.Protocol):
         self.auth: AuthDriver | None = None
         self.username: str | None = None
         self._channels: dict[int, Channel] = {}
-        self._grace_timer: Any = None
+        self._grace_timer: deadlines.Deadline | None = None
         self._rekey_loop: LoopingCall | None = None
         self.write_paused = False
         self.peer = "?"
@@ -161,7 +161,9 @@ class SSHServerProtocol(protocol.Protocol):
             ),
         )
         self.transport.registerProducer(self, True)
-        self._grace_timer = self.reactor.callLater(settings.login_grace, self._grace_expired)
+        self._grace_timer = deadlines.of(self.reactor).call_at(
+            self.connected_at + settings.login_grace, self._grace_expired
+        )
         self._requests = TokenBucket(
             settings.max_requests_per_second, settings.max_requests_burst, self.reactor.seconds
         )
@@ -191,9 +193,8 @@ class SSHServerProtocol(protocol.Protocol):
             self.process(events)
 
     def connectionLost(self, reason: Any = None) -> None:
-        for timer in (self._grace_timer,):
-            if timer is not None and timer.active():
-                timer.cancel()
+        if self._grace_timer is not None:
+            self._grace_timer.withdraw()
         if self._rekey_loop is not None and self._rekey_loop.running:
             self._rekey_loop.stop()
         self.lost = True
@@ -352,8 +353,8 @@ class SSHServerProtocol(protocol.Protocol):
             self.key_fingerprint = self.auth.key_fingerprint
         audit.logged_in(self)
         self.factory.connection_authenticated(self)
-        if self._grace_timer is not None and self._grace_timer.active():
-            self._grace_timer.cancel()
+        if self._grace_timer is not None:
+            self._grace_timer.withdraw()
         log.info(
             "login {user} from {peer} by {method}",
             user=username,

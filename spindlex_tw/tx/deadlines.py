@@ -1,0 +1,89 @@
+"""Many deadlines, one reactor timer: the login grace of every pending connection.
+
+A ``callLater`` per connection costs a timer that is almost always cancelled
+(most logins take milliseconds), and Twisted drops cancelled timers from its
+heap only lazily: each still wakes the reactor once, ``login_grace`` after its
+connection opened, which at 10,000 connections is a steady trickle of idle
+wake-ups. Here a connection's deadline is an entry in a heap of our own,
+watched by one ``callLater`` set for the earliest entry. Withdrawing a
+deadline (a login) only marks its entry; the timer is never cancelled or
+moved later, so no cancelled timer is ever left in the reactor. When it fires
+it calls what is due, drops withdrawn entries and, if a live one remains,
+sets a new timer for it; with none left there is no timer at all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+
+log = Logger(namespace="spindlex_tw.deadlines")
+
+
+class Deadline:
+    """One scheduled call; :meth:`withdraw` it to call nothing."""
+
+    __slots__ = ("callback", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback: Callable[[], None] | None = callback
+
+    def withdraw(self) -> None:
+        # Lets go of the callback (and the connection it holds) at once; the
+        # entry itself leaves the heap when the timer next passes it.
+        self.callback = None
+
+
+class Deadlines:
+    """The deadlines of one reactor, watched by at most one timer."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()  # ties keep arrival order; Deadlines never compare
+        self._timer: Any = None
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Deadline:
+        """Call ``callback()`` at reactor time ``when`` unless withdrawn before."""
+        deadline = Deadline(when, callback)
+        heapq.heappush(self._heap, (when, next(self._order), deadline))
+        if self._timer is None:
+            self._timer = self.reactor.callLater(max(0.0, when - self.reactor.seconds()), self._due)
+        elif when < self._timer.getTime():
+            # Sooner only moves the timer within the heap; never later (see above).
+            self._timer.reset(max(0.0, when - self.reactor.seconds()))
+        return deadline
+
+    def _due(self) -> None:
+        self._timer = None
+        now = self.reactor.seconds()
+        heap = self._heap
+        while heap and (heap[0][2].callback is None or heap[0][0] <= now):
+            deadline = heapq.heappop(heap)[2]
+            callback, deadline.callback = deadline.callback, None
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    # One failing callback must not cost the others their deadline.
+                    log.failure("deadline callback failed")
+        # A callback may have added a deadline, and with it a timer.
+        if heap and self._timer is None:
+            self._timer = self.reactor.callLater(max(0.0, heap[0][0] - now), self._due)
+
+
+_by_reactor: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
+
+
+def of(reactor: Any) -> Deadlines:
+    """The :class:`Deadlines` every connection on ``reactor`` shares."""
+    deadlines = _by_reactor.get(reactor)
+    if deadlines is None:
+        deadlines = _by_reactor[reactor] = Deadlines(reactor)
+    return deadlines
