@@ -11,6 +11,8 @@ says no. The pieces:
 - ``agent``, ``x11``: the listeners a session's ``auth-agent-req@openssh.com``
   and ``x11-req`` set up (tx/session.py calls them once the hook granted);
 - ``inbound``: a connection one of those accepted, offered as a channel;
+- ``outbound``: a connection the server made for a direct-* channel, bridged
+  once confirmed, or the OPEN_FAILURE;
 - ``bridge``: a socket spliced onto a channel with back-pressure;
 - ``state``: what each connection holds, released when it ends.
 """

@@ -15,10 +15,10 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spindlex_tw.core.requests import DirectTcpip, Malformed
+from spindlex_tw.core.requests import DirectTcpip
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx import audit
-from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
+from spindlex_tw.tx.forwarding.bridge import SocketEnd
+from spindlex_tw.tx.forwarding.outbound import bridge_connected, reject_open
 from spindlex_tw.tx.hooks import call_hook, is_code
 
 if TYPE_CHECKING:
@@ -43,13 +43,9 @@ def open_direct_tcpip(forwards: ConnectionForwards, event: ev.ChannelOpenRequest
     """Channel opener for ``direct-tcpip``, after ``check_channel_request`` accepted."""
     conn = forwards.conn
     target = event.request
-    if not isinstance(target, DirectTcpip):  # the core read it and found it Malformed
-        log.info(
-            "malformed direct-tcpip open from {peer}: {error}",
-            peer=conn.peer,
-            error=target.description if isinstance(target, Malformed) else "not decoded",
-        )
-        _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, "malformed direct-tcpip request")
+    if not isinstance(target, DirectTcpip):
+        forwards.log_malformed("direct-tcpip open", target)
+        reject_open(forwards, event, "malformed direct-tcpip request")
         return
     decision = call_hook(
         conn.reactor,
@@ -86,7 +82,7 @@ def _connect(
     try:
         endpoint = HostnameEndpoint(conn.reactor, target.host, target.port, timeout=timeout)
     except ValueError:  # a host name that IDNA cannot encode
-        _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, "Name or service not known")
+        reject_open(forwards, event, "Name or service not known")
         return
     factory: Any = protocol.Factory.forProtocol(SocketEnd)
     connecting = endpoint.connect(factory)
@@ -95,22 +91,15 @@ def _connect(
     forwards.track_connect(connecting)
 
     def connected(socket_end: SocketEnd) -> None:
-        if forwards.closed:
-            socket_end.drop()
-            return
-        channel = conn.accept_channel(event)
-        if channel is None:
-            socket_end.drop()
-            return
-        log.debug(
-            "direct-tcpip {origin}:{oport} -> {host}:{port} for {peer}",
-            origin=target.originator,
-            oport=target.originator_port,
-            host=target.host,
-            port=target.port,
-            peer=conn.peer,
-        )
-        Bridge(channel, socket_end).start()
+        if bridge_connected(forwards, event, socket_end):
+            log.debug(
+                "direct-tcpip {origin}:{oport} -> {host}:{port} for {peer}",
+                origin=target.originator,
+                oport=target.originator_port,
+                host=target.host,
+                port=target.port,
+                peer=conn.peer,
+            )
 
     def failed(failure: Failure) -> None:
         if forwards.closed:
@@ -123,21 +112,9 @@ def _connect(
             peer=conn.peer,
             error=failure.getErrorMessage(),
         )
-        _reject(forwards, event, c.SSH_OPEN_CONNECT_FAILED, text)
+        reject_open(forwards, event, text)
 
     connecting.addCallbacks(connected, failed)
-
-
-def _reject(
-    forwards: ConnectionForwards, event: ev.ChannelOpenRequested, reason: int, text: str
-) -> None:
-    """OPEN_FAILURE with our own description (``reject_channel`` has fixed texts)."""
-    conn = forwards.conn
-    if forwards.closed or conn.connection is None:
-        return
-    conn.connection.reject_open(event.peer_id, reason, text)
-    conn.flush()
-    audit.channel_refused(conn, event, text)
 
 
 def _connect_error_text(failure: Failure) -> str:

@@ -28,7 +28,6 @@ from spindlex_tw.core import wire
 from spindlex_tw.core.requests import (
     CancelTcpipForward,
     ForwardedTcpip,
-    Malformed,
     TcpipForward,
 )
 from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
@@ -151,12 +150,8 @@ def handle_tcpip_forward(forwards: ConnectionForwards, event: ev.GlobalRequestRe
     """Global request handler: ask the hook, listen, reply (with the port if it was 0)."""
     conn = forwards.conn
     request = event.request
-    if not isinstance(request, TcpipForward):  # the core read it and found it Malformed
-        log.info(
-            "malformed tcpip-forward from {peer}: {error}",
-            peer=conn.peer,
-            error=request.description if isinstance(request, Malformed) else "not decoded",
-        )
+    if not isinstance(request, TcpipForward):
+        forwards.log_malformed("tcpip-forward", request)
         conn.global_reply(event, False)
         return
     address, port = request.address, request.port
@@ -252,12 +247,8 @@ def handle_cancel_tcpip_forward(
     """Global request handler: stop a listener this connection owns, if the hook agrees."""
     conn = forwards.conn
     request = event.request
-    if not isinstance(request, CancelTcpipForward):  # the core read it and found it Malformed
-        log.info(
-            "malformed cancel-tcpip-forward from {peer}: {error}",
-            peer=conn.peer,
-            error=request.description if isinstance(request, Malformed) else "not decoded",
-        )
+    if not isinstance(request, CancelTcpipForward):
+        forwards.log_malformed("cancel-tcpip-forward", request)
         conn.global_reply(event, False)
         return
     key = (request.address, request.port)

@@ -12,10 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet import defer
+from twisted.logger import Logger
+
+from spindlex_tw.core.requests import Malformed
 
 if TYPE_CHECKING:
     from spindlex_tw.tx.interfaces import Connection
     from spindlex_tw.tx.settings import ServerSettings
+
+log = Logger(namespace="spindlex_tw.forwarding")
 
 
 class Stoppable(Protocol):
@@ -45,6 +50,15 @@ class ConnectionForwards:
     @property
     def reactor(self) -> Any:
         return self.conn.reactor
+
+    def log_malformed(self, what: str, request: object) -> None:
+        """Log a ``what`` whose body the core read and found Malformed (or did not decode)."""
+        log.info(
+            "malformed {what} from {peer}: {error}",
+            what=what,
+            peer=self.conn.peer,
+            error=request.description if isinstance(request, Malformed) else "not decoded",
+        )
 
     def listener_slots_used(self) -> int:
         return len(self.listeners) + len(self.sockets) + self.reserved

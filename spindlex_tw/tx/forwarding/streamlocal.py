@@ -39,13 +39,12 @@ from spindlex_tw.core.requests import (
     CancelStreamlocalForward,
     DirectStreamlocal,
     ForwardedStreamlocal,
-    Malformed,
     StreamlocalForward,
 )
 from spindlex_tw.protocol import constants as c
-from spindlex_tw.tx import audit
-from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
+from spindlex_tw.tx.forwarding.bridge import SocketEnd
 from spindlex_tw.tx.forwarding.inbound import AcceptingFactory, offer_channel
+from spindlex_tw.tx.forwarding.outbound import bridge_connected, reject_open
 from spindlex_tw.tx.hooks import call_hook, is_code
 
 if TYPE_CHECKING:
@@ -62,13 +61,9 @@ def open_direct_streamlocal(forwards: ConnectionForwards, event: ev.ChannelOpenR
     """Channel opener for ``direct-streamlocal@openssh.com``."""
     conn = forwards.conn
     target = event.request
-    if not isinstance(target, DirectStreamlocal):  # the core read it and found it Malformed
-        log.info(
-            "malformed direct-streamlocal open from {peer}: {error}",
-            peer=conn.peer,
-            error=target.description if isinstance(target, Malformed) else "not decoded",
-        )
-        _reject(forwards, event, "malformed direct-streamlocal request")
+    if not isinstance(target, DirectStreamlocal):
+        forwards.log_malformed("direct-streamlocal open", target)
+        reject_open(forwards, event, "malformed direct-streamlocal request")
         return
     decision = call_hook(
         conn.reactor,
@@ -102,15 +97,8 @@ def _connect(forwards: ConnectionForwards, event: ev.ChannelOpenRequested, path:
     forwards.track_connect(connecting)
 
     def connected(socket_end: SocketEnd) -> None:
-        if forwards.closed:
-            socket_end.drop()
-            return
-        channel = conn.accept_channel(event)
-        if channel is None:
-            socket_end.drop()
-            return
-        log.debug("direct-streamlocal to {path} for {peer}", path=path, peer=conn.peer)
-        Bridge(channel, socket_end).start()
+        if bridge_connected(forwards, event, socket_end):
+            log.debug("direct-streamlocal to {path} for {peer}", path=path, peer=conn.peer)
 
     def failed(failure: Failure) -> None:
         if forwards.closed:
@@ -123,7 +111,7 @@ def _connect(forwards: ConnectionForwards, event: ev.ChannelOpenRequested, path:
             peer=conn.peer,
             error=failure.getErrorMessage(),
         )
-        _reject(forwards, event, text)
+        reject_open(forwards, event, text)
 
     connecting.addCallbacks(connected, failed)
 
@@ -132,15 +120,6 @@ def _describe(error: object, fallback: str) -> str:
     """The text of an errno, or of an OSError, for a log line and the client."""
     number = error.errno if isinstance(error, OSError) else error
     return os.strerror(number) if isinstance(number, int) else fallback
-
-
-def _reject(forwards: ConnectionForwards, event: ev.ChannelOpenRequested, text: str) -> None:
-    conn = forwards.conn
-    if forwards.closed or conn.connection is None:
-        return
-    conn.connection.reject_open(event.peer_id, c.SSH_OPEN_CONNECT_FAILED, text)
-    conn.flush()
-    audit.channel_refused(conn, event, text)
 
 
 # --- ssh -R from a socket path ----------------------------------------------------------------
@@ -215,7 +194,7 @@ def handle_streamlocal_forward(
     conn = forwards.conn
     request = event.request
     if not isinstance(request, StreamlocalForward):
-        log.info("malformed streamlocal-forward from {peer}", peer=conn.peer)
+        forwards.log_malformed("streamlocal-forward", request)
         conn.global_reply(event, False)
         return
     path = request.path
@@ -270,6 +249,7 @@ def handle_cancel_streamlocal_forward(
     conn = forwards.conn
     request = event.request
     if not isinstance(request, CancelStreamlocalForward):
+        forwards.log_malformed("cancel-streamlocal-forward", request)
         conn.global_reply(event, False)
         return
     path = request.path
