@@ -16,10 +16,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spindlex_tw.core.requests import DirectTcpip
-from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx.forwarding.bridge import SocketEnd
-from spindlex_tw.tx.forwarding.outbound import bridge_connected, reject_open
-from spindlex_tw.tx.hooks import call_hook, is_code
+from spindlex_tw.tx.forwarding.outbound import ask_then_connect, bridge_connected, reject_open
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
@@ -41,37 +39,19 @@ _CONNECT_ERROR_TEXT: dict[type[BaseException], str] = {
 
 def open_direct_tcpip(forwards: ConnectionForwards, event: ev.ChannelOpenRequested) -> None:
     """Channel opener for ``direct-tcpip``, after ``check_channel_request`` accepted."""
-    conn = forwards.conn
     target = event.request
     if not isinstance(target, DirectTcpip):
         forwards.log_malformed("direct-tcpip open", target)
         reject_open(forwards, event, "malformed direct-tcpip request")
         return
-    decision = call_hook(
-        conn.reactor,
-        conn.server.check_channel_direct_tcpip_request,
-        event.peer_id,
-        (target.originator, target.originator_port),
-        (target.host, target.port),
-        denied=c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
-        timeout=forwards.settings.hook_timeout,
+    ask_then_connect(
+        forwards,
+        event,
+        forwards.conn.server.check_channel_direct_tcpip_request,
+        (event.peer_id, (target.originator, target.originator_port), (target.host, target.port)),
+        lambda: _connect(forwards, event, target),
+        f"direct-tcpip to {target.host}:{target.port}",
     )
-
-    def decided(code: object) -> None:
-        if forwards.closed:
-            return
-        if is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
-            _connect(forwards, event, target)
-        else:
-            log.info(
-                "direct-tcpip to {host}:{port} refused for {peer}",
-                host=target.host,
-                port=target.port,
-                peer=conn.peer,
-            )
-            conn.reject_channel(event, code)
-
-    decision.addCallback(decided)
 
 
 def _connect(

@@ -8,15 +8,54 @@ answers OPEN_FAILURE with a plain description of why not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from twisted.logger import Logger
 
 from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx import audit
 from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
+from spindlex_tw.tx.hooks import call_hook, is_code
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
     from spindlex_tw.tx.forwarding.state import ConnectionForwards
+
+log = Logger(namespace="spindlex_tw.forwarding")
+
+
+def ask_then_connect(
+    forwards: ConnectionForwards,
+    event: ev.ChannelOpenRequested,
+    hook: Callable[..., object],
+    args: tuple[object, ...],
+    connect: Callable[[], None],
+    what: str,
+) -> None:
+    """``connect()`` once ``hook(*args)`` answers SUCCESS; otherwise refuse with its code.
+
+    ``what`` names the target in the log line of a refusal.
+    """
+    conn = forwards.conn
+    decision = call_hook(
+        conn.reactor,
+        hook,
+        *args,
+        denied=c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
+        timeout=forwards.settings.hook_timeout,
+    )
+
+    def decided(code: object) -> None:
+        if forwards.closed:
+            return
+        if is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
+            connect()
+        else:
+            log.info("{what} refused for {peer}", what=what, peer=conn.peer)
+            conn.reject_channel(event, code)
+
+    decision.addCallback(decided)
 
 
 def bridge_connected(

@@ -31,6 +31,7 @@ from spindlex_tw.core.requests import (
     TcpipForward,
 )
 from spindlex_tw.tx.forwarding.bridge import Bridge, SocketEnd
+from spindlex_tw.tx.forwarding.state import cancel_listener
 from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
@@ -252,34 +253,17 @@ def handle_cancel_tcpip_forward(
         conn.global_reply(event, False)
         return
     key = (request.address, request.port)
-    listener = forwards.listeners.get(key)
-    if listener is None:
-        conn.global_reply(event, False)
-        return
-    decision = call_hook(
-        conn.reactor,
+    cancel_listener(
+        forwards,
+        event,
+        forwards.listeners,
+        key,
         conn.server.check_port_forward_cancel_request,
-        *key,
-        denied=False,
-        timeout=forwards.settings.hook_timeout,
+        key,
+        "forwarding {address}:{port} cancelled by {peer}",
+        address=request.address,
+        port=request.port,
     )
-
-    def decided(allowed: object) -> None:
-        # The same listener still: a second cancel racing this one must not stop twice.
-        granted = allowed is True and forwards.listeners.get(key) is listener
-        if granted:
-            del forwards.listeners[key]
-            listener.stop()
-            log.info(
-                "forwarding {address}:{port} cancelled by {peer}",
-                address=key[0],
-                port=key[1],
-                peer=conn.peer,
-                event="forward_cancel",
-            )
-        conn.global_reply(event, granted)
-
-    decision.addCallback(decided)
 
 
 async def _bind_hosts(reactor: Any, address: str, timeout: float) -> list[str]:

@@ -9,18 +9,23 @@ by the connection's ``on_connection_lost`` callback.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from spindlex_tw.core.requests import Malformed
+from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
+    from spindlex_tw.core import events as ev
     from spindlex_tw.tx.interfaces import Connection
     from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.forwarding")
+
+_Key = TypeVar("_Key")
 
 
 class Stoppable(Protocol):
@@ -82,6 +87,43 @@ class ConnectionForwards:
         sockets, self.sockets = self.sockets, {}
         for listener in [*listeners.values(), *sockets.values()]:
             listener.stop()
+
+
+def cancel_listener(
+    forwards: ConnectionForwards,
+    event: ev.GlobalRequestReceived,
+    held: dict[_Key, Stoppable],
+    key: _Key,
+    hook: Callable[..., object],
+    args: tuple[object, ...],
+    message: str,
+    **fields: object,
+) -> None:
+    """Stop ``held[key]`` if ``hook(*args)`` grants the client's cancel, and reply.
+
+    ``message`` with ``fields`` is the log line (the audit's ``forward_cancel``)
+    of a granted cancel.
+    """
+    conn = forwards.conn
+    listener = held.get(key)
+    if listener is None:
+        conn.global_reply(event, False)
+        return
+    decision = call_hook(
+        conn.reactor, hook, *args, denied=False, timeout=forwards.settings.hook_timeout
+    )
+
+    def decided(allowed: object) -> None:
+        # The same listener still: a second cancel racing this one, or the end of
+        # the connection (which stops them all), must not stop it twice.
+        granted = allowed is True and not forwards.closed and held.get(key) is listener
+        if granted:
+            del held[key]
+            listener.stop()
+            log.info(message, peer=conn.peer, event="forward_cancel", **fields)
+        conn.global_reply(event, granted)
+
+    decision.addCallback(decided)
 
 
 class ForwardRegistry:

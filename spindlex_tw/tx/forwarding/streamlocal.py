@@ -41,11 +41,11 @@ from spindlex_tw.core.requests import (
     ForwardedStreamlocal,
     StreamlocalForward,
 )
-from spindlex_tw.protocol import constants as c
 from spindlex_tw.tx.forwarding.bridge import SocketEnd
 from spindlex_tw.tx.forwarding.inbound import AcceptingFactory, offer_channel
-from spindlex_tw.tx.forwarding.outbound import bridge_connected, reject_open
-from spindlex_tw.tx.hooks import call_hook, is_code
+from spindlex_tw.tx.forwarding.outbound import ask_then_connect, bridge_connected, reject_open
+from spindlex_tw.tx.forwarding.state import cancel_listener
+from spindlex_tw.tx.hooks import call_hook
 
 if TYPE_CHECKING:
     from spindlex_tw.core import events as ev
@@ -59,33 +59,19 @@ log = Logger(namespace="spindlex_tw.forwarding")
 
 def open_direct_streamlocal(forwards: ConnectionForwards, event: ev.ChannelOpenRequested) -> None:
     """Channel opener for ``direct-streamlocal@openssh.com``."""
-    conn = forwards.conn
     target = event.request
     if not isinstance(target, DirectStreamlocal):
         forwards.log_malformed("direct-streamlocal open", target)
         reject_open(forwards, event, "malformed direct-streamlocal request")
         return
-    decision = call_hook(
-        conn.reactor,
-        conn.server.check_channel_direct_streamlocal_request,
-        event.peer_id,
-        target.path,
-        denied=c.SSH_OPEN_ADMINISTRATIVELY_PROHIBITED,
-        timeout=forwards.settings.hook_timeout,
+    ask_then_connect(
+        forwards,
+        event,
+        forwards.conn.server.check_channel_direct_streamlocal_request,
+        (event.peer_id, target.path),
+        lambda: _connect(forwards, event, target.path),
+        f"direct-streamlocal to {target.path}",
     )
-
-    def decided(code: object) -> None:
-        if forwards.closed:
-            return
-        if is_code(code, c.SSH_OPEN_CONNECT_SUCCESS):
-            _connect(forwards, event, target.path)
-        else:
-            log.info(
-                "direct-streamlocal to {path} refused for {peer}", path=target.path, peer=conn.peer
-            )
-            conn.reject_channel(event, code)
-
-    decision.addCallback(decided)
 
 
 def _connect(forwards: ConnectionForwards, event: ev.ChannelOpenRequested, path: str) -> None:
@@ -198,14 +184,19 @@ def handle_streamlocal_forward(
         conn.global_reply(event, False)
         return
     path = request.path
-    limit = forwards.settings.max_forward_listeners
-    if forwards.closed or forwards.listener_slots_used() >= limit or path in forwards.sockets:
+
+    def refuse(reason: str) -> None:
         log.info(
-            "streamlocal-forward {path} refused for {peer}: limit or duplicate",
+            "streamlocal-forward {path} refused for {peer}: {reason}",
             path=path,
             peer=conn.peer,
+            reason=reason,
         )
         conn.global_reply(event, False)
+
+    limit = forwards.settings.max_forward_listeners
+    if forwards.closed or forwards.listener_slots_used() >= limit or path in forwards.sockets:
+        refuse("limit or duplicate")
         return
     forwards.reserved += 1
     decision = call_hook(
@@ -227,13 +218,7 @@ def handle_streamlocal_forward(
         if problem is None:
             problem = listener.listen()
         if problem is not None:
-            log.info(
-                "streamlocal-forward {path} refused for {peer}: {reason}",
-                path=path,
-                peer=conn.peer,
-                reason=problem,
-            )
-            conn.global_reply(event, False)
+            refuse(problem)
             return
         forwards.sockets[path] = listener
         log.info("forwarding socket {path} for {peer}", path=path, peer=conn.peer, event="forward")
@@ -252,31 +237,13 @@ def handle_cancel_streamlocal_forward(
         forwards.log_malformed("cancel-streamlocal-forward", request)
         conn.global_reply(event, False)
         return
-    path = request.path
-    listener = forwards.sockets.get(path)
-    if listener is None:
-        conn.global_reply(event, False)
-        return
-    decision: defer.Deferred[object] = call_hook(
-        conn.reactor,
+    cancel_listener(
+        forwards,
+        event,
+        forwards.sockets,
+        request.path,
         conn.server.check_streamlocal_forward_cancel_request,
-        path,
-        denied=False,
-        timeout=forwards.settings.hook_timeout,
+        (request.path,),
+        "forwarding socket {path} cancelled by {peer}",
+        path=request.path,
     )
-
-    def decided(allowed: object) -> None:
-        # The same listener still: a second cancel racing this one must not stop twice.
-        granted = allowed is True and forwards.sockets.get(path) is listener
-        if granted:
-            del forwards.sockets[path]
-            listener.stop()
-            log.info(
-                "forwarding socket {path} cancelled by {peer}",
-                path=path,
-                peer=conn.peer,
-                event="forward_cancel",
-            )
-        conn.global_reply(event, granted)
-
-    decision.addCallback(decided)
