@@ -4,7 +4,8 @@ Bridged channels close with their connection by themselves; what is tied to
 the connection but to no channel (``tcpip-forward`` listening ports and
 ``streamlocal-forward`` sockets,
 ``direct-tcpip`` connects still in progress) is tracked here and released
-by the connection's ``on_connection_lost`` callback.
+by the connection's ``on_connection_lost`` callback, or one listener at a
+time by the client's cancel (``cancel_listener``).
 """
 
 from __future__ import annotations
