@@ -9,84 +9,20 @@ from __future__ import annotations
 
 import getpass
 import re
-import shutil
 import socket
 import subprocess
-import textwrap
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.support.haproxy import haproxy, needs_haproxy
 from tests.support.harness import OpenSSH
-from tests.support.processes import stop_process
 from tests.support.twistd import Twistd, isolated_home
-from tests.support.waiting import free_port, poll
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.skipif(
-        shutil.which("haproxy") is None,
-        reason="haproxy is not installed (Debian package haproxy; .ci/run installs it)",
-    ),
-]
+pytestmark = [pytest.mark.interop, needs_haproxy]
 
 CLIENT = "127.0.0.2"  # the real client: any loopback address other than HAProxy's own
 PROXIED = ["--listen", "haproxy:tcp:0:interface=127.0.0.1", "--auth", "memory:alice:secret"]
-
-
-def _config(port: int, backends: Sequence[int]) -> str:
-    servers = "\n".join(
-        f"    server s{i} 127.0.0.1:{backend} send-proxy-v2" for i, backend in enumerate(backends)
-    )
-    return (
-        textwrap.dedent(
-            f"""
-        defaults
-            mode tcp
-            timeout connect 10s
-            timeout client 60s
-            timeout server 60s
-
-        frontend ssh
-            bind 127.0.0.1:{port}
-            default_backend spindlex
-
-        backend spindlex
-            balance roundrobin
-        """
-        )
-        + servers
-        + "\n"
-    )
-
-
-def _accepts(port: int) -> bool | None:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            return True
-    except OSError:
-        return None
-
-
-@contextmanager
-def haproxy(tmp_path: Path, backends: Sequence[int]) -> Iterator[int]:
-    """A real HAProxy in the foreground, in front of ``backends``; yields its port."""
-    port = free_port()
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(_config(port, backends))
-    proc = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        poll(lambda: _accepts(port), timeout=30, what="haproxy listening")
-        yield port
-    finally:
-        stop_process(proc, timeout=10)
 
 
 def _server(tmp_path: Path, name: str, *args: str) -> Twistd:

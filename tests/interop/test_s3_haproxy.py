@@ -14,83 +14,26 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shutil
 import signal
 import subprocess
-import textwrap
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.haproxy import haproxy, needs_haproxy
 from tests.support.harness import OpenSSH
 from tests.support.moto import CREDENTIALS, MotoServer
-from tests.support.processes import status_kib, stop_process
+from tests.support.processes import status_kib
 from tests.support.twistd import Twistd, isolated_home
-from tests.support.waiting import free_port, poll
+from tests.support.waiting import poll
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.skipif(
-        shutil.which("haproxy") is None,
-        reason="haproxy is not installed (Debian package haproxy; .ci/run installs it)",
-    ),
-]
+pytestmark = [pytest.mark.interop, needs_haproxy]
 
 BIG = 256 << 20
 CLIENTS = 10
 USER = getpass.getuser()  # authorized_keys logs in as the server's user
-
-
-def _config(port: int, backends: Sequence[int]) -> str:
-    servers = "\n".join(
-        f"    server s{i} 127.0.0.1:{backend} send-proxy-v2" for i, backend in enumerate(backends)
-    )
-    # Without health checks a dead server is found by its refused connect: retried on
-    # the next server (redispatch), the client never sees it.
-    return (
-        textwrap.dedent(
-            f"""
-        defaults
-            mode tcp
-            retries 2
-            option redispatch
-            timeout connect 5s
-            timeout client 120s
-            timeout server 120s
-
-        frontend ssh
-            bind 127.0.0.1:{port}
-            default_backend spindlex
-
-        backend spindlex
-            balance roundrobin
-        """
-        )
-        + servers
-        + "\n"
-    )
-
-
-@contextmanager
-def haproxy(tmp_path: Path, backends: Sequence[int]) -> Iterator[int]:
-    port = free_port()
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(_config(port, backends))
-    check = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    proc = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield port
-    finally:
-        stop_process(proc, timeout=10)
 
 
 class Instance:
