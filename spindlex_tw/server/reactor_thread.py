@@ -12,6 +12,13 @@ the reactor, so these helpers run it there:
   and then called as above. That reactor is stopped cleanly when the
   interpreter exits, so thread pools (SFTP's, for one) are joined and the
   process does not hang on them.
+
+Without its signal handlers the reactor never hears SIGCHLD, and a process a
+hook starts with ``spawnProcess`` (or ``utils.getProcessOutput``) that is
+still running when its pipes close is never reaped: its ``processEnded``
+never comes. So when the background reactor is started from the main thread
+and nobody handles SIGCHLD yet, :mod:`spindlex_tw.server.child_reaper` has
+the signal wake the reactor to reap its children.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from typing import Any, TypeVar
 from twisted.internet import threads
 from twisted.internet.error import ReactorNotRunning
 from twisted.python import threadable
+
+from spindlex_tw.server.child_reaper import reap_children
 
 T = TypeVar("T")
 
@@ -97,6 +106,7 @@ def ensure_running(reactor: Any) -> None:
             raise RuntimeError(f"cannot run the reactor: {failures[0]!r}") from failures[0]
         _thread = thread
         _stop_at_exit(reactor, thread)
+        reap_children(reactor)
 
 
 def _stop_at_exit(reactor: Any, thread: threading.Thread) -> None:
