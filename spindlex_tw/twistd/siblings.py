@@ -21,12 +21,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from spindlex_tw.twistd import startup
+from spindlex_tw.twistd import balance, startup
 from spindlex_tw.twistd.listening import ListenFailed
 from spindlex_tw.twistd.supervisor import (
     FIRST_FD,
+    Descriptor,
     Supervisor,
-    adopt_listening,
     listening_socket,
 )
 
@@ -54,6 +54,17 @@ def inherited_fds(count: int) -> list[int | None]:
     if len(fds) != count:
         raise RuntimeError(f"worker inherited {len(fds)} listening sockets for {count} --listen")
     return list(fds)
+
+
+_shares: balance.Shares | None = None
+
+
+def process_shares() -> balance.Shares:
+    """The connection counts this process and its copies share (see :mod:`.balance`)."""
+    global _shares
+    if _shares is None:
+        _shares = (balance.inherited() if is_worker() else None) or balance.Shares.create()
+    return _shares
 
 
 def tcp_address(description: str) -> tuple[str, int]:
@@ -102,7 +113,7 @@ class SharedListener(service.Service):
             fd = os.dup(self.socket.fileno())
         else:
             fd, self.inherited_fd = self.inherited_fd, None
-        self.port = adopt_listening(self.reactor, self.factory, fd)
+        self.port = balance.adopt(self.reactor, self.factory, fd, process_shares())
         address = self.port.getHost()
         log.info(
             "listening on {address} (worker {pid})",
@@ -148,11 +159,14 @@ class SiblingProcesses(Supervisor):
         env[WORKER_ENV] = "1"
         if self.password is not None:
             env[PASSWORD_ENV] = self.password
-        sockets = []
+        sockets: list[Descriptor] = []
         for listener in self.listeners:
             assert listener.socket is not None, "listeners bind before services start"
             sockets.append(listener.socket)
         env[LISTEN_FDS_ENV] = ",".join(str(fd) for fd in range(FIRST_FD, FIRST_FD + len(sockets)))
+        # After the sockets: the counts that keep the copies' shares of connections even.
+        env[balance.BALANCE_FD_ENV] = str(FIRST_FD + len(sockets))
+        sockets.append(process_shares())
         # twistd's own entry point, run by this interpreter: no console script needed.
         twistd = "from twisted.scripts.twistd import run; run()"
         command = [sys.executable, "-c", twistd, "-n", "--pidfile=", "spindlex", *self.arguments]

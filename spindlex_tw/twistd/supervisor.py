@@ -4,7 +4,9 @@ CPython runs a reactor on one core at a time. To use more, N worker processes
 each run their own reactor and accept from the same listening sockets,
 inherited from the supervisor as descriptors 3, 4, ... A new connection goes
 to whichever worker is waiting for work: a worker busy with a slow login does
-not accept, so the load follows the idle processes. (``SO_REUSEPORT`` would
+not accept, so the load follows the idle processes; and a worker holding more
+live connections than a sibling leaves new ones to it for a moment, so the
+shares stay even (:mod:`spindlex_tw.twistd.balance`). (``SO_REUSEPORT`` would
 give each worker a queue of its own, filled by a hash of the peer's address
 whether or not that worker is busy; see docs/performance.md.)
 
@@ -25,7 +27,7 @@ import os
 import signal
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.application import service
 from twisted.internet import defer, protocol
@@ -66,6 +68,12 @@ def adopt_listening(reactor: Any, factory: Any, fd: int) -> Any:
         return reactor.adoptStreamPort(fd, family, factory)
     finally:
         os.close(fd)
+
+
+class Descriptor(Protocol):
+    """What a worker inherits: a listening socket, or another open file (fileno())."""
+
+    def fileno(self) -> int: ...
 
 
 class _Worker(protocol.ProcessProtocol):
@@ -128,7 +136,7 @@ class Supervisor(service.Service):
     def spawn(
         self,
         argv: Sequence[str],
-        sockets: Sequence[socket.socket],
+        sockets: Sequence[Descriptor],
         env: dict[str, str],
         path: str | None = None,
     ) -> None:

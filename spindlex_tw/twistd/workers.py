@@ -34,11 +34,11 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from spindlex_tw.twistd import balance
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
 from spindlex_tw.twistd.supervisor import (
     FIRST_FD,
     Supervisor,
-    adopt_listening,
     listening_socket,
 )
 from spindlex_tw.tx.settings import ServerSettings
@@ -123,6 +123,7 @@ class WorkerPool(Supervisor):
         self.config = config
         self.port: int | None = None
         self._listening: socket.socket | None = None
+        self._shares: balance.Shares | None = None
         self.ready.addCallback(self._all_ready)
 
     def startService(self) -> None:
@@ -133,7 +134,10 @@ class WorkerPool(Supervisor):
         self.port = self._listening.getsockname()[1]
         worker_config = replace(self.config, port=self.port).to_json()
         argv = [sys.executable, "-m", __name__, worker_config]
-        self.spawn(argv, [self._listening], dict(os.environ))
+        # The counts that keep the workers' shares of connections even: descriptor 4.
+        self._shares = balance.Shares.create()
+        env = dict(os.environ, **{balance.BALANCE_FD_ENV: str(FIRST_FD + 1)})
+        self.spawn(argv, [self._listening, self._shares], env)
 
     def _all_ready(self, ports: list[int | None]) -> int:
         assert self.port is not None
@@ -145,6 +149,9 @@ class WorkerPool(Supervisor):
             # The workers hold their own copies until they exit.
             self._listening.close()
             self._listening = None
+        if self._shares is not None:
+            self._shares.close()
+            self._shares = None
         return super().stopService()
 
 
@@ -157,7 +164,9 @@ def main(argv: list[str]) -> None:
     config = WorkerConfig.from_json(argv[0])
     globalLogBeginner.beginLoggingTo([stderr_observer(config.log_level)], redirectStandardIO=False)
     factory = build_factory(config, reactor)
-    listening = adopt_listening(reactor, factory, FIRST_FD)
+    # Run by hand (not by a WorkerPool), a worker has no siblings to share with.
+    shares = balance.inherited() or balance.Shares.create()
+    listening = balance.adopt(reactor, factory, FIRST_FD, shares)
     sys.stdout.write(f"READY {listening.getHost().port}\n")
     sys.stdout.flush()
     reactor.callWhenRunning(stop_when_parent_leaves, reactor)
