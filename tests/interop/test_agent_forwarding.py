@@ -9,13 +9,13 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.agent import ssh_agent
 from tests.support.harness import OpenSSH
 from tests.support.keyed import keyed_twistd
 from tests.support.twistd import Twistd
@@ -34,25 +34,8 @@ Setup = tuple[Twistd, OpenSSH, dict[str, Path]]
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str]]:
     """An ssh-agent holding one key: the environment that reaches it, and the key's fingerprint."""
-    tmp = tmp_path_factory.mktemp("agent")
-    sock = tmp / "agent.sock"
-    started = subprocess.run(
-        ["ssh-agent", "-s", "-a", str(sock)], capture_output=True, text=True, timeout=30, check=True
-    )
-    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", started.stdout)[1])  # type: ignore[index]
-    env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
-    try:
-        key = tmp / "id_agent"
-        subprocess.run(
-            ["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(key)], check=True, timeout=30
-        )
-        subprocess.run(["ssh-add", "-q", str(key)], env=env, check=True, timeout=30)
-        listed = subprocess.run(
-            ["ssh-add", "-l"], env=env, capture_output=True, text=True, timeout=30, check=True
-        )
-        yield env, listed.stdout.split()[1]
-    finally:
-        os.kill(pid, signal.SIGTERM)
+    with ssh_agent(tmp_path_factory.mktemp("agent")) as held:
+        yield held
 
 
 @pytest.fixture(scope="module")

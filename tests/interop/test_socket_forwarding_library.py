@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -21,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.agent import ssh_agent
 from tests.support.harness import ServerProcess
+from tests.support.unix_echo import EchoServer, exchange
 
 pytestmark = pytest.mark.interop
 asyncssh = pytest.importorskip("asyncssh")
@@ -32,25 +33,8 @@ APP = "tests.support.socket_forward_apps:SocketForwardingServer"
 @pytest.fixture
 def agent_env(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """An ssh-agent of the test's own holding one key: its socket and the key's fingerprint."""
-    sock = tmp_path / "agent.sock"
-    started = subprocess.run(
-        ["ssh-agent", "-s", "-a", str(sock)], capture_output=True, text=True, timeout=30, check=True
-    )
-    match = re.search(r"SSH_AGENT_PID=(\d+)", started.stdout)
-    assert match is not None
-    env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
-    try:
-        key = tmp_path / "id_agent"
-        subprocess.run(
-            ["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(key)], check=True, timeout=30
-        )
-        subprocess.run(["ssh-add", "-q", str(key)], env=env, check=True, timeout=30)
-        listed = subprocess.run(
-            ["ssh-add", "-l"], env=env, capture_output=True, text=True, timeout=30, check=True
-        )
-        yield str(sock), listed.stdout.split()[1]
-    finally:
-        os.kill(int(match[1]), signal.SIGTERM)
+    with ssh_agent(tmp_path) as (env, fingerprint):
+        yield env["SSH_AUTH_SOCK"], fingerprint
 
 
 def _list_keys(agent_socket: str) -> subprocess.CompletedProcess[str]:
@@ -81,50 +65,24 @@ def test_agent_socket_reaches_the_clients_agent(
     assert [h["hook"] for h in server.hooks()].count("agent") == 1
 
 
-class _Echo:
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(2)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = conn.recv(65536)
-                conn.sendall(data[::-1])
-
-
-def _ask(path: str, payload: bytes) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(30)
-        conn.connect(path)
-        conn.sendall(payload)
-        return conn.recv(65536)
-
-
 def test_unix_sockets_both_ways(start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(app=APP)
     with tempfile.TemporaryDirectory(prefix="spx-lib-") as tmp:
-        remote, local = f"{tmp}/remote.sock", f"{tmp}/local.sock"
-        listen, target = f"{tmp}/listen.sock", f"{tmp}/target.sock"
-        echo_remote, echo_target = _Echo(remote), _Echo(target)
+        remote, local = Path(tmp, "remote.sock"), Path(tmp, "local.sock")
+        listen, target = Path(tmp, "listen.sock"), Path(tmp, "target.sock")
+        echoes = [EchoServer(remote), EchoServer(target)]
 
         async def run() -> tuple[bytes, bytes]:
             async with asyncssh.connect(
                 "127.0.0.1", server.port, username="alice", password="secret", known_hosts=None,
                 client_keys=None, agent_path=None,
             ) as conn:  # fmt: skip
-                outbound = await conn.forward_local_path(local, remote)
-                inbound = await conn.forward_remote_path(listen, target)
+                outbound = await conn.forward_local_path(str(local), str(remote))
+                inbound = await conn.forward_remote_path(str(listen), str(target))
                 loop = asyncio.get_running_loop()
                 answers = (
-                    await loop.run_in_executor(None, _ask, local, b"abc"),
-                    await loop.run_in_executor(None, _ask, listen, b"xyz"),
+                    await loop.run_in_executor(None, exchange, local, b"abc"),
+                    await loop.run_in_executor(None, exchange, listen, b"xyz"),
                 )
                 inbound.close()
                 await inbound.wait_closed()
@@ -132,14 +90,14 @@ def test_unix_sockets_both_ways(start_server: Callable[..., ServerProcess]) -> N
                 return answers
 
         try:
-            assert asyncio.run(run()) == (b"cba", b"zyx")
+            assert asyncio.run(run()) == (b"ABC", b"XYZ")
         finally:
-            echo_remote.sock.close()
-            echo_target.sock.close()
+            for echo in echoes:
+                echo.close()
         kinds = [(h["hook"], h.get("path")) for h in server.hooks()]
-        assert ("direct-streamlocal", remote) in kinds
-        assert ("streamlocal-forward", listen) in kinds
-        assert ("cancel-streamlocal-forward", listen) in kinds
+        assert ("direct-streamlocal", str(remote)) in kinds
+        assert ("streamlocal-forward", str(listen)) in kinds
+        assert ("cancel-streamlocal-forward", str(listen)) in kinds
 
 
 def test_single_connection_x11_display_with_paramiko(

@@ -7,14 +7,12 @@ through OpenSSH's ssh and AsyncSSH; refusals are what the client reports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import os
 import re
 import socket
 import stat
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 from tests.support.harness import OpenSSH
 from tests.support.keyed import keyed_twistd
 from tests.support.twistd import Twistd
+from tests.support.unix_echo import EchoServer, exchange
 
 pytestmark = pytest.mark.interop
 
@@ -44,46 +43,6 @@ def sockdir() -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="spx-sl-") as name:
         yield Path(name)
-
-
-class EchoServer:
-    """A Unix socket server of the test's own: answers each connection's bytes upper-cased."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        self.sock.listen(4)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while chunk := conn.recv(65536):
-                    data += chunk
-                # A probe that connected and left at once is gone before the answer.
-                with contextlib.suppress(OSError):
-                    conn.sendall(data.upper())
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def exchange(path: Path, payload: bytes) -> bytes:
-    """Send ``payload``, end our side, and read the whole answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(30)
-        conn.connect(str(path))
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-        return answer
 
 
 def closed_unanswered(path: Path) -> bool:
