@@ -28,10 +28,9 @@ log = Logger(namespace="spindlex_tw.deadlines")
 class Deadline:
     """One scheduled call; :meth:`withdraw` it to call nothing."""
 
-    __slots__ = ("callback", "when")
+    __slots__ = ("callback",)
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when = when
+    def __init__(self, callback: Callable[[], None]) -> None:
         self.callback: Callable[[], None] | None = callback
 
     def withdraw(self) -> None:
@@ -48,20 +47,38 @@ class Deadlines:
         self._heap: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()  # ties keep arrival order; Deadlines never compare
         self._timer: Any = None
+        self._calling = False  # in _due, which sets the timer once it is done
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Deadline:
         """Call ``callback()`` at reactor time ``when`` unless withdrawn before."""
-        deadline = Deadline(when, callback)
+        deadline = Deadline(callback)
         heapq.heappush(self._heap, (when, next(self._order), deadline))
+        if not self._calling:
+            self._set_timer()
+        return deadline
+
+    def _set_timer(self) -> None:
+        """Have the timer due by the earliest entry."""
+        if not self._heap:
+            return
+        when = self._heap[0][0]
+        delay = max(0.0, when - self.reactor.seconds())
         if self._timer is None:
-            self._timer = self.reactor.callLater(max(0.0, when - self.reactor.seconds()), self._due)
+            self._timer = self.reactor.callLater(delay, self._due)
         elif when < self._timer.getTime():
             # Sooner only moves the timer within the heap; never later (see above).
-            self._timer.reset(max(0.0, when - self.reactor.seconds()))
-        return deadline
+            self._timer.reset(delay)
 
     def _due(self) -> None:
         self._timer = None
+        self._calling = True
+        try:
+            self._call_due()
+        finally:
+            self._calling = False
+        self._set_timer()
+
+    def _call_due(self) -> None:
         now = self.reactor.seconds()
         heap = self._heap
         while heap and (heap[0][2].callback is None or heap[0][0] <= now):
@@ -73,9 +90,6 @@ class Deadlines:
                 except Exception:
                     # One failing callback must not cost the others their deadline.
                     log.failure("deadline callback failed")
-        # A callback may have added a deadline, and with it a timer.
-        if heap and self._timer is None:
-            self._timer = self.reactor.callLater(max(0.0, heap[0][0] - now), self._due)
 
 
 _by_reactor: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()

@@ -103,3 +103,20 @@ def test_a_login_keeps_the_others_grace(key: Ed25519Key) -> None:
     assert clock.getDelayedCalls() == []
     late.lose()
     early.close()
+
+
+def test_a_shorter_grace_is_kept_behind_a_longer_one(key: Ed25519Key) -> None:
+    # Two factories on one reactor share the timer; the later deadline is the sooner.
+    clock = task.Clock()
+    patient = MemoryClient(serve(clock, key), port=50000)
+    short = ServerSettings(login_grace=2.0, rekey_seconds=0)
+    hasty = MemoryClient(SSHServerFactory(MemoryApp(), [key], short, reactor=clock), port=50001)
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(2.0)
+    assert hasty.transport.disconnecting
+    assert not patient.transport.disconnecting
+    clock.advance(GRACE - 2.0)
+    assert patient.transport.disconnecting
+    assert clock.getDelayedCalls() == []
+    hasty.lose()
+    patient.lose()
