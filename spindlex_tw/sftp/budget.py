@@ -114,9 +114,11 @@ class Budget:
 
     A session spends a request's cost when it starts and frees it once the
     reply is handed to the driver. A session held back by the others' spending
-    calls :meth:`wait`; once spending falls below the limits, every waiting
-    session's ``wake`` is called (and forgotten): the driver must not re-enter
-    the session from it, but schedule a pass over it.
+    calls :meth:`wait` with the cost it waits to spend; once enough is freed
+    for that cost, its ``wake`` is called (and forgotten): the driver must not
+    re-enter the session from it, but schedule a pass over it. Freeing less
+    wakes nobody: while a slow store holds a connection's budget, each small
+    reply would otherwise cost a pass over a session that still cannot start.
     """
 
     def __init__(self, max_bytes: int, max_requests: int) -> None:
@@ -124,7 +126,7 @@ class Budget:
         self.max_requests = max_requests
         self.bytes = 0
         self.requests = 0
-        self._waiting: dict[object, Callable[[], None]] = {}
+        self._waiting: dict[object, tuple[int, Callable[[], None]]] = {}
 
     @classmethod
     def for_limits(cls, limits: Limits) -> Budget:
@@ -142,17 +144,28 @@ class Budget:
         self.bytes += cost
         self.requests += requests
 
-    def free(self, cost: int, requests: int = 0) -> None:
+    def free(self, cost: int, requests: int = 0, freer: object = None) -> None:
+        """Give back ``cost`` bytes and ``requests``; ``freer``, the session giving
+        them, is not woken: it looks at its own waiting request after freeing."""
         self.bytes -= cost
         self.requests -= requests
-        if self._waiting and not self.spent:
-            waiting, self._waiting = self._waiting, {}
-            for wake in waiting.values():
-                wake()
+        if not self._waiting or self.requests >= self.max_requests:
+            return
+        room = self.max_bytes - self.bytes
+        fitting = [
+            session
+            for session, (needed, _) in self._waiting.items()
+            if needed <= room and session is not freer
+        ]
+        for session in fitting:
+            self._waiting.pop(session)[1]()
 
-    def wait(self, session: object, wake: Callable[[], None]) -> None:
-        """Call ``wake`` once others free room; a session waits once, however often it asks."""
-        self._waiting[session] = wake
+    def wait(self, session: object, wake: Callable[[], None], cost: int = 1) -> None:
+        """Call ``wake`` once others free room for ``cost`` bytes (by default, any room).
+
+        A session waits once, for the cost it gave last, however often it asks.
+        """
+        self._waiting[session] = (cost, wake)
 
     def forget(self, session: object) -> None:
         self._waiting.pop(session, None)

@@ -140,6 +140,8 @@ class SftpSession:
         self._report = report
         self._buffer = PacketBuffer(self.limits.max_packet_length)
         self._waiting: memoryview | bytes | None = None  # taken, but too costly to start yet
+        self._waiting_cost = (0, 0)  # its request_cost, reckoned once however long it waits
+        self._held_back = False  # waiting on the budget for others to free room
         self._out: deque[tuple[Reply, int]] = deque()  # replies and their budget cost
         self._jobs: list[Job] = []
         self._ready: deque[tuple[_Task, object, BaseException | None]] = deque()
@@ -178,8 +180,9 @@ class SftpSession:
             out += reply
             size += sum(map(len, reply))
             freed += cost
-        self._unsent -= freed
-        self._budget.free(freed)
+        if freed:
+            self._unsent -= freed
+            self._budget.free(freed, 0, self)
         return out
 
     @property
@@ -260,13 +263,13 @@ class SftpSession:
     # --- running requests ----------------------------------------------------------------
 
     def _saturated(self) -> bool:
-        if self._output_blocked:
-            return True
         # The only request of its session always starts: no session starves.
-        if self._tasks and self._budget.spent:
-            self._budget.wait(self, self._wake)
-            return True
-        return False
+        return self._output_blocked or bool(self._tasks and self._budget.spent)
+
+    def _hold_back(self, cost: int) -> None:
+        """Wait for the others to free ``cost``; what this session frees, it retries itself."""
+        self._held_back = True
+        self._budget.wait(self, self._wake, cost)
 
     def _pump(self) -> None:
         if self._running:
@@ -286,10 +289,13 @@ class SftpSession:
             self._ctx.fs.close()
 
     def _take_packet(self) -> bool:
-        if self.closed or self.protocol_error is not None or self._saturated():
+        if self.closed or self.protocol_error is not None or self._output_blocked:
             return False
         packet = self._waiting
         if packet is None:
+            if self._tasks and self._budget.spent:
+                self._hold_back(1)  # the next request's cost is not known: any room may do
+                return False
             try:
                 packet = self._buffer.next_packet()
             except FramingError as exc:
@@ -297,17 +303,22 @@ class SftpSession:
                 return False
             if packet is None:
                 return False
-        if self._tasks and not self._budget.fits(request_cost(packet, self.limits)[0]):
+            self._waiting_cost = request_cost(packet, self.limits)
+        cost, room = self._waiting_cost
+        if self._tasks and not self._budget.fits(cost):
             # Started now, it would overspend: it waits for replies to free the budget
             # (a request alone in flight always starts, however costly).
             self._waiting = packet
-            self._budget.wait(self, self._wake)
+            self._hold_back(cost)
             return False
         self._waiting = None
-        self._dispatch(packet)
+        if self._held_back:
+            self._held_back = False
+            self._budget.forget(self)
+        self._dispatch(packet, cost, room)
         return True
 
-    def _dispatch(self, packet: memoryview | bytes) -> None:
+    def _dispatch(self, packet: memoryview | bytes, cost: int, room: int) -> None:
         kind = packet[0]
         number = int.from_bytes(packet[1:5], "big")
         if not self._initialized:
@@ -325,7 +336,6 @@ class SftpSession:
         if handler is None:
             self._out.append((replies.status(number, SSH_FX_OP_UNSUPPORTED), 0))
             return
-        cost, room = request_cost(packet, self.limits)
         request: Coroutine[Any, Any, Reply | None] = handler(self._ctx, number, Reader(packet, 5))
         if self._record is not None and kind in audit.AUDITED:
             pending = audit.describe(
@@ -401,10 +411,11 @@ class SftpSession:
 
     def _emit(self, task: _Task, reply: Reply | None) -> None:
         self._tasks -= 1
+        # This session's own pump takes its next request after this: it is not woken.
         if reply is None or self.closed:
-            self._budget.free(task.cost, 1)
+            self._budget.free(task.cost, 1, self)
             return
-        self._budget.free(0, 1)
+        self._budget.free(0, 1, self)
         self._unsent += task.cost  # freed when the driver takes the reply
         if sum(map(len, reply)) > task.room:
             # The budget counted only the room: a larger reply is a bug, not sent.
