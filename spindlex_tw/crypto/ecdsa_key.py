@@ -38,13 +38,25 @@ def _read_curve(name: str, reader: Reader) -> ec.EllipticCurve:
     return _CURVES[curve][0]()
 
 
-def _read_point(reader: Reader) -> bytes:
-    # OpenSSH accepts only uncompressed points; so do we, which also keeps
-    # every accepted blob canonical.
+def read_point(reader: Reader) -> bytes:
+    """A public key's curve point; OpenSSH accepts only uncompressed points, and so do
+    we, which also keeps every accepted blob canonical."""
     point = reader.string()
     if point[:1] != _UNCOMPRESSED:
         raise KeyFormatError("ECDSA point is not in uncompressed form")
     return point
+
+
+def der_signature(signature: bytes) -> bytes:
+    """An SSH ECDSA signature blob (``mpint r, mpint s``, RFC 5656 3.1.2) as the DER
+    cryptography verifies."""
+    reader = Reader(signature)
+    r = reader.mpint()
+    s = reader.mpint()
+    reader.done()
+    if r <= 0 or s <= 0:
+        raise ValueError("ECDSA signature with a non-positive number")
+    return encode_dss_signature(r, s)
 
 
 class ECDSAKey(PKey):
@@ -94,13 +106,7 @@ class ECDSAKey(PKey):
         return mpint(r) + mpint(s)
 
     def _verify_raw(self, data: bytes, signature: bytes, algorithm: str) -> None:
-        reader = Reader(signature)
-        r = reader.mpint()
-        s = reader.mpint()
-        reader.done()
-        if r <= 0 or s <= 0:
-            raise ValueError("ECDSA signature with a non-positive number")
-        self._public.verify(encode_dss_signature(r, s), data, ec.ECDSA(self._hash()))
+        self._public.verify(der_signature(signature), data, ec.ECDSA(self._hash()))
 
     def _private_object(self) -> PrivateKeyTypes:
         return require_private(self._private)
@@ -114,13 +120,13 @@ class ECDSAKey(PKey):
     @classmethod
     def _from_public_fields(cls, name: str, reader: Reader) -> PKey:
         curve = _read_curve(name, reader)
-        point = _read_point(reader)
+        point = read_point(reader)
         return cls(ec.EllipticCurvePublicKey.from_encoded_point(curve, point))
 
     @classmethod
     def _from_openssh_fields(cls, name: str, reader: Reader) -> PKey:
         curve = _read_curve(name, reader)
-        point = _read_point(reader)
+        point = read_point(reader)
         secret = reader.mpint()
         key = cls(ec.derive_private_key(secret, curve))
         if key._point != point:

@@ -27,11 +27,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.wire import Reader, byte, string, uint32
+from spindlex_tw.crypto.ecdsa_key import der_signature, read_point
 from spindlex_tw.crypto.key_base import PKey
 from spindlex_tw.crypto.key_errors import KeyFormatError
 
@@ -215,20 +215,11 @@ class SKECDSAKey(SecurityKey):
         return string(SK_ECDSA) + string(_CURVE) + string(self._point) + string(self.application)
 
     def _verify_raw(self, data: bytes, signature: bytes, algorithm: str) -> None:
-        reader = Reader(signature)
-        r = reader.mpint()
-        s = reader.mpint()
-        reader.done()
-        if r <= 0 or s <= 0:
-            raise ValueError("ECDSA signature with a non-positive number")
-        self._public.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+        self._public.verify(der_signature(signature), data, ec.ECDSA(hashes.SHA256()))
 
     @classmethod
     def _from_public_fields(cls, name: str, reader: Reader) -> PKey:
         if reader.ascii() != _CURVE:
             raise KeyFormatError("sk-ecdsa keys are on NIST P-256")
-        point = reader.string()
-        if point[:1] != b"\x04":
-            raise KeyFormatError("ECDSA point is not in uncompressed form")
-        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), read_point(reader))
         return cls(public, reader.text())
