@@ -25,7 +25,6 @@ import fcntl
 import mmap
 import os
 import socket
-import struct
 import tempfile
 from typing import Any
 
@@ -38,8 +37,10 @@ TICK = 0.002
 #: Seconds a connection waits for a less loaded sibling before this process takes it.
 BOUND = 0.05
 
-_SLOT = struct.Struct("=qq")  # pid (0: free), live connections
+# A slot is two native 64-bit words: pid (0: free), live connections. Each is
+# read and written whole, so a sibling sees a count as it was or as it is.
 _SLOTS = 256  # one page: more processes than any machine has cores
+_SIZE = 16 * _SLOTS
 
 
 class Shares:
@@ -47,7 +48,8 @@ class Shares:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._map = mmap.mmap(fd, _SLOT.size * _SLOTS)
+        self._map = mmap.mmap(fd, _SIZE)
+        self._words = memoryview(self._map).cast("q")
         self._slot: int | None = None
         self._pid = os.getpid()
         self._ports = 0  # this process's ports on the shares (one per --listen)
@@ -61,7 +63,7 @@ class Shares:
         else:
             fd, path = tempfile.mkstemp(prefix="spindlex-tw-balance-")
             os.unlink(path)
-        os.ftruncate(fd, _SLOT.size * _SLOTS)
+        os.ftruncate(fd, _SIZE)
         return cls(fd)
 
     def fileno(self) -> int:
@@ -69,6 +71,7 @@ class Shares:
 
     def close(self) -> None:
         """Close this process's mapping and descriptor (the workers keep theirs)."""
+        self._words.release()
         self._map.close()
         os.close(self.fd)
 
@@ -80,9 +83,10 @@ class Shares:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         try:
             for slot in range(_SLOTS):
-                pid, _ = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+                pid = self._words[2 * slot]
                 if pid == 0 or not _alive(pid):
-                    _SLOT.pack_into(self._map, slot * _SLOT.size, self._pid, self.count)
+                    self._words[2 * slot + 1] = self.count
+                    self._words[2 * slot] = self._pid
                     self._slot = slot
                     return
         finally:
@@ -93,20 +97,20 @@ class Shares:
         """A port stops; with the last, free the slot (so siblings stop waiting for it)."""
         self._ports -= 1
         if self._ports == 0 and self._slot is not None:
-            _SLOT.pack_into(self._map, self._slot * _SLOT.size, 0, 0)
+            self._words[2 * self._slot] = 0
             self._slot = None
 
     def changed(self, delta: int) -> None:
         self.count += delta
         if self._slot is not None:
-            # One aligned 8-byte store: a sibling reads the old count or the new.
-            _SLOT.pack_into(self._map, self._slot * _SLOT.size, self._pid, self.count)
+            self._words[2 * self._slot + 1] = self.count
 
     def least_loaded(self) -> bool:
         """Whether no live sibling holds fewer connections than this process."""
-        for slot in range(_SLOTS):
-            pid, count = _SLOT.unpack_from(self._map, slot * _SLOT.size)
-            if pid != 0 and pid != self._pid and count < self.count and _alive(pid):
+        pids, counts = self._words[0::2].tolist(), self._words[1::2].tolist()
+        mine = self.count
+        for pid, count in zip(pids, counts, strict=True):
+            if count < mine and pid != 0 and pid != self._pid and _alive(pid):
                 return False
         return True
 
