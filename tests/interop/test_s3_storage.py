@@ -33,11 +33,8 @@ PREFIX = "tenants/one"
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
+    with MotoServer(tmp_path_factory.mktemp("moto") / "moto.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def start(tmp_path: Path, moto: MotoServer, bucket: str, *extra: str) -> Twistd:

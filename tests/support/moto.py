@@ -45,7 +45,10 @@ def require_moto() -> None:
 
 
 class MotoServer:
-    """moto's S3 on 127.0.0.1; ``endpoint`` is its URL, ``client`` a boto3 client of it."""
+    """moto's S3 on 127.0.0.1; ``endpoint`` is its URL, ``client`` a boto3 client of it.
+
+    As a context manager it stops when the block ends.
+    """
 
     def __init__(self, log: Path) -> None:
         require_moto()
@@ -84,6 +87,12 @@ class MotoServer:
         """Keys of multipart uploads begun and neither completed nor aborted."""
         reply = self.client.list_multipart_uploads(Bucket=bucket)
         return [u["Key"] for u in reply.get("Uploads", ())]
+
+    def __enter__(self) -> MotoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.proc.stdin is not None and not self.proc.stdin.closed:
