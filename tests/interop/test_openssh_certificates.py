@@ -17,7 +17,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,38 +269,32 @@ def test_certificate_signed_by_a_certificate_is_refused(setup: Setup) -> None:
     chained = build_certificate(
         user.get_public_key(), intermediate, ("chain",), signature_key_blob=intermediate_cert
     )
-    client = RawClient(setup.client.port)
-    try:
-        answer = publickey_login(
-            client, USER, "ssh-ed25519-cert-v01@openssh.com", chained, user.sign_ssh
-        )
-    finally:
-        client.close()
+    cert_name = "ssh-ed25519-cert-v01@openssh.com"
+    answer = _raw_login(setup, cert_name, chained, user.sign_ssh)
     assert answer == c.SSH_MSG_USERAUTH_FAILURE
     # And the same user key certified by the trusted CA itself logs in.
     direct = build_certificate(user.get_public_key(), ca, (USER,))
-    client = RawClient(setup.client.port)
-    try:
-        answer = publickey_login(
-            client, USER, "ssh-ed25519-cert-v01@openssh.com", direct, user.sign_ssh
-        )
-    finally:
-        client.close()
+    answer = _raw_login(setup, cert_name, direct, user.sign_ssh)
     assert answer == c.SSH_MSG_USERAUTH_SUCCESS
 
 
-def _sk_login(setup: Setup, device: SoftwareAuthenticator, flags: int) -> int:
+def _raw_login(setup: Setup, algorithm: str, blob: bytes, sign: Callable[[bytes], bytes]) -> int:
+    """One signed publickey login of a fresh raw connection; the message type of the answer."""
     client = RawClient(setup.client.port)
     try:
-        return publickey_login(
-            client,
-            USER,
-            device.public.get_name(),
-            device.public.get_public_key_bytes(),
-            lambda data: device.sign(data, flags),
-        )
+        return publickey_login(client, USER, algorithm, blob, sign)
     finally:
         client.close()
+
+
+def _sk_login(setup: Setup, device: SoftwareAuthenticator, flags: int) -> int:
+    public = device.public
+    return _raw_login(
+        setup,
+        public.get_name(),
+        public.get_public_key_bytes(),
+        lambda data: device.sign(data, flags),
+    )
 
 
 def test_security_keys_need_a_touch(setup: Setup) -> None:
