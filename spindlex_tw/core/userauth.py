@@ -234,13 +234,9 @@ class UserAuthService:
         """USERAUTH_FAILURE listing ``methods``; ``count`` adds to the failure tally."""
         method, username = self._finish()
         if count and method != "none":
-            self.failures += 1
-            if self.failures >= self._limits.max_failures:
-                self._transport.disconnect(
-                    c.SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
-                    "Too many authentication failures",
-                )
-                return [TooManyAuthFailures(username)]
+            ended = self._count_failure(username)
+            if ended is not None:
+                return ended
         names = list(methods) if methods is not None else self._methods
         self._transport.send(
             wire.byte(c.SSH_MSG_USERAUTH_FAILURE) + wire.name_list(names) + wire.boolean(partial)
@@ -297,14 +293,17 @@ class UserAuthService:
     def _abandon(self) -> list[Event]:
         """The client gave up a gssapi-with-mic attempt (its ERRTOK): counted, no answer."""
         _, username = self._finish()
+        return self._count_failure(username) or self._next()
+
+    def _count_failure(self, username: str) -> list[Event] | None:
+        """One more failed attempt; at the limit the connection ends, and this is its event."""
         self.failures += 1
-        if self.failures >= self._limits.max_failures:
-            self._transport.disconnect(
-                c.SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
-                "Too many authentication failures",
-            )
-            return [TooManyAuthFailures(username)]
-        return self._next()
+        if self.failures < self._limits.max_failures:
+            return None
+        self._transport.disconnect(
+            c.SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, "Too many authentication failures"
+        )
+        return [TooManyAuthFailures(username)]
 
     def _next(self) -> list[Event]:
         if self._queue and not self._transport.closed:
