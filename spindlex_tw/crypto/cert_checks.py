@@ -56,14 +56,26 @@ def restrictions(cert: SSHCertificate) -> CertificateRestrictions:
     )
 
 
-def address_in_cidr_list(address: str, cidrs: Collection[str]) -> bool:
-    """OpenSSH's addr_match_cidr_list: a malformed entry matches nothing and refuses."""
+def peer_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A peer's address as OpenSSH compares it, or None if it is not an IP address.
+
+    The scope (``%eth0``) is dropped and an IPv4-mapped IPv6 address counts as
+    its IPv4 form, as for certificate source-address and authorized_keys from=.
+    """
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        return ip.ipv4_mapped
+    return ip
+
+
+def address_in_cidr_list(address: str, cidrs: Collection[str]) -> bool:
+    """OpenSSH's addr_match_cidr_list: a malformed entry matches nothing and refuses."""
+    ip = peer_ip(address)
+    if ip is None:
+        return False
     networks = []
     for text in cidrs:
         try:

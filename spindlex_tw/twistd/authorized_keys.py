@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from twisted.logger import Logger
 
+from spindlex_tw.crypto.cert_checks import peer_ip
 from spindlex_tw.crypto.key_errors import describe_os_error
 from spindlex_tw.crypto.pkey import KeyFormatError, PKey
 
@@ -118,12 +119,9 @@ def match_address_patterns(address: str, patterns: tuple[str, ...]) -> bool:
     Patterns use ``*`` and ``?`` or are CIDR networks; the address is an IP
     (an IPv4-mapped IPv6 address counts as its IPv4 form).
     """
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
+    ip = peer_ip(address)
+    if ip is None:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     text = str(ip)
     admitted = False
     for raw in patterns:
