@@ -13,13 +13,17 @@ from tests.support.rawssh import RawClient
 WINDOW = 2 * 1024 * 1024
 
 
-def open_session(client: RawClient, peer_id: int = 0, kind: str = "session") -> bytes:
+def open_session(
+    client: RawClient, peer_id: int = 0, kind: str = "session", body: bytes = b""
+) -> bytes:
+    """CHANNEL_OPEN of ``kind`` with the type-specific ``body``; the server's answer."""
     client.send(
         wire.byte(c.SSH_MSG_CHANNEL_OPEN)
         + wire.string(kind)
         + wire.uint32(peer_id)
         + wire.uint32(WINDOW)
         + wire.uint32(32768)
+        + body
     )
     return client.recv_skipping(c.SSH_MSG_GLOBAL_REQUEST)
 

@@ -15,23 +15,9 @@ from tests.hostile.test_transport_input import still_serving
 from tests.support.harness import ServerProcess
 from tests.support.rawssh import RawClient
 
-WINDOW = 2 * 1024 * 1024
-
 
 def _global(client: RawClient, name: str, body: bytes) -> bytes:
     client.send(wire.byte(c.SSH_MSG_GLOBAL_REQUEST) + wire.string(name) + wire.boolean(True) + body)
-    return client.recv_skipping(c.SSH_MSG_GLOBAL_REQUEST)
-
-
-def _open(client: RawClient, kind: str, body: bytes, peer_id: int = 5) -> bytes:
-    client.send(
-        wire.byte(c.SSH_MSG_CHANNEL_OPEN)
-        + wire.string(kind)
-        + wire.uint32(peer_id)
-        + wire.uint32(WINDOW)
-        + wire.uint32(32768)
-        + body
-    )
     return client.recv_skipping(c.SSH_MSG_GLOBAL_REQUEST)
 
 
@@ -42,9 +28,8 @@ def test_defaults_refuse_agent_and_socket_forwarding(server: ServerProcess) -> N
     assert channel_request(client, 0, "auth-agent-req@openssh.com")[0] == c.SSH_MSG_CHANNEL_FAILURE
     path = wire.string("/tmp/spindlex-never.sock")
     assert _global(client, "streamlocal-forward@openssh.com", path)[0] == c.SSH_MSG_REQUEST_FAILURE
-    refused = _open(
-        client, "direct-streamlocal@openssh.com", path + wire.string("") + wire.uint32(0)
-    )
+    body = path + wire.string("") + wire.uint32(0)
+    refused = open_session(client, 5, "direct-streamlocal@openssh.com", body)
     assert refused[0] == c.SSH_MSG_CHANNEL_OPEN_FAILURE
     reader = wire.Reader(refused[1:])
     assert reader.uint32() == 5
@@ -67,7 +52,7 @@ def test_malformed_bodies_are_refused(start_server: Callable[..., ServerProcess]
         assert answer[0] == c.SSH_MSG_REQUEST_FAILURE
         answer = _global(client, "cancel-streamlocal-forward@openssh.com", body)
         assert answer[0] == c.SSH_MSG_REQUEST_FAILURE
-    refused = _open(client, "direct-streamlocal@openssh.com", wire.string("/a"))
+    refused = open_session(client, 5, "direct-streamlocal@openssh.com", wire.string("/a"))
     assert refused[0] == c.SSH_MSG_CHANNEL_OPEN_FAILURE
     reader = wire.Reader(refused[1:])
     assert (reader.uint32(), reader.uint32()) == (5, c.SSH_OPEN_CONNECT_FAILED)
