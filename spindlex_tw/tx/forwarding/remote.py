@@ -157,13 +157,7 @@ def handle_tcpip_forward(forwards: ConnectionForwards, event: ev.GlobalRequestRe
         return
     address, port = request.address, request.port
     if 0 < port < FIRST_UNPRIVILEGED_PORT and not forwards.settings.allow_privileged_ports:
-        log.info(
-            "tcpip-forward {address}:{port} refused for {peer}: privileged port",
-            address=address,
-            port=port,
-            peer=conn.peer,
-        )
-        conn.global_reply(event, False)
+        _refuse(forwards, event, address, port, "privileged port")
         return
     limit = forwards.settings.max_forward_listeners
     if (
@@ -171,16 +165,27 @@ def handle_tcpip_forward(forwards: ConnectionForwards, event: ev.GlobalRequestRe
         or forwards.listener_slots_used() >= limit
         or (port and (address, port) in forwards.listeners)
     ):
-        log.info(
-            "tcpip-forward {address}:{port} refused for {peer}: limit or duplicate",
-            address=address,
-            port=port,
-            peer=conn.peer,
-        )
-        conn.global_reply(event, False)
+        _refuse(forwards, event, address, port, "limit or duplicate")
         return
     forwards.reserved += 1
     defer.ensureDeferred(_grant(forwards, event, address, port))
+
+
+def _refuse(
+    forwards: ConnectionForwards,
+    event: ev.GlobalRequestReceived,
+    address: str,
+    port: int,
+    reason: str,
+) -> None:
+    log.info(
+        "tcpip-forward {address}:{port} refused for {peer}: {reason}",
+        address=address,
+        port=port,
+        peer=forwards.conn.peer,
+        reason=reason,
+    )
+    forwards.conn.global_reply(event, False)
 
 
 async def _grant(
@@ -195,13 +200,7 @@ async def _grant(
     finally:
         forwards.reserved -= 1
     if listener is None:
-        log.info(
-            "tcpip-forward {address}:{port} refused for {peer}",
-            address=address,
-            port=port,
-            peer=conn.peer,
-        )
-        conn.global_reply(event, False)
+        _refuse(forwards, event, address, port, "the application said no or nothing could be bound")
         return
     if forwards.closed:  # the connection ended while we were binding
         listener.stop()
