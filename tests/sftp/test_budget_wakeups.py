@@ -12,7 +12,13 @@ guarantee stays: the small session is never starved, and the WRITE starts.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import paramiko
 
 from spindlex_tw.core.wire import Reader, uint32, uint64
 from spindlex_tw.fs.local import LocalFileSystem
@@ -23,6 +29,8 @@ from spindlex_tw.sftp.context import Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
 from tests.sftp.sansio import AllowAll, packet, request, s
+from tests.support import apps
+from tests.support.harness import ServerProcess
 
 WRITE = 64 * 1024
 # Two WRITEs of WRITE bytes (each about 66 KiB with its reply's room) fit, a third does not.
@@ -176,3 +184,65 @@ def test_the_budget_wakes_a_waiter_when_its_cost_fits_and_never_the_freer() -> N
     budget.spend(0, 1)
     budget.free(0, 1)  # anyone else's freeing wakes it
     assert woken == ["small", "big"]
+
+
+class SmallBudgetServer(apps.TestServer):
+    """SFTP with file calls in worker threads and a 1 MiB in-flight budget per connection."""
+
+    def check_channel_subsystem_request(self, channel: Any, name: str) -> bool:
+        if name != "sftp":
+            return False
+        from spindlex_tw.server.sftp_server import SFTPServer
+
+        class Served(SFTPServer):
+            disk_io = "threads"
+            max_outstanding_bytes = 1024 * 1024
+
+        Served(channel, os.environ["SPINDLEX_TEST_SFTP_ROOT"])
+        return True
+
+
+def test_sessions_of_one_connection_sharing_a_small_budget_all_finish_with_paramiko(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Three SFTP channels of one Paramiko connection put and get 3 MiB each at
+    once: pipelined WRITEs and prefetched READs spend the shared 1 MiB budget,
+    so the sessions hold each other back and are woken by each other's replies."""
+    root = tmp_path / "root"
+    root.mkdir()
+    server = start_server(
+        app="tests.sftp.test_budget_wakeups:SmallBudgetServer",
+        env={"SPINDLEX_TEST_SFTP_ROOT": str(root)},
+    )
+    contents = [os.urandom(3 * 1024 * 1024) for _ in range(3)]
+    for number, content in enumerate(contents):
+        (tmp_path / f"local{number}").write_bytes(content)
+    transport = paramiko.Transport(("127.0.0.1", server.port))
+    failures: list[BaseException] = []
+
+    def transfer(client: paramiko.SFTPClient, number: int) -> None:
+        try:
+            client.put(str(tmp_path / f"local{number}"), f"up{number}")
+            client.get(f"up{number}", str(tmp_path / f"back{number}"))
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    try:
+        transport.connect(username="alice", password="secret")
+        clients = [paramiko.SFTPClient.from_transport(transport) for _ in contents]
+        threads = [
+            threading.Thread(target=transfer, args=(client, number))
+            for number, client in enumerate(clients)
+            if client is not None
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in threads)
+    finally:
+        transport.close()
+    assert failures == [] and len(threads) == 3
+    for number, content in enumerate(contents):
+        assert (root / f"up{number}").read_bytes() == content
+        assert (tmp_path / f"back{number}").read_bytes() == content
