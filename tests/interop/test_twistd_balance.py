@@ -3,8 +3,8 @@
 Each connection's server side is found in /proc: the worker whose descriptors
 hold the socket of that client's port. While one worker is stopped (SIGSTOP),
 the other still serves every new login (after a short wait for its sibling);
-once it is back, the next logins go to it until both hold as many, which
-racing for the shared socket alone would not do.
+once it is back, the next logins go to it until the two are within one of
+each other, which racing for the shared socket alone would not do.
 """
 
 from __future__ import annotations
