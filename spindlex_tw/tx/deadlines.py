@@ -6,10 +6,12 @@ heap only lazily: each still wakes the reactor once, ``login_grace`` after its
 connection opened, which at 10,000 connections is a steady trickle of idle
 wake-ups. Here a connection's deadline is an entry in a heap of our own,
 watched by one ``callLater`` set for the earliest entry. Withdrawing a
-deadline (a login) only marks its entry; the timer is never cancelled or
-moved later, so no cancelled timer is ever left in the reactor. When it fires
-it calls what is due, drops withdrawn entries and, if a live one remains,
-sets a new timer for it; with none left there is no timer at all.
+deadline (a login) only marks its entry; the timer is never moved later, and
+cancelled only when the last live deadline is withdrawn (so a program's
+reactor, or trial's, is left with no timer once its connections are gone):
+at most one cancelled timer per time the server had no login pending, not
+one per connection. When the timer fires it calls what is due, drops
+withdrawn entries and, if a live one remains, sets itself for it.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ log = Logger(namespace="spindlex_tw.deadlines")
 class Deadline:
     """One scheduled call; :meth:`withdraw` it to call nothing."""
 
-    __slots__ = ("callback",)
+    __slots__ = ("callback", "owner")
 
-    def __init__(self, callback: Callable[[], None]) -> None:
+    def __init__(self, owner: Deadlines, callback: Callable[[], None]) -> None:
+        self.owner = owner
         self.callback: Callable[[], None] | None = callback
 
     def withdraw(self) -> None:
         # Lets go of the callback (and the connection it holds) at once; the
         # entry itself leaves the heap when the timer next passes it.
-        self.callback = None
+        if self.callback is not None:
+            self.callback = None
+            self.owner.withdrawn()
 
 
 class Deadlines:
@@ -48,14 +53,24 @@ class Deadlines:
         self._order = itertools.count()  # ties keep arrival order; Deadlines never compare
         self._timer: Any = None
         self._calling = False  # in _due, which sets the timer once it is done
+        self._live = 0  # deadlines neither called nor withdrawn
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Deadline:
         """Call ``callback()`` at reactor time ``when`` unless withdrawn before."""
-        deadline = Deadline(callback)
+        deadline = Deadline(self, callback)
         heapq.heappush(self._heap, (when, next(self._order), deadline))
+        self._live += 1
         if not self._calling:
             self._set_timer()
         return deadline
+
+    def withdrawn(self) -> None:
+        self._live -= 1
+        if self._live == 0 and not self._calling:
+            self._heap.clear()  # every entry left is withdrawn
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def _set_timer(self) -> None:
         """Have the timer due by the earliest entry."""
@@ -76,7 +91,10 @@ class Deadlines:
             self._call_due()
         finally:
             self._calling = False
-        self._set_timer()
+        if self._live:
+            self._set_timer()
+        else:
+            self._heap.clear()
 
     def _call_due(self) -> None:
         now = self.reactor.seconds()
@@ -85,6 +103,7 @@ class Deadlines:
             deadline = heapq.heappop(heap)[2]
             callback, deadline.callback = deadline.callback, None
             if callback is not None:
+                self._live -= 1
                 try:
                     callback()
                 except Exception:
