@@ -7,11 +7,12 @@ connection opened, which at 10,000 connections is a steady trickle of idle
 wake-ups. Here a connection's deadline is an entry in a heap of our own,
 watched by one ``callLater`` set for the earliest entry. Withdrawing a
 deadline (a login) only marks its entry; the timer is never moved later, and
-cancelled only when the last live deadline is withdrawn (so a program's
-reactor, or trial's, is left with no timer once its connections are gone):
-at most one cancelled timer per time the server had no login pending, not
-one per connection. When the timer fires it calls what is due, drops
-withdrawn entries and, if a live one remains, sets itself for it.
+cancelled only once no connection that had a deadline is open any more (so a
+program's reactor, or trial's, is left with no timer once its connections are
+gone): a server holding connections leaves no cancelled timer behind, an
+idle one at most one each time its last connection closed. When the timer
+fires it calls what is due, drops withdrawn entries and, if a live one
+remains, sets itself for it.
 """
 
 from __future__ import annotations
@@ -33,15 +34,20 @@ class Deadline:
     __slots__ = ("callback", "owner")
 
     def __init__(self, owner: Deadlines, callback: Callable[[], None]) -> None:
-        self.owner = owner
+        self.owner: Deadlines | None = owner
         self.callback: Callable[[], None] | None = callback
 
     def withdraw(self) -> None:
         # Lets go of the callback (and the connection it holds) at once; the
         # entry itself leaves the heap when the timer next passes it.
-        if self.callback is not None:
-            self.callback = None
-            self.owner.withdrawn()
+        self.callback = None
+
+    def release(self) -> None:
+        """Withdraw, for good: the connection that had this deadline is gone."""
+        self.callback = None
+        owner, self.owner = self.owner, None
+        if owner is not None:
+            owner.released()
 
 
 class Deadlines:
@@ -53,21 +59,21 @@ class Deadlines:
         self._order = itertools.count()  # ties keep arrival order; Deadlines never compare
         self._timer: Any = None
         self._calling = False  # in _due, which sets the timer once it is done
-        self._live = 0  # deadlines neither called nor withdrawn
+        self._held = 0  # deadlines not yet released: their connections are open
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Deadline:
         """Call ``callback()`` at reactor time ``when`` unless withdrawn before."""
         deadline = Deadline(self, callback)
         heapq.heappush(self._heap, (when, next(self._order), deadline))
-        self._live += 1
+        self._held += 1
         if not self._calling:
             self._set_timer()
         return deadline
 
-    def withdrawn(self) -> None:
-        self._live -= 1
-        if self._live == 0 and not self._calling:
-            self._heap.clear()  # every entry left is withdrawn
+    def released(self) -> None:
+        self._held -= 1
+        if self._held == 0:
+            self._heap.clear()  # every entry left is withdrawn or called
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -91,10 +97,7 @@ class Deadlines:
             self._call_due()
         finally:
             self._calling = False
-        if self._live:
-            self._set_timer()
-        else:
-            self._heap.clear()
+        self._set_timer()
 
     def _call_due(self) -> None:
         now = self.reactor.seconds()
@@ -103,7 +106,6 @@ class Deadlines:
             deadline = heapq.heappop(heap)[2]
             callback, deadline.callback = deadline.callback, None
             if callback is not None:
-                self._live -= 1
                 try:
                     callback()
                 except Exception:

@@ -194,7 +194,7 @@ class SSHServerProtocol(protocol.Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         if self._grace_timer is not None:
-            self._grace_timer.withdraw()
+            self._grace_timer.release()
         if self._rekey_loop is not None and self._rekey_loop.running:
             self._rekey_loop.stop()
         self.lost = True

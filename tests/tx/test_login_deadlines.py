@@ -75,22 +75,22 @@ def test_pending_logins_share_one_timer(key: Ed25519Key) -> None:
 def test_logins_leave_no_cancelled_timers(select_reactor: SelectReactor, key: Ed25519Key) -> None:
     factory = serve(select_reactor, key)
     clients = [MemoryClient(factory, port=50000 + n) for n in range(COUNT)]
-    for client in clients[:-1]:
+    for client in clients:
         client.login("alice", "secret")
         assert client.protocol.username == "alice"
     # Twisted drops a cancelled call from its heap only lazily; each would wake
     # the reactor once. Counted raw here, cancelled calls included.
     timers = select_reactor._pendingTimedCalls + select_reactor._newTimedCalls
     assert [call for call in timers if call.cancelled] == []
-    assert len(timers) == 1  # the shared timer, for the one login still pending
-    # The last login leaves no live timer (trial's clean-reactor check), and
-    # one cancelled one at most.
-    clients[-1].login("alice", "secret")
+    assert len(timers) == 1  # the shared timer, which finds nothing due when it fires
+    # Once the connections are gone no live timer is left (trial's clean-reactor
+    # check), and one cancelled one at most.
+    for client in clients:
+        client.close()
+    assert factory.connections == {}
     assert select_reactor.getDelayedCalls() == []
     timers = select_reactor._pendingTimedCalls + select_reactor._newTimedCalls
     assert len(timers) <= 1
-    for client in clients:
-        client.close()
 
 
 def test_a_login_keeps_the_others_grace(key: Ed25519Key) -> None:
