@@ -125,25 +125,7 @@ def test_sftp_session(audited: Audited, tmp_path: Path) -> None:
             "-rm never-there",
         ]
     )
-    client = audited.client
-    result = subprocess.run(
-        [
-            "sftp",
-            *client.options(),
-            "-i",
-            str(audited.key),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-P",
-            str(client.port),
-            "-b",
-            "-",
-            f"{USER}@127.0.0.1",
-        ],
-        input=batch.encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    result = _sftp_with_key(audited, batch)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "down.bin").read_bytes() == payload
 
@@ -236,25 +218,9 @@ def test_bad_values_are_one_line(
     assert len(lines) == 1 and message in lines[0], lines
 
 
-def _sftp_with_key(audited: Audited, batch: str) -> subprocess.CompletedProcess[bytes]:
-    client = audited.client
-    return subprocess.run(
-        [
-            "sftp",
-            *client.options(),
-            "-i",
-            str(audited.key),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-P",
-            str(client.port),
-            "-b",
-            "-",
-            f"{USER}@127.0.0.1",
-        ],
-        input=batch.encode(),
-        capture_output=True,
-        timeout=60,
+def _sftp_with_key(audited: Audited, batch: str) -> subprocess.CompletedProcess[str]:
+    return audited.client.sftp_with_key(
+        USER, audited.key, batch, extra=["IdentitiesOnly=yes"]
     )
 
 
