@@ -1,11 +1,18 @@
 """Client paths confined under a root directory, as if the root were ``/`` (chroot).
 
 Resolution walks one component at a time with directory descriptors and
-``O_NOFOLLOW``; the process never hands a multi-component path to the kernel.
-A symbolic link met on the way is read and its text spliced into the walk,
+``O_NOFOLLOW``; a multi-component path goes to the kernel only under the rules
+below. A symbolic link met on the way is read and its text spliced into the walk,
 so ``..`` and absolute link targets are interpreted inside the root exactly as
 a chroot would, and nothing — a link created by the client, a link already on
 disk, a component renamed by someone else mid-walk — can lead outside it.
+
+Most paths have neither ``..`` nor a link on the way; for those the kernel
+resolves the directories in one ``openat2`` call (fs/openat2.py) with
+``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``, which refuses any link and any
+step out of the root, renames mid-walk included. Whatever it refuses, and
+every failure, goes to the walk above, which gives the answer; the walk
+stays the one place links and ``..`` are interpreted.
 
 The result is a :class:`Location`: an open descriptor of the parent directory
 plus the final name. Operations then act on that name relative to that
@@ -20,15 +27,31 @@ import os
 import stat
 from collections import deque
 
+from spindlex_tw.fs import openat2
+
 # O_PATH (Linux) opens a directory for lookups only: no read permission needed.
 O_PATH: int = getattr(os, "O_PATH", os.O_RDONLY)
 DIR_FLAGS = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# For openat2, whose RESOLVE_NO_SYMLINKS refuses a final link as any other.
+_BENEATH_DIR = O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 MAX_SYMLINKS = 40  # as Linux: more links than this in one lookup is a loop
 MAX_PATH_BYTES = 4096  # PATH_MAX
 # Directories one lookup may open: links full of names and ".." over a deep tree
 # could otherwise keep a worker busy for minutes; real paths need tens.
 MAX_WALK = 8192
+
+
+def plain_names(path: bytes) -> list[bytes] | None:
+    """The names of an absolute ``path`` without ``..``, ending in a name; else None.
+
+    ``[]`` is the root itself.
+    """
+    raw = path.split(b"/")
+    names = [name for name in raw if name not in (b"", b".")]
+    if b".." in names or (names and raw[-1] in (b"", b".")):
+        return None
+    return names
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -109,12 +132,63 @@ class Jail:
         open); without, the location names the link itself (lstat, remove).
         A missing final component is not an error: it may be about to be created.
         """
+        path = self._absolute(path, base)
+        names = plain_names(path)
+        if names and openat2.usable():
+            found = self._locate_beneath(names, follow)
+            if found is not None:
+                return found
+        return self._walk(path, follow)
+
+    @staticmethod
+    def _absolute(path: bytes, base: bytes) -> bytes:
         if b"\0" in path:
             raise _error(errno.EINVAL)
         if not path.startswith(b"/"):
             path = base.rstrip(b"/") + b"/" + path
         if len(path) > MAX_PATH_BYTES:
             raise _error(errno.ENAMETOOLONG)
+        return path
+
+    def plain_names(self, path: bytes, base: bytes) -> list[bytes] | None:
+        """The names of ``path`` below the root if the kernel may resolve it in one call.
+
+        None for a path :meth:`locate` must walk itself: one with ``..``, one
+        naming a directory with a final ``/``, the root, or an invalid one.
+        """
+        try:
+            return plain_names(self._absolute(path, base)) or None
+        except OSError:
+            return None
+
+    def _locate_beneath(self, names: list[bytes], follow: bool) -> Location | None:
+        """:meth:`locate` of a plain path by one openat2; None where the walk must decide.
+
+        The kernel refuses any link on the way (ELOOP) and any step outside
+        the root; then, and for every other failure, the walk runs and gives
+        its own answer. A link as the final name, to be followed, is left to it too.
+        """
+        if len(names) == 1:
+            fd = os.dup(self.root_fd)
+        else:
+            try:
+                fd = openat2.openat2(
+                    self.root_fd, b"/".join(names[:-1]), _BENEATH_DIR, openat2.BENEATH
+                )
+            except OSError:
+                return None
+        try:
+            st = self._lstat(names[-1], fd) if follow else None
+        except BaseException:
+            os.close(fd)
+            raise
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            os.close(fd)
+            return None
+        return Location(fd, names[-1], tuple(names))
+
+    def _walk(self, path: bytes, follow: bool) -> Location:
+        """:meth:`locate` one component at a time, splicing in the text of links."""
         pending = deque(path.split(b"/"))
         names: list[bytes] = []
         ids: list[tuple[int, int]] = []  # (st_dev, st_ino) of each directory in names
