@@ -31,6 +31,14 @@ objects: the engine only hands back what the implementation gave it.
 A storage that stores a file only when it is closed (an object store's
 upload) may also have ``abandon_file(file)``: the engine calls it instead of
 ``close_file`` for a file the client never closed (its session ended first).
+
+A storage whose calls may wait may also have calls that try the same work
+without waiting, which the engine runs on the event-loop thread first and
+hands to a worker only when they answer None: ``close_read_only(file)``, and
+``open_cached(path, base, follow, flags) -> (file, resolved path) | None``,
+:meth:`FileSystem.open_path` of a file opened only for reading (``flags`` is
+``os.O_RDONLY``). None from either means "it might wait, or ask the worker":
+the worker's call then gives the answer, errors included.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import pwd
 import stat
 from collections.abc import Iterator
 
+from spindlex_tw.fs import openat2
 from spindlex_tw.fs.interface import CachedReadUnsupported, Capabilities, DirEntry, SetStat
 from spindlex_tw.fs.jail import O_PATH, Jail, Location
 from spindlex_tw.fs.storage import in_memory
@@ -26,6 +27,8 @@ from spindlex_tw.fs.storage import in_memory
 __all__ = ["CachedReadUnsupported", "DirEntry", "DirStream", "LocalFileSystem", "SetStat"]
 
 _OPEN_EXTRA = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+# Takes an entry to look at, never opens it: a FIFO or device is not opened.
+_PROBE_FLAGS = O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0) if hasattr(os, "preadv") else 0
 
@@ -114,6 +117,58 @@ class LocalFileSystem:
             os.close(fd)
             raise
         return fd
+
+    def open_cached(
+        self, path: bytes, base: bytes, follow: bool, flags: int
+    ) -> tuple[int, bytes] | None:
+        """:meth:`open_path` of a regular file for reading, if nothing can wait on the disk.
+
+        None where it might wait, or where this cannot answer exactly as
+        :meth:`open_path` would: then that runs on a worker and gives the answer
+        (an error included). Every lookup is served from the kernel's caches
+        (``RESOLVE_CACHED``) below the root without any link on the way. The
+        entry is first taken by an ``O_PATH`` descriptor, which opens nothing,
+        and only a regular file is then opened: a FIFO or device is never opened
+        here. A subclass with its own way of finding or opening files keeps it.
+        """
+        if flags != os.O_RDONLY or not openat2.cached_usable():
+            return None
+        cls = type(self)
+        if (
+            cls.open_path is not LocalFileSystem.open_path
+            or cls.open_file is not LocalFileSystem.open_file
+            or cls.locate is not LocalFileSystem.locate
+        ):
+            return None
+        names = self.jail.plain_names(path, base)
+        if names is None:
+            return None
+        relative = b"/".join(names)
+        root = self.jail.root_fd
+        try:
+            probe = openat2.openat2(root, relative, _PROBE_FLAGS, openat2.BENEATH_CACHED)
+        except OSError:
+            return None
+        try:
+            found = os.fstat(probe)
+        finally:
+            os.close(probe)
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        try:
+            fd = openat2.openat2(root, relative, flags | _OPEN_EXTRA, openat2.BENEATH_CACHED)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if (st.st_dev, st.st_ino) != (found.st_dev, found.st_ino):
+            # Replaced in between: whatever is there now is the worker's to open.
+            os.close(fd)
+            return None
+        return fd, b"/" + relative
 
     @staticmethod
     def _open_or_create(loc: Location, flags: int) -> tuple[int, bool]:

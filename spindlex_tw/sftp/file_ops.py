@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from spindlex_tw.core.wire import Reader
 from spindlex_tw.fs.interface import CachedReadUnsupported, DirStream, FileSystem, SetStat
@@ -46,6 +48,8 @@ from spindlex_tw.sftp.replies import Reply
 from spindlex_tw.sftp.status import SFTPError
 
 MAX_OFFSET = (1 << 63) - 1  # off_t
+# An OPEN with any of these may change the files; only others may open without a worker.
+_CHANGES = SSH_FXF_CREAT | SSH_FXF_TRUNC | SSH_FXF_WRITE | SSH_FXF_APPEND
 
 
 def checked_offset(value: int) -> int:
@@ -109,7 +113,10 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
         if known and not staging:
             # No hook to consult between resolving and opening: one worker call.
             fd, virtual = await ctx.io(
-                partial(ctx.fs.open_path, path, ctx.limits.home, follow, flags, mode)
+                partial(ctx.fs.open_path, path, ctx.limits.home, follow, flags, mode),
+                # A file to read whose names are all cached opens without a thread
+                # hand-off (get -r of small files: one fewer per file).
+                attempt=_open_cached(ctx, pflags, path, follow, flags),
             )
         else:
             async with ctx.located(path, follow) as loc:
@@ -140,6 +147,14 @@ async def open_file(ctx: Context, rid: int, r: Reader) -> Reply:
         raise
     handle = FileHandle(virtual, ctx.host_path(virtual), fd, pflags, staged)
     return replies.handle(rid, await ctx.install(handle))
+
+
+def _open_cached(
+    ctx: Context, pflags: int, path: bytes, follow: bool, flags: int
+) -> Callable[[], tuple[Any, bytes] | None] | None:
+    """The storage's ``open_cached`` for an OPEN that only reads, or None if it has none."""
+    quick = None if pflags & _CHANGES else getattr(ctx.fs, "open_cached", None)
+    return partial(quick, path, ctx.limits.home, follow, flags) if quick else None
 
 
 def stages(pflags: int) -> bool:
