@@ -179,18 +179,24 @@ class SSHServerProtocol(protocol.Protocol):
         if core is None:
             return
         self.bytes_in += len(data)
-        if len(data) >= _BULK_READ:
+        bulk = len(data) >= _BULK_READ
+        if bulk:
             self._bulk()
-        elif self._quickack is not None:
-            acknowledge_now(self._quickack)
+        sent_before = self.bytes_out
         # In context: the core itself asks get_allowed_auths while parsing requests.
         self.in_context(self._receive, core, data)
         self.flush()
+        if not bulk and self.bytes_out == sent_before and self._quickack is not None:
+            # Nothing went back to carry the acknowledgement: send it on its own
+            # now. An answer sent above carried it already, so a request answered
+            # at once costs no extra packet and no extra system call.
+            acknowledge_now(self._quickack)
 
     def _receive(self, core: ServerTransport, data: bytes) -> None:
-        self.process(core.feed(data))
+        # Already in context (dataReceived): dispatch directly, not through process().
+        self._dispatch(core.feed(data))
         while (events := core.next_events()) is not None:
-            self.process(events)
+            self._dispatch(events)
 
     def connectionLost(self, reason: Any = None) -> None:
         if self._grace_timer is not None:

@@ -9,8 +9,11 @@ delays that acknowledgement by up to 40 ms. That was 40 ms of every login's
 set after a read, the kernel acknowledges the next data at once.
 
 The kernel drops back to delayed acknowledgements by itself, so the option is
-set again after each read; a bulk read (a full buffer) is a stream, where
-acknowledgements flow anyway, and is left alone.
+set again after each read that nothing answered at once; a read whose answer
+went out while it was handled (an SFTP request served on the spot) had its
+acknowledgement carried by that answer, and setting the option would only add
+a system call and a packet of its own. A bulk read (a full buffer) is a
+stream, where acknowledgements flow anyway, and is left alone.
 """
 
 from __future__ import annotations
