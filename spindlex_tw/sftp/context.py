@@ -20,12 +20,19 @@ from spindlex_tw.protocol.constants import (
     SSH_FX_PERMISSION_DENIED,
 )
 from spindlex_tw.sftp.access import WRITE, Rule, parent_of
-from spindlex_tw.sftp.effects import Blocking, CallHook, Wait
+from spindlex_tw.sftp.effects import Blocking, CallHook, RunNow, TryFirst, Wait
 from spindlex_tw.sftp.handles import DirHandle, FileHandle, Handle, HandleTable
 from spindlex_tw.sftp.replies import Reply
 from spindlex_tw.sftp.status import SFTPError
 
 T = TypeVar("T")
+
+# Where calls on the served files run (Context.file_calls). The driver decides:
+# each hand-off to a thread costs two thread wake-ups, more than a call on
+# memory, so storage that never waits is called inline.
+THREADS = "threads"  # always in a worker thread
+TRY_FIRST = "try_first"  # a call that can promise not to wait is tried inline first
+INLINE = "inline"  # on the event loop, for storage that never waits
 
 SIZE_LIMIT = 256 * 1024
 HEADER_ROOM = 1024
@@ -123,9 +130,7 @@ class _Located:
 
     async def __aenter__(self) -> Location:
         ctx = self._ctx
-        self._loc = await Blocking(
-            partial(ctx.fs.locate, self._path, ctx.limits.home, self._follow)
-        )
+        self._loc = await ctx.io(partial(ctx.fs.locate, self._path, ctx.limits.home, self._follow))
         return self._loc
 
     async def __aexit__(
@@ -153,19 +158,27 @@ class Context:
         self.report = report
         self.handles = HandleTable(limits.max_open_handles)
         self.closed = False
+        #: Where calls on the served files run; the driver sets it (see :meth:`io`).
+        self.file_calls = THREADS
 
     def io(
         self, function: Callable[[], T], attempt: Callable[[], T | None] | None = None
     ) -> Awaitable[T]:
-        """Run blocking ``function``, a call on the served files, in a worker thread.
+        """Run ``function``, a call on the served files, where :attr:`file_calls` says.
 
-        ``attempt`` is the same call that cannot wait; None from it means "would wait".
+        ``attempt`` is the same call that cannot wait; None from it means "would
+        wait". Unless file calls run inline it is tried first, and only a None
+        sends ``function`` to a worker thread.
         """
-        return Blocking(function, attempt=attempt)
+        if self.file_calls == INLINE:
+            return RunNow(function)
+        if attempt is not None and self.file_calls == TRY_FIRST:
+            return TryFirst(attempt, function)
+        return Blocking(function)
 
     def lookup(self, function: Callable[[], T]) -> Awaitable[T]:
         """Run ``function``, which looks up accounts (maybe over the network), in a worker."""
-        return Blocking(function, files_only=False)
+        return Blocking(function)
 
     def open_without_asking(self, creating: bool, requested: int | None) -> tuple[bool, int | None]:
         """``(True, mode)`` for an OPEN whose hooks' answers are known, else ``(False, None)``.
@@ -281,14 +294,14 @@ class Context:
                 # A read-only file of the local disk closes without a thread hand-off
                 # (get -r of small files: one fewer per file).
                 quick = None if handle.writable else getattr(self.fs, "close_read_only", None)
-                await Blocking(
+                await self.io(
                     partial(abandon or self.fs.close_file, handle.fd),
                     attempt=partial(quick, handle.fd) if quick else None,
                 )
             else:
-                await Blocking(staged.commit if complete else staged.discard)
+                await self.io(staged.commit if complete else staged.discard)
         elif isinstance(handle, DirHandle):
-            await Blocking(handle.stream.close)
+            await self.io(handle.stream.close)
 
     async def install(self, handle: Handle) -> bytes:
         """Add an opened handle to the reserved slot; if the client left meanwhile, close it."""

@@ -28,25 +28,51 @@ class Effect(Generic[T]):
 class Blocking(Effect[T]):
     """Call ``function`` where blocking is harmless: a worker thread.
 
-    ``files_only`` says the call touches nothing but the served files, so on
-    a filesystem held in memory it never waits and the driver may run it
-    inline; account lookups, which may ask a directory server, say False.
-    ``attempt``, when given, is the same call that cannot wait (a read from
-    the page cache): the driver may try it inline first, and only if it
-    answers None hand ``function`` to a thread.
+    Calls on the served files are placed by :meth:`Context.io
+    <spindlex_tw.sftp.context.Context.io>`, which yields this effect only for
+    those that must not run on the event loop; account lookups and long copy
+    steps always do.
     """
 
-    __slots__ = ("attempt", "files_only", "function")
+    __slots__ = ("function",)
 
-    def __init__(
-        self,
-        function: Callable[[], T],
-        files_only: bool = True,
-        attempt: Callable[[], T | None] | None = None,
-    ) -> None:
+    def __init__(self, function: Callable[[], T]) -> None:
         self.function = function
-        self.files_only = files_only
+
+
+class RunNow(Generic[T]):
+    """Awaiting it calls ``function`` at once: the handler does not suspend.
+
+    For calls on files that never wait (a tree in memory, or a server told to
+    run file calls inline): no effect, no job, no trip through the driver.
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[], T]) -> None:
+        self.function = function
+
+    def __await__(self) -> Generator[Effect[Any], object, T]:
+        return self.function()
+        yield  # unreachable: it makes this a generator that finishes at once
+
+
+class TryFirst(Generic[T]):
+    """Awaiting it calls ``attempt``, the same call promising not to wait; only if
+    that answers None (it would have waited) does ``function`` go to a worker."""
+
+    __slots__ = ("attempt", "function")
+
+    def __init__(self, attempt: Callable[[], T | None], function: Callable[[], T]) -> None:
         self.attempt = attempt
+        self.function = function
+
+    def __await__(self) -> Generator[Effect[Any], object, T]:
+        value = self.attempt()
+        if value is not None:
+            return value
+        result = yield Blocking(self.function)
+        return cast(T, result)
 
 
 class CallHook(Effect[object]):

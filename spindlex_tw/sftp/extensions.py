@@ -167,8 +167,7 @@ async def copy_data(ctx: Context, rid: int, r: Reader) -> Reply:
                     target.fd,
                     write_offset,
                     ctx.limits.max_write_length,
-                ),
-                files_only=False,
+                )
             )
             if not moved:
                 break

@@ -14,7 +14,10 @@ pause and resume its transport. A request's bytes count the room its reply
 may take (see :mod:`spindlex_tw.sftp.budget`), and a request that does not
 fit what is left of the budget waits, unread, until replies free it. The
 budget may be shared by every session of one connection; a session with
-nothing in flight always starts its next request, whatever the others hold.
+nothing in flight (no request under way, no reply waiting to be taken)
+always starts its next request, whatever the others hold. Calls on the
+files that cannot wait run as the request is read, inside
+:meth:`receive_data` (see ``Context.io``); only the others become jobs.
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ from spindlex_tw.sftp.codes import (
     SSH_FXP_READDIR,
     SSH_FXP_WRITE,
 )
-from spindlex_tw.sftp.context import AccessPolicy, Context, Handler, Limits, SessionClosed
+from spindlex_tw.sftp.context import (
+    THREADS,
+    AccessPolicy,
+    Context,
+    Handler,
+    Limits,
+    SessionClosed,
+)
 from spindlex_tw.sftp.effects import Blocking, CallHook, Effect, Wait
 from spindlex_tw.sftp.framing import FramingError, PacketBuffer
 from spindlex_tw.sftp.handles import FileHandle
@@ -124,6 +134,7 @@ class SftpSession:
         record: audit.Record | None = None,
         budget: Budget | None = None,
         wake: Callable[[], None] = lambda: None,
+        file_calls: str = THREADS,
     ) -> None:
         """``record``, if given, is handed each finished :class:`~.audit.Operation`.
 
@@ -131,12 +142,15 @@ class SftpSession:
         the session has its own, of ``limits``); ``wake`` is called when they
         free room this session waits for: the driver then calls :meth:`take_jobs`
         (later, not from within ``wake``) and looks at :attr:`wants_input`.
+        ``file_calls`` says where calls on ``fs`` run (``Context.io``): the driver
+        runs in worker threads only what comes to it as a ``Blocking`` job.
         """
         self.limits = limits or Limits()
         self._budget = budget or Budget.for_limits(self.limits)
         self._wake = wake
         self._record = record
         self._ctx = Context(fs, policy, self.limits, username, report)
+        self._ctx.file_calls = file_calls
         self._report = report
         self._buffer = PacketBuffer(self.limits.max_packet_length)
         self._waiting: memoryview | bytes | None = None  # taken, but too costly to start yet
@@ -264,7 +278,17 @@ class SftpSession:
 
     def _saturated(self) -> bool:
         # The only request of its session always starts: no session starves.
-        return self._output_blocked or bool(self._tasks and self._budget.spent)
+        return self._output_blocked or bool(self._holding and self._budget.spent)
+
+    @property
+    def _holding(self) -> bool:
+        """This session holds budget: requests under way, or replies not yet taken.
+
+        Replies count too: a request answered on the spot (Context.io inline)
+        is no longer under way, but its reply holds memory until the driver
+        takes it, and a burst of requests must not pile replies up past the budget.
+        """
+        return bool(self._tasks or self._unsent)
 
     def _hold_back(self, cost: int) -> None:
         """Wait for the others to free ``cost``; what this session frees, it retries itself."""
@@ -293,7 +317,7 @@ class SftpSession:
             return False
         packet = self._waiting
         if packet is None:
-            if self._tasks and self._budget.spent:
+            if self._holding and self._budget.spent:
                 self._hold_back(1)  # the next request's cost is not known: any room may do
                 return False
             try:
@@ -305,7 +329,7 @@ class SftpSession:
                 return False
             self._waiting_cost = request_cost(packet, self.limits)
         cost, room = self._waiting_cost
-        if self._tasks and not self._budget.fits(cost):
+        if self._holding and not self._budget.fits(cost):
             # Started now, it would overspend: it waits for replies to free the budget
             # (a request alone in flight always starts, however costly).
             self._waiting = packet

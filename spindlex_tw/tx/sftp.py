@@ -32,7 +32,7 @@ from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.sftp.audit import Operation
 from spindlex_tw.sftp.bandwidth import Bandwidth, TokenBucket
 from spindlex_tw.sftp.budget import Budget
-from spindlex_tw.sftp.context import AccessPolicy, Limits
+from spindlex_tw.sftp.context import INLINE, TRY_FIRST, AccessPolicy, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
 from spindlex_tw.tx import audit
@@ -145,7 +145,6 @@ class SFTPProtocol(Protocol):
         self._hook_timeout = hook_timeout
         self._disk_io = disk_io
         self._storage = storage or partial(LocalFileSystem, root)
-        self._inline_io = False
         self._session: SftpSession | None = None
         self._budget: Budget | None = None
         self._input_paused = False
@@ -180,8 +179,9 @@ class SFTPProtocol(Protocol):
             self._transport.loseConnection()
             return
         # A call on memory never waits, and two thread wake-ups per call cost more
-        # than the call: small files upload at half the CPU inline.
-        self._inline_io = self._disk_io == "inline" or (
+        # than the call: small files upload at half the CPU inline. On a disk, a
+        # call that can promise not to wait (a cached read) is tried inline first.
+        inline = self._disk_io == "inline" or (
             self._disk_io == "auto" and fs.capabilities.never_waits
         )
         self._budget = budgets.join(self._session_id, self._limits)
@@ -194,6 +194,7 @@ class SFTPProtocol(Protocol):
             self._audit,
             self._budget,
             self._wake,
+            INLINE if inline else TRY_FIRST,
         )
         self._transport.registerProducer(self, True)
 
@@ -334,17 +335,7 @@ class SFTPProtocol(Protocol):
         assert session is not None
         effect = job.effect
         if isinstance(effect, Blocking):
-            inline = self._inline_io and effect.files_only
-            call = effect.function if inline else effect.attempt
-            if call is not None:
-                try:
-                    value = call()
-                except Exception as exc:
-                    session.fail(job, exc)
-                    return
-                if inline or value is not None:  # an attempt's None: it would have waited
-                    session.complete(job, value)
-                    return
+            # What may run inline already has (Context.io): this one needs a thread.
             workers.get(self._reactor).submit(effect.function, partial(self._job_settled, job))
             return
         outcome = run_hook(

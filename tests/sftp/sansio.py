@@ -17,7 +17,7 @@ from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_EOF
 from spindlex_tw.sftp import codes
 from spindlex_tw.sftp.attrs import Attrs
-from spindlex_tw.sftp.context import Limits
+from spindlex_tw.sftp.context import THREADS, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
 
@@ -75,6 +75,8 @@ class Driver:
     errors: list[tuple[str, BaseException]] = field(default_factory=list)
     #: The storage served; the directory ``root`` on the local disk if None.
     fs: FileSystem | None = None
+    #: Where the session runs calls on the files (Context.io): jobs by default.
+    file_calls: str = THREADS
 
     def __post_init__(self) -> None:
         self.session = SftpSession(
@@ -83,6 +85,7 @@ class Driver:
             self.limits,
             self.username,
             lambda message, error: self.errors.append((message, error)),
+            file_calls=self.file_calls,
         )
         self.held: list[Job] = []
         self._buffer = b""

@@ -24,7 +24,7 @@ from spindlex_tw.fs import openat2
 from spindlex_tw.fs.jail import Jail, Location
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.sftp import codes
-from spindlex_tw.sftp.context import fixed_answer
+from spindlex_tw.sftp.context import TRY_FIRST, fixed_answer
 from spindlex_tw.sftp.effects import Blocking
 
 # The confinement tests of the walk, run again below with this module's ``drv``:
@@ -49,26 +49,31 @@ pytestmark = pytest.mark.skipif(not openat2.usable(), reason="this system has no
 
 
 class AttemptingDriver(Driver):
-    """Runs a call's attempt first, as the Twisted driver does for a root on a disk."""
+    """Tries each call that can promise not to wait first, as the Twisted driver does
+    for a root on a disk; counts the OPENs tried so and the calls handed to a worker."""
 
     attempted: int = 0
     handed_off: int = 0
 
+    def __post_init__(self) -> None:
+        self.fs = _CountedOpens(str(self.root), self)
+        self.file_calls = TRY_FIRST
+        super().__post_init__()
+
     def run_job(self, job: Any) -> None:
-        effect = job.effect
-        if isinstance(effect, Blocking) and effect.attempt is not None:
-            self.attempted += 1
-            try:
-                value = effect.attempt()
-            except Exception as exc:
-                self.session.fail(job, exc)
-                return
-            if value is not None:
-                self.session.complete(job, value)
-                return
-        if isinstance(effect, Blocking):
+        if isinstance(job.effect, Blocking):
             self.handed_off += 1
         super().run_job(job)
+
+
+class _CountedOpens(LocalFileSystem):
+    def __init__(self, root: str, driver: AttemptingDriver) -> None:
+        super().__init__(root)
+        self._driver = driver
+
+    def open_cached(self, *args: Any) -> Any:
+        self._driver.attempted += 1
+        return super().open_cached(*args)
 
 
 class Defaults(AllowAll):
