@@ -13,9 +13,10 @@ fields are for programs.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from spindlex_tw.core.requests import (
     CancelStreamlocalForward,
@@ -62,7 +63,19 @@ _TEXT = {
 def emit(audit_event: str, text: str | None = None, **fields: Any) -> None:
     """Log audit event ``audit_event`` with ``fields`` (each a JSON-friendly value),
     its text the one named ``text`` (default: the event's own)."""
-    _log.info(_TEXT[text or audit_event], audit_event=audit_event, **fields)
+    # The event Logger.info would build, handed to the same observer. Not through
+    # Logger.emit: its check that the level is a LogLevel lists and sorts every
+    # level on each call, a third of the cost of an SFTP OPEN's or CLOSE's event.
+    fields.update(
+        audit_event=audit_event,
+        log_logger=_log,
+        log_level=LogLevel.info,
+        log_namespace=NAMESPACE,
+        log_source=None,
+        log_format=_TEXT[text or audit_event],
+        log_time=time.time(),
+    )
+    _log.observer(fields)  # type: ignore[call-arg]  # zope interface method, typed as taking self
 
 
 def sftp_operation(
