@@ -17,7 +17,7 @@ from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.protocol.constants import SSH_FX_EOF
 from spindlex_tw.sftp import codes
 from spindlex_tw.sftp.attrs import Attrs
-from spindlex_tw.sftp.context import THREADS, Limits
+from spindlex_tw.sftp.context import THREADS, Limits, fixed_answer
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import Job, SftpSession
 
@@ -34,6 +34,27 @@ class AllowAll:
     def get_file_permissions(self, path: str) -> object:
         return 0o644
 
+    def get_directory_permissions(self, path: str) -> object:
+        return 0o755
+
+
+class Defaults(AllowAll):
+    """SFTPServer's defaults, marked as such (``fixed_answer``): the session asks
+    no hook, so an OPEN is one call on the files, as with the public class."""
+
+    @fixed_answer(True)
+    def check_file_access(self, path: str, mode: str) -> object:
+        return True
+
+    @fixed_answer(True)
+    def check_directory_access(self, path: str, mode: str) -> object:
+        return True
+
+    @fixed_answer(0o644)
+    def get_file_permissions(self, path: str) -> object:
+        return 0o644
+
+    @fixed_answer(0o755)
     def get_directory_permissions(self, path: str) -> object:
         return 0o755
 

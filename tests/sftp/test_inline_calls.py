@@ -17,32 +17,12 @@ from spindlex_tw.core.wire import uint32, uint64
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.fs.storage import in_memory
 from spindlex_tw.sftp import codes
-from spindlex_tw.sftp.context import INLINE, THREADS, TRY_FIRST, Limits, fixed_answer
+from spindlex_tw.sftp.context import INLINE, THREADS, TRY_FIRST, Limits
 from spindlex_tw.sftp.effects import Blocking
 from spindlex_tw.sftp.session import SftpSession
-from tests.sftp.sansio import packet, request, s
+from tests.sftp.sansio import Defaults, packet, request, s
 
 CHUNK = 32 * 1024
-
-
-class AllowAll:
-    """Hooks whose answers are known, as SFTPServer's defaults: no hook call to wait on."""
-
-    @fixed_answer(True)
-    def check_file_access(self, path: str, mode: str) -> object:
-        return True
-
-    @fixed_answer(True)
-    def check_directory_access(self, path: str, mode: str) -> object:
-        return True
-
-    @fixed_answer(0o644)
-    def get_file_permissions(self, path: str) -> object:
-        return 0o644
-
-    @fixed_answer(0o755)
-    def get_directory_permissions(self, path: str) -> object:
-        return 0o755
 
 
 def _replies(data: bytes) -> list[tuple[int, int, bytes]]:
@@ -79,7 +59,7 @@ def _reads(handle: bytes, first_id: int, count: int) -> bytes:
 
 def test_inline_calls_finish_inside_receive_data(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"abc")
-    session = SftpSession(LocalFileSystem(str(tmp_path)), AllowAll(), file_calls=INLINE)
+    session = SftpSession(LocalFileSystem(str(tmp_path)), Defaults(), file_calls=INLINE)
     handle = _opened(session, "/f")
     session.receive_data(_reads(handle, 10, 1))
     assert session.take_jobs() == []  # nothing for the driver: answered already
@@ -91,7 +71,7 @@ def test_inline_replies_stay_within_the_budget(tmp_path: Path) -> None:
     content = os.urandom(CHUNK * 40)
     (tmp_path / "big").write_bytes(content)
     limits = Limits(max_outstanding_bytes=4 * CHUNK)
-    session = SftpSession(LocalFileSystem(str(tmp_path)), AllowAll(), limits, file_calls=INLINE)
+    session = SftpSession(LocalFileSystem(str(tmp_path)), Defaults(), limits, file_calls=INLINE)
     handle = _opened(session, "/big")
     # 40 READs in one burst, and the driver takes no reply meanwhile.
     session.receive_data(_reads(handle, 100, 40))
@@ -126,7 +106,7 @@ def _drive(session: SftpSession) -> int:
 def test_try_first_uses_the_attempt_or_hands_the_call_to_a_worker(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"cached")
     (tmp_path / "f").read_bytes()  # in the page cache
-    session = SftpSession(LocalFileSystem(str(tmp_path)), AllowAll(), file_calls=TRY_FIRST)
+    session = SftpSession(LocalFileSystem(str(tmp_path)), Defaults(), file_calls=TRY_FIRST)
     session.receive_data(packet(codes.SSH_FXP_INIT, uint32(3)))
     _take(session)
     # A directory listing has no call that promises not to wait: workers do it.
@@ -153,7 +133,7 @@ def test_try_first_uses_the_attempt_or_hands_the_call_to_a_worker(tmp_path: Path
 def test_threads_send_every_file_call_to_a_worker(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x")
     (tmp_path / "f").read_bytes()
-    session = SftpSession(LocalFileSystem(str(tmp_path)), AllowAll(), file_calls=THREADS)
+    session = SftpSession(LocalFileSystem(str(tmp_path)), Defaults(), file_calls=THREADS)
     handle_reply = None
     session.receive_data(packet(codes.SSH_FXP_INIT, uint32(3)))
     _take(session)

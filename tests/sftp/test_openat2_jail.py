@@ -24,13 +24,13 @@ from spindlex_tw.fs import openat2
 from spindlex_tw.fs.jail import Jail, Location
 from spindlex_tw.fs.local import LocalFileSystem
 from spindlex_tw.sftp import codes
-from spindlex_tw.sftp.context import TRY_FIRST, fixed_answer
+from spindlex_tw.sftp.context import TRY_FIRST
 from spindlex_tw.sftp.effects import Blocking
 
 # The confinement tests of the walk, run again below with this module's ``drv``:
 # a driver that tries each call's attempt first (the event-loop thread's cached
 # opens and reads), once with openat2 and once with only the walk.
-from tests.sftp.sansio import AllowAll, Driver
+from tests.sftp.sansio import Defaults, Driver
 from tests.sftp.test_jail import (  # noqa: F401
     test_absolute_host_path_is_inside,
     test_absolute_link_targets_resolve_under_root,
@@ -74,22 +74,6 @@ class _CountedOpens(LocalFileSystem):
     def open_cached(self, *args: Any) -> Any:
         self._driver.attempted += 1
         return super().open_cached(*args)
-
-
-class Defaults(AllowAll):
-    """The SFTPServer defaults, marked as such: OPEN asks no hook and is one call."""
-
-    @fixed_answer(True)
-    def check_file_access(self, path: str, mode: str) -> object:
-        return True
-
-    @fixed_answer(True)
-    def check_directory_access(self, path: str, mode: str) -> object:
-        return True
-
-    @fixed_answer(0o644)
-    def get_file_permissions(self, path: str) -> object:
-        return 0o644
 
 
 def _no_openat2(monkeypatch: pytest.MonkeyPatch) -> list[int]:
