@@ -8,9 +8,10 @@ the reactor once per batch of results, and reports each result to a plain
 callback instead of a Deferred. An SFTP transfer makes one such call per
 256 KiB read or write, and a small file three.
 
-A call that waits for its result still costs two thread wake-ups, about
-35 us of CPU on a small VM, most of it in the kernel; that is why the SFTP
-server can also run its file calls inline (``SFTPServer.disk_io``).
+A call that waits for its result still costs two thread wake-ups, 35 to
+60 us of CPU on a small VM (more when the two threads run on different
+vCPUs), most of it in the kernel; that is why the SFTP server runs file calls
+inline where they cannot wait (``SFTPServer.disk_io``, ``Context.io``).
 
 Threads start on demand, up to ``size``; :meth:`BlockingPool.stop` ends them
 (call it when the reactor shuts down).
