@@ -39,7 +39,26 @@ class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
 
 
-_SYS_OPENAT2 = ctypes.c_long(437)  # the same number on every Linux architecture
+# 437 on the architectures that share the kernel's common numbering (all new
+# system calls since 5.1); MIPS and Alpha number theirs apart, so elsewhere the
+# call is not made at all and the walk does the work.
+_SYS_OPENAT2 = ctypes.c_long(437)
+_COMMON_NUMBERING = frozenset(
+    {
+        "x86_64",
+        "i386",
+        "i686",
+        "aarch64",
+        "armv6l",
+        "armv7l",
+        "armv8l",
+        "riscv64",
+        "ppc64",
+        "ppc64le",
+        "s390x",
+        "loongarch64",
+    }
+)
 _HOW_SIZE = ctypes.c_size_t(ctypes.sizeof(_OpenHow))
 # The few (flags, resolve) pairs in use, each as a ready pointer: the kernel only reads them.
 _hows: dict[tuple[int, int], object] = {}
@@ -55,7 +74,7 @@ class _State:
 
     @staticmethod
     def _bind() -> Callable[..., int] | None:
-        if not sys.platform.startswith("linux"):
+        if not sys.platform.startswith("linux") or os.uname().machine not in _COMMON_NUMBERING:
             return None
         try:
             call = ctypes.CDLL(None, use_errno=True).syscall
