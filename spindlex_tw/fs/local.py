@@ -29,6 +29,8 @@ __all__ = ["CachedReadUnsupported", "DirEntry", "DirStream", "LocalFileSystem", 
 _OPEN_EXTRA = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 # Takes an entry to look at, never opens it: a FIFO or device is not opened.
 _PROBE_FLAGS = O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+# Reopening a probed descriptor follows /proc's link to it: no O_NOFOLLOW there.
+_REOPEN_EXTRA = os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0) if hasattr(os, "preadv") else 0
 
@@ -128,8 +130,9 @@ class LocalFileSystem:
         (an error included). Every lookup is served from the kernel's caches
         (``RESOLVE_CACHED``) below the root without any link on the way. The
         entry is first taken by an ``O_PATH`` descriptor, which opens nothing,
-        and only a regular file is then opened: a FIFO or device is never opened
-        here. A subclass with its own way of finding or opening files keeps it.
+        and only a regular file is then opened, through that descriptor: a FIFO
+        or device is never opened here, even one renamed over the name
+        meanwhile. A subclass with its own way of finding or opening files keeps it.
         """
         if flags != os.O_RDONLY or not openat2.cached_usable():
             return None
@@ -150,24 +153,16 @@ class LocalFileSystem:
         except OSError:
             return None
         try:
-            found = os.fstat(probe)
+            if not stat.S_ISREG(os.fstat(probe).st_mode):
+                return None
+            # Reopened through its descriptor, not by name again: the file opened is
+            # the one just found regular, whatever is renamed over the name meanwhile
+            # (a FIFO put there must never be opened on the event loop).
+            fd = os.open(f"/proc/self/fd/{probe}", flags | _REOPEN_EXTRA)
+        except OSError:
+            return None  # no /proc here, or the kernel said no: the worker answers
         finally:
             os.close(probe)
-        if not stat.S_ISREG(found.st_mode):
-            return None
-        try:
-            fd = openat2.openat2(root, relative, flags | _OPEN_EXTRA, openat2.BENEATH_CACHED)
-        except OSError:
-            return None
-        try:
-            st = os.fstat(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        if (st.st_dev, st.st_ino) != (found.st_dev, found.st_ino):
-            # Replaced in between: whatever is there now is the worker's to open.
-            os.close(fd)
-            return None
         return fd, b"/" + relative
 
     @staticmethod
