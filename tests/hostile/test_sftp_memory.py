@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asyncssh
+import pytest
 
 from spindlex_tw.core import wire
 from spindlex_tw.protocol import constants as c
@@ -220,8 +221,11 @@ class SftpChannels:
         return thread
 
 
+# "inline": every READ is answered while its request is read (Context.io), so
+# nothing is under way and only the replies not yet taken hold the budget.
+@pytest.mark.parametrize("disk_io", ["auto", "inline"])
 def test_unread_replies_stay_within_the_session_bound(
-    start_server: Callable[..., ServerProcess], tmp_path: Path
+    start_server: Callable[..., ServerProcess], tmp_path: Path, disk_io: str
 ) -> None:
     """20 SFTP channels that never read, flooding requests whose replies outgrow them."""
     root = tmp_path / "root"
@@ -229,7 +233,7 @@ def test_unread_replies_stay_within_the_session_bound(
     (root / "f").write_bytes(os.urandom(MiB))
     server = start_server(
         app=APP,
-        env={"SPINDLEX_TEST_SFTP_ROOT": str(root)},
+        env={"SPINDLEX_TEST_SFTP_ROOT": str(root), "SPINDLEX_TEST_DISK_IO": disk_io},
         settings={"max_requests_burst": 10**9},
     )
     client = RawClient(server.port)
