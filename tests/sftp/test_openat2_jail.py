@@ -76,19 +76,22 @@ class _CountedOpens(LocalFileSystem):
         return super().open_cached(*args)
 
 
-def _no_openat2(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """openat2 as a kernel without it answers: ENOSYS. Returns the calls that reached it."""
-    calls: list[int] = []
+def _no_openat2(
+    monkeypatch: pytest.MonkeyPatch, number: int = errno.ENOSYS, calls: list[int] | None = None
+) -> list[int]:
+    """openat2 failing with ``number`` every time (ENOSYS: a kernel without it), the
+    process not yet told; returns the list of calls that reached it (``calls``, if given)."""
+    reached: list[int] = [] if calls is None else calls
 
-    def missing(*args: object) -> int:
-        calls.append(1)
-        ctypes.set_errno(errno.ENOSYS)
+    def failing(*args: object) -> int:
+        reached.append(1)
+        ctypes.set_errno(number)
         return -1
 
-    monkeypatch.setattr(openat2._state, "call", missing)
+    monkeypatch.setattr(openat2._state, "call", failing)
     monkeypatch.setattr(openat2._state, "usable", True)
     monkeypatch.setattr(openat2._state, "cached_usable", True)
-    return calls
+    return reached
 
 
 @pytest.fixture(params=["openat2", "walk"])
@@ -188,13 +191,7 @@ def test_plain_paths_take_one_call_and_links_go_to_the_walk(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jail = Jail(str(tree))
-    seen: list[bytes] = []
-    real = openat2.openat2
-
-    def spy(dir_fd: int, path: bytes, flags: int, resolve: int) -> int:
-        seen.append(path)
-        return real(dir_fd, path, flags, resolve)
-
+    calls = _spied_openat2(monkeypatch)
     walks: list[bytes] = []
     real_walk = jail._walk
 
@@ -202,16 +199,29 @@ def test_plain_paths_take_one_call_and_links_go_to_the_walk(
         walks.append(path)
         return real_walk(path, follow)
 
-    monkeypatch.setattr(openat2, "openat2", spy)
     monkeypatch.setattr(jail, "_walk", walk)
     jail.locate(b"/a/b/f", b"/", True).close()
+    seen = [path for path, _ in calls]
     assert seen == [b"a/b"] and walks == []
     # A link on the way: the kernel refuses it, the walk follows it inside the root.
     loc = jail.locate(b"/to-b/f", b"/", True)
     assert loc.parts == (b"a", b"b", b"f")
     loc.close()
-    assert seen[-1] == b"to-b" and walks == [b"/to-b/f"]
+    assert calls[-1][0] == b"to-b" and walks == [b"/to-b/f"]
     jail.close()
+
+
+def _spied_openat2(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, int]]:
+    """openat2 as it is, each call's (path, flags) recorded in the list returned."""
+    calls: list[tuple[bytes, int]] = []
+    real = openat2.openat2
+
+    def spy(dir_fd: int, path: bytes, flags: int, resolve: int) -> int:
+        calls.append((path, flags))
+        return real(dir_fd, path, flags, resolve)
+
+    monkeypatch.setattr(openat2, "openat2", spy)
+    return calls
 
 
 def _cached(fs: LocalFileSystem, path: bytes, flags: int = os.O_RDONLY) -> tuple[int, bytes] | None:
@@ -240,20 +250,13 @@ def test_open_cached_leaves_everything_else_to_the_worker(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fs = LocalFileSystem(str(tree))
-    opened: list[int] = []
-    real = openat2.openat2
-
-    def spy(dir_fd: int, path: bytes, flags: int, resolve: int) -> int:
-        opened.append(flags)
-        return real(dir_fd, path, flags, resolve)
-
-    monkeypatch.setattr(openat2, "openat2", spy)
+    calls = _spied_openat2(monkeypatch)
     for path in (b"/fifo", b"/a", b"/", b"/to-b/f", b"/a/abs-f", b"/out", b"/out-dir/canary"):
         assert _cached(fs, path) is None, path
     for path in (b"/a/../top", b"/a/b/", b"/missing", b"/a/b/f\0", b"/" + b"x" * 5000):
         assert _cached(fs, path) is None, path
     # Only looked at, never opened: a FIFO (or device) is not opened on the event loop.
-    assert all(flags & os.O_PATH for flags in opened)
+    assert all(flags & os.O_PATH for _, flags in calls)
     for flags in (os.O_WRONLY, os.O_RDWR, os.O_RDONLY | os.O_TRUNC, os.O_RDONLY | os.O_EXCL):
         assert _cached(fs, b"/top", flags) is None
     fs.close()
@@ -279,14 +282,7 @@ def test_open_cached_without_openat2_or_resolve_cached(
     assert len(calls) == 1
 
     # A kernel before 5.12 knows openat2 but not RESOLVE_CACHED: EINVAL, then never again.
-    def old_kernel(*args: object) -> int:
-        calls.append(1)
-        ctypes.set_errno(errno.EINVAL)
-        return -1
-
-    monkeypatch.setattr(openat2._state, "call", old_kernel)
-    monkeypatch.setattr(openat2._state, "usable", True)
-    monkeypatch.setattr(openat2._state, "cached_usable", True)
+    _no_openat2(monkeypatch, errno.EINVAL, calls)
     assert _cached(fs, b"/top") is None
     assert _cached(fs, b"/top") is None
     assert len(calls) == 2 and openat2.usable() and not openat2.cached_usable()
