@@ -239,10 +239,11 @@ class SftpSession:
 
     @property
     def drained(self) -> bool:
-        """EOF came and every request before it has been answered."""
+        """EOF came, every request before it has been answered, and the driver has the replies."""
         return (
             self._input_ended
             and not self._tasks
+            and not self._out
             and self._waiting is None
             and not self._buffer.has_packet()
         )

@@ -116,9 +116,10 @@ class SFTPProtocol(Protocol):
     """One SFTP session over ``self.transport``, serving ``root`` under ``policy``'s hooks.
 
     ``storage``, if given, makes the file system served instead of the directory ``root``.
-    ``bandwidth`` limits the bytes taken in and sent out: over a limit, the
-    session's input is paused for as long as the bucket says (no request is
-    read, so no WRITE lands and no READ is answered), on the reactor's clock.
+    ``bandwidth`` limits the bytes taken in and sent out, on the reactor's
+    clock. Over the upload limit, input is paused for as long as the bucket
+    says (no request is read, so no WRITE lands). Replies leave once the
+    download limit has paid for them; until then no request is started.
     """
 
     def __init__(
@@ -151,8 +152,13 @@ class SFTPProtocol(Protocol):
         # None when unlimited: then the hot paths pay one attribute test, nothing more.
         self._upload: TokenBucket | None = bandwidth.upload if bandwidth else None
         self._download: TokenBucket | None = bandwidth.download if bandwidth else None
-        # While set, a bandwidth limit holds input until it fires.
-        self._held: Any = None
+        # While set, a bandwidth limit's debt holds input (uploads) or replies
+        # (downloads) until it fires. Holding input alone cannot limit downloads:
+        # requests a client packs into one channel message arrive at once.
+        self._input_held: Any = None
+        self._output_held: Any = None
+        self._unpaid: list[bytes] = []  # replies charged to the download limit, sent when paid
+        self._consumer_paused = False  # the transport asked us to hold replies
         self._ending = False
         self._lost = False
         self._finished: list[defer.Deferred[None]] = []
@@ -207,16 +213,18 @@ class SFTPProtocol(Protocol):
         if self._session is not None:
             self._session.receive_data(data)
             if self._upload is not None:
-                self._hold(self._upload.take(len(data), self._reactor.seconds()))
+                self._hold_input(self._upload.take(len(data), self._reactor.seconds()))
             self._flush()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
         if self._budget is not None:
             budgets.leave(self._session_id)
-        if self._held is not None:
-            self._held.cancel()
-            self._held = None
+        for held in (self._input_held, self._output_held):
+            if held is not None:
+                held.cancel()
+        self._input_held = self._output_held = None
+        self._unpaid = []
         release_freed_memory(self._reactor)
         if self._session is None:
             self._fire_finished()
@@ -239,13 +247,15 @@ class SFTPProtocol(Protocol):
     # --- IPushProducer: the transport's consumer side asks us to hold replies ------------------
 
     def pauseProducing(self) -> None:
+        self._consumer_paused = True
         if self._session is not None:
             self._session.set_output_blocked(True)
             self._flush()
 
     def resumeProducing(self) -> None:
+        self._consumer_paused = False
         if self._session is not None:
-            self._session.set_output_blocked(False)
+            self._session.set_output_blocked(self._output_held is not None)
             self._flush()
 
     def stopProducing(self) -> None:
@@ -283,10 +293,10 @@ class SFTPProtocol(Protocol):
             # requests, even while jobs run inline and finish on the spot.
             output = session.data_to_send()
             if output and not self._lost:
-                self._transport.writeSequence(output)
-                if self._download is not None:
-                    sent = sum(len(part) for part in output)
-                    self._hold(self._download.take(sent, self._reactor.seconds()))
+                if self._download is None:
+                    self._transport.writeSequence(output)
+                else:
+                    self._send_paid(output)
             jobs = session.take_jobs()
             if not jobs:
                 if session.has_output:
@@ -298,7 +308,7 @@ class SFTPProtocol(Protocol):
             log.warn("SFTP session ended: {error}", error=session.protocol_error)
             self._ending = True
             self._transport.loseConnection()
-        if session.drained and not self._ending and not self._lost:
+        if session.drained and not self._unpaid and not self._ending and not self._lost:
             self._ending = True
             self._transport.loseConnection()
         if not self._lost:
@@ -306,22 +316,48 @@ class SFTPProtocol(Protocol):
         if session.finished:
             self._fire_finished()
 
-    def _hold(self, delay: float) -> None:
-        """Hold input for ``delay`` seconds from now (the bucket's debt covers all owed so far)."""
+    def _hold_input(self, delay: float) -> None:
+        """Hold input ``delay`` seconds from now (the bucket's debt covers all owed so far)."""
         if delay <= 0:
             return
-        if self._held is not None:
-            self._held.reset(delay)
+        if self._input_held is not None:
+            self._input_held.reset(delay)
         else:
-            self._held = self._reactor.callLater(delay, self._release)
+            self._input_held = self._reactor.callLater(delay, self._release_input)
 
-    def _release(self) -> None:
-        self._held = None
+    def _send_paid(self, output: list[bytes]) -> None:
+        """Send replies once the download limit has paid for them.
+
+        Charged now; while that puts the bucket in debt they wait, and the
+        session (blocked meanwhile) neither makes more replies nor starts
+        requests. Paying before sending keeps a transfer's last batch (up to
+        OUTPUT_BATCH bytes) from leaving at line speed.
+        """
+        assert self._download is not None
+        delay = self._download.take(sum(map(len, output)), self._reactor.seconds())
+        if delay <= 0:
+            self._transport.writeSequence(output)
+            return
+        self._unpaid = output
+        self._output_held = self._reactor.callLater(delay, self._release_output)
+        assert self._session is not None
+        self._session.set_output_blocked(True)
+
+    def _release_output(self) -> None:
+        self._output_held = None
+        unpaid, self._unpaid = self._unpaid, []
+        if self._session is not None and not self._lost:
+            self._transport.writeSequence(unpaid)
+            self._session.set_output_blocked(self._consumer_paused)
+            self._flush()
+
+    def _release_input(self) -> None:
+        self._input_held = None
         if self._session is not None and not self._lost:
             self._regulate_input(self._session.wants_input)
 
     def _regulate_input(self, wanted: bool) -> None:
-        wanted = wanted and self._held is None
+        wanted = wanted and self._input_held is None
         if wanted and self._input_paused:
             self._input_paused = False
             self._transport.resumeProducing()

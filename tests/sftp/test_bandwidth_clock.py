@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from twisted.internet import task
 
 from spindlex_tw.core.wire import uint32, uint64
@@ -70,23 +71,58 @@ def test_upload_over_the_limit_pauses_input_for_exactly_the_debt() -> None:
     assert not channel.input_paused
 
 
-def test_download_over_the_limit_pauses_input_after_the_reply() -> None:
-    clock = task.Clock()
-    bucket = TokenBucket(1_000_000, burst=0)
-    channel = _session(Bandwidth(download=bucket), clock)
-    handle = _open(channel, 1, codes.SSH_FXF_WRITE | codes.SSH_FXF_CREAT | codes.SSH_FXF_READ)
-    channel.send(request(codes.SSH_FXP_WRITE, 2, s(handle), uint64(0), s(b"y" * 100_000)))
+def _download_session(clock: task.Clock, size: int) -> tuple[FakeChannel, bytes]:
+    """A session under a 1 MB/s download limit with no burst, holding ``size`` bytes in /f."""
+    channel = _session(Bandwidth(download=TokenBucket(1_000_000, burst=0)), clock)
+    clock.advance(1)  # VERSION's bytes paid
+    channel.send(request(codes.SSH_FXP_OPEN, 1, "/f", uint32(WRITE_READ), Attrs().encode()))
     clock.advance(1)
-    assert not channel.input_paused
+    handle = channel.replies()[1][1].string()
+    channel.send(request(codes.SSH_FXP_WRITE, 2, s(handle), uint64(0), s(b"y" * size)))
+    clock.advance(1)
+    assert channel.replies()[2][0] == codes.SSH_FXP_STATUS
+    return channel, handle
+
+
+WRITE_READ = codes.SSH_FXF_WRITE | codes.SSH_FXF_CREAT | codes.SSH_FXF_READ
+
+
+def test_download_replies_leave_once_paid_for() -> None:
+    """READs packed into one message (AsyncSSH, OpenSSH) do not all leave at once.
+
+    Charged after sending, the last batch of a transfer would never be paid
+    for; holding input alone would let every request already read through.
+    """
+    clock = task.Clock()
+    channel, handle = _download_session(clock, 150_000)
     before = len(channel.data)
-    channel.send(request(codes.SSH_FXP_READ, 3, s(handle), uint64(0), uint32(100_000)))
-    sent = len(channel.data) - before
-    assert sent == 100_000 + 13  # length, type, id, data's length, data
-    assert channel.input_paused
-    clock.advance((sent - 1) / 1_000_000)
-    assert channel.input_paused
-    clock.advance(1 / 1_000_000)
+    channel.send(
+        b"".join(
+            request(codes.SSH_FXP_READ, rid, s(handle), uint64(0), uint32(150_000))
+            for rid in (3, 4, 5)
+        )
+    )
+    total = 3 * (150_000 + 13)  # length, type, id, data's length, data
+    start = clock.seconds()
+    assert len(channel.data) == before and channel.input_paused
+    # Step from timer to timer: at no moment has more left than the limit paid for.
+    while clock.getDelayedCalls():
+        clock.advance(min(call.getTime() for call in clock.getDelayedCalls()) - clock.seconds())
+        assert len(channel.data) - before <= (clock.seconds() - start) * 1_000_000 + 1e-3
+    assert len(channel.data) - before == total
+    assert clock.seconds() - start == pytest.approx(total / 1_000_000)
+    assert sorted(channel.replies()) == [0, 1, 2, 3, 4, 5]
     assert not channel.input_paused
+
+
+def test_eof_waits_for_the_replies_the_limit_holds() -> None:
+    clock = task.Clock()
+    channel, handle = _download_session(clock, 100_000)
+    channel.send(request(codes.SSH_FXP_READ, 3, s(handle), uint64(0), uint32(100_000)))
+    channel.protocol.readConnectionLost()
+    assert not channel.lost and 3 not in channel.replies()
+    clock.advance(1)
+    assert channel.replies()[3][0] == codes.SSH_FXP_DATA and channel.lost
 
 
 def test_without_limits_nothing_is_scheduled() -> None:
