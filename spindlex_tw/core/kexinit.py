@@ -84,10 +84,11 @@ class Negotiated:
 
 def _choose(category: str, client: list[str], server: list[str]) -> str:
     """RFC 4253: the first of the client's names that the server also offers."""
-    offered = set(server)
+    offered = {name: name for name in server}
     for name in client:
-        if name in offered:
-            return name
+        own = offered.get(name)
+        if own is not None:
+            return own  # our copy: the peer's lists need not outlive the key exchange
     raise ProtocolError(
         f"key exchange failed: no matching {category} found "
         f"(client offered {','.join(client) or 'nothing'}; "
