@@ -1,10 +1,11 @@
-"""Many deadlines, one reactor timer: the login grace of every pending connection.
+"""Many deadlines, one reactor timer: every connection's login grace and re-key by time.
 
 A ``callLater`` per connection costs a timer that is almost always cancelled
 (most logins take milliseconds), and Twisted drops cancelled timers from its
 heap only lazily: each still wakes the reactor once, ``login_grace`` after its
 connection opened, which at 10,000 connections is a steady trickle of idle
-wake-ups. Here a connection's deadline is an entry in a heap of our own,
+wake-ups. A ``LoopingCall`` for the hourly re-key costs some 600 bytes on each
+idle connection. Here a connection's deadline is an entry in a heap of our own,
 watched by one ``callLater`` set for the earliest entry. Withdrawing a
 deadline (a login) only marks its entry; the timer is never moved later, and
 cancelled only once no connection that had a deadline is open any more (so a

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.internet import defer, interfaces, protocol
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -114,7 +113,7 @@ class SSHServerProtocol(protocol.Protocol):
         self.username: str | None = None
         self._channels: dict[int, Channel] = {}
         self._grace_timer: deadlines.Deadline | None = None
-        self._rekey_loop: LoopingCall | None = None
+        self._rekey_timer: deadlines.Deadline | None = None
         self.write_paused = False
         self.peer = "?"
         self.source = "?"  # the peer's address, as the factory's admission counts it
@@ -168,9 +167,9 @@ class SSHServerProtocol(protocol.Protocol):
             settings.max_requests_per_second, settings.max_requests_burst, self.reactor.seconds
         )
         if settings.rekey_seconds:
-            self._rekey_loop = LoopingCall(self._rekey_by_time)
-            self._rekey_loop.clock = self.reactor
-            self._rekey_loop.start(settings.rekey_seconds, now=False)
+            self._rekey_timer = deadlines.of(self.reactor).call_at(
+                self.connected_at + settings.rekey_seconds, self._rekey_by_time
+            )
         self.factory.connection_made(self)
         self.flush()
 
@@ -201,8 +200,9 @@ class SSHServerProtocol(protocol.Protocol):
     def connectionLost(self, reason: Any = None) -> None:
         if self._grace_timer is not None:
             self._grace_timer.release()
-        if self._rekey_loop is not None and self._rekey_loop.running:
-            self._rekey_loop.stop()
+        if self._rekey_timer is not None:
+            self._rekey_timer.release()
+            self._rekey_timer = None
         self.lost = True
         channels, self._channels = self._channels, {}
         for channel in channels.values():
@@ -282,6 +282,13 @@ class SSHServerProtocol(protocol.Protocol):
         )
 
     def _rekey_by_time(self) -> None:
+        # A deadline in the reactor's shared heap, not a LoopingCall: that is a
+        # timer, a Deferred and a DelayedCall, 600 bytes on every idle connection.
+        assert self._rekey_timer is not None
+        self._rekey_timer.release()
+        self._rekey_timer = deadlines.of(self.reactor).call_at(
+            self.reactor.seconds() + self.factory.settings.rekey_seconds, self._rekey_by_time
+        )
         # The KEXINIT goes out now: an idle connection has no other write to carry it.
         if self.core is not None:
             self.core.request_rekey()
