@@ -110,3 +110,14 @@ def test_rekey_timer_sends_kexinit_at_once(memory_server: MemoryServer) -> None:
     client = memory_server.login()
     memory_server.clock.advance(memory_server.settings.rekey_seconds)
     assert client.recv()[0] == c.SSH_MSG_KEXINIT
+
+
+def test_rekey_timer_comes_back_every_interval(memory_server: MemoryServer) -> None:
+    client = memory_server.login()
+    for _ in range(2):
+        memory_server.clock.advance(memory_server.settings.rekey_seconds)
+        their_kexinit = client.recv()
+        assert their_kexinit[0] == c.SSH_MSG_KEXINIT
+        client.finish_kex(client.kexinit(), their_kexinit, strict=False)
+    client.lose()
+    assert memory_server.clock.getDelayedCalls() == []  # the last deadline went with it
