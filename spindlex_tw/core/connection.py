@@ -388,6 +388,7 @@ class ConnectionService:
         if not state.confirmed:
             return []
         send = self._transport.send
+        send_parts = self._transport.send_parts
         peer_id = state.peer_id
         output = state.output
         while output:
@@ -423,7 +424,7 @@ class ConnectionService:
                 )
             else:
                 parts[0] = _DATA_HEADER.pack(c.SSH_MSG_CHANNEL_DATA, peer_id, size)
-            send(b"".join(parts))  # the one copy of the data before sealing
+            send_parts(parts)  # copied once, into the packet that is then sealed in place
             state.remote_window -= size
             state.buffered -= size
         if not output and state.close_requested and not state.close_sent:

@@ -9,7 +9,7 @@ and bytes (for rekeying), and applies compression.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from spindlex_tw.core.algorithms.ciphers import Opener, Sealer, make_opener, make_sealer
 from spindlex_tw.core.algorithms.compression import (
@@ -154,17 +154,22 @@ class PacketEncoder:
         return self._random[pos : pos + count]
 
     def encode(self, payload: bytes | bytearray | memoryview) -> bytearray:
-        """The wire form of one packet carrying ``payload``.
+        """The wire form of one packet carrying ``payload``."""
+        return self.encode_parts((payload,))
+
+    def encode_parts(self, parts: Sequence[bytes | bytearray | memoryview]) -> bytearray:
+        """The wire form of one packet whose payload is ``parts`` end to end.
 
         The packet is framed once, in a buffer with room for the tag (joined,
         not zero-filled and then copied into), and sealed there: the payload
-        is copied exactly once.
+        is copied exactly once, from its pieces (a channel message's header
+        and the queued data it carries) straight into the packet.
         """
         if self._compressor is not None:
-            payload = self._compressor.compress(bytes(payload))
+            parts = (self._compressor.compress(b"".join(parts)),)
         sealer = self._sealer
         block = sealer.block_size
-        size = len(payload)
+        size = sum(map(len, parts))
         # The aligned part is padding_length || payload || padding, plus the
         # length field unless the protection keeps that field outside.
         unpadded = 1 + size + (0 if sealer.length_excluded else 4)
@@ -175,7 +180,7 @@ class PacketEncoder:
         wire = bytearray().join(
             (
                 _HEADER.pack(packet_length, padding),
-                payload,
+                *parts,
                 self._padding(padding),
                 self._tag_room,
             )

@@ -143,9 +143,12 @@ class ServerTransport:
     # --- public interface --------------------------------------------------------
 
     def data_to_send(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
+        return b"".join(self.packets_to_send())
+
+    def packets_to_send(self) -> list[bytes | bytearray]:
+        """What :meth:`data_to_send` joins: each packet in its own buffer, for a gathering send."""
+        out, self._out = self._out, []
+        return out
 
     def register_service(self, name: str, factory: Callable[[], Service]) -> None:
         """Offer ``name`` (e.g. ``ssh-userauth``) to a SERVICE_REQUEST."""
@@ -234,6 +237,16 @@ class ServerTransport:
             self._held.append(payload)
         else:
             self._write_packet(payload)
+
+    def send_parts(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+        """:meth:`send` for a message in pieces, copied once: into its packet."""
+        if self.closed:
+            return
+        if self._holding():
+            self._held.append(b"".join(parts))
+        else:
+            self._out.append(self._encoder.encode_parts(parts))
+            self._maybe_rekey()
 
     def _holding(self) -> bool:
         return self._kex is not None and not self._kex.newkeys_sent

@@ -298,10 +298,10 @@ class SSHServerProtocol(protocol.Protocol):
         core = self.core
         if core is None or self.transport is None:
             return
-        data = core.data_to_send()
-        if data:
-            self.bytes_out += len(data)
-            sendnow.write(self.transport, data)
+        packets = core.packets_to_send()
+        if packets:
+            self.bytes_out += sum(map(len, packets))
+            sendnow.write_sequence(self.transport, packets)
         if core.closed:
             self.transport.loseConnection()
 

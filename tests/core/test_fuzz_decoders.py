@@ -48,6 +48,9 @@ class _Transport:
     def send(self, payload: bytes) -> None:
         self.sent.append(payload)
 
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        self.sent.append(b"".join(parts))
+
     def disconnect(self, reason: int, description: str) -> None:
         self.closed = True
 

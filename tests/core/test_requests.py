@@ -175,6 +175,9 @@ class _Sink:
     def send(self, payload: bytes) -> None:
         self.sent.append(payload)
 
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        self.sent.append(b"".join(parts))
+
 
 def _service_with_session() -> tuple[ConnectionService, _Sink, int]:
     sink = _Sink()

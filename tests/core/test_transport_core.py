@@ -145,6 +145,9 @@ class _Sink:
     def send(self, payload: bytes) -> None:
         self.sent.append(payload)
 
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        self.sent.append(b"".join(parts))
+
     def unimplemented(self) -> list[ev.Event]:
         return []
 

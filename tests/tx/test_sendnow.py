@@ -27,14 +27,14 @@ class Collector(protocol.Protocol):
 
 
 class Sender(protocol.Protocol):
-    def __init__(self, parts: list[bytes], queued_after_first: list[int]) -> None:
-        self.parts = parts
+    def __init__(self, writes: list[list[bytes]], queued_after_first: list[int]) -> None:
+        self.writes = writes
         self.queued_after_first = queued_after_first
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
-        for number, part in enumerate(self.parts):
-            sendnow.write(transport, part)
+        for number, parts in enumerate(self.writes):
+            sendnow.write_sequence(transport, parts)
             if number == 0:
                 # A small first write went straight to the kernel: nothing is queued.
                 self.queued_after_first.append(transport._tempDataLen + len(transport.dataBuffer))
@@ -42,13 +42,18 @@ class Sender(protocol.Protocol):
 
 @pytest_twisted.ensureDeferred
 async def test_small_writes_go_out_at_once_and_big_ones_keep_their_order() -> None:
-    # Far more than the socket buffers hold, so later parts are queued behind a
-    # partial send and must still arrive after it, byte for byte.
-    parts = [b"hello", os.urandom(8 << 20), b"middle", os.urandom(8 << 20), b"end"]
-    expected = b"".join(parts)
+    # Far more than the socket buffers hold, so a gathering send stops inside a
+    # part, what is left of it is queued, and later parts queue behind it: all
+    # must still arrive in order, byte for byte.
+    writes = [
+        [b"hello", b" ", b"world"],
+        [os.urandom(8 << 20), bytearray(b"middle")],
+        [os.urandom(8 << 20), b"end"],
+    ]
+    expected = b"".join(b"".join(parts) for parts in writes)
     queued: list[int] = []
     done: defer.Deferred[bytes] = defer.Deferred()
-    server = protocol.ServerFactory.forProtocol(lambda: Sender(parts, queued))
+    server = protocol.ServerFactory.forProtocol(lambda: Sender(writes, queued))
     port = reactor.listenTCP(0, server, interface="127.0.0.1")
     client = protocol.ClientCreator(reactor, Collector, len(expected), done)
     connection = await client.connectTCP("127.0.0.1", port.getHost().port)
@@ -63,6 +68,6 @@ async def test_small_writes_go_out_at_once_and_big_ones_keep_their_order() -> No
 
 def test_transports_other_than_sockets_just_queue() -> None:
     transport = StringTransport()
-    sendnow.write(transport, b"abc")
+    sendnow.write_sequence(transport, [b"a", bytearray(b"bc")])
     assert transport.value() == b"abc"
     assert not sendnow.can_send_now(transport)

@@ -30,24 +30,36 @@ def can_send_now(transport: Any) -> bool:
     )
 
 
-def write(transport: Any, data: bytes) -> None:
-    """``transport.write(data)``, sending what the socket takes at once if nothing is queued."""
-    if data and can_send_now(transport):
-        view = memoryview(data)
-        total = 0
-        while total < len(data):
-            # Twisted sends at most SEND_LIMIT (128 KiB) per call: go on while the
-            # kernel takes whole calls, so only a true remainder is copied and queued.
-            sent = transport.writeSomeData(view[total:])
-            # An exception instead of a count is a broken connection: queue the data
-            # so that Twisted's own write path meets the error and closes the transport.
-            if not isinstance(sent, int) or sent <= 0:
-                break
-            total += sent
-            if sent < transport.SEND_LIMIT:
-                break
-        if total == len(data):
+# The most buffers Linux takes in one sendmsg (IOV_MAX); a longer list is joined first.
+_MAX_BUFFERS = 1024
+
+
+def write_sequence(transport: Any, parts: list[bytes | bytearray]) -> None:
+    """``transport.writeSequence(parts)``, sending what the socket takes now if nothing is queued.
+
+    One ``sendmsg`` gathers the pieces (SSH packets, each sealed in a buffer of
+    its own) as they are, where joining them for ``send`` would copy every
+    byte once more. Only what the kernel does not take is joined and queued.
+    """
+    if can_send_now(transport) and len(parts) <= _MAX_BUFFERS:
+        try:
+            sent = transport.socket.sendmsg(parts)
+        except OSError:
+            # EAGAIN: nothing taken. Anything else is a broken connection: queue the
+            # data so that Twisted's own write path meets the error and closes the transport.
+            sent = 0
+        parts = _unsent(parts, sent)
+        if not parts:
             return
-        if total:
-            data = data[total:]
-    transport.write(data)
+    transport.write(b"".join(parts))
+
+
+def _unsent(parts: list[bytes | bytearray], sent: int) -> list[Any]:
+    """What is left of ``parts`` once their first ``sent`` bytes are gone."""
+    for index, part in enumerate(parts):
+        if sent < len(part):
+            if not sent:
+                return parts[index:]
+            return [memoryview(part)[sent:], *parts[index + 1 :]]
+        sent -= len(part)
+    return []
