@@ -134,8 +134,10 @@ class FileSystem(Protocol):
     def read(self, file: OpenFile, length: int, offset: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; ``b""`` at or past the end."""
 
-    def read_cached(self, file: OpenFile, length: int, offset: int) -> bytes | None:
-        """:meth:`read` if it cannot wait, else None; may raise CachedReadUnsupported."""
+    def read_cached(self, file: OpenFile, length: int, offset: int) -> bytes | bytearray | None:
+        """:meth:`read` if it cannot wait, else None; may raise CachedReadUnsupported.
+
+        The data may come in a bytearray, the buffer it was read into."""
 
     def write(self, file: OpenFile, data: memoryview | bytes, offset: int) -> None:
         """All of ``data`` at ``offset`` (at the end on a file opened O_APPEND)."""

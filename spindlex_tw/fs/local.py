@@ -186,14 +186,15 @@ class LocalFileSystem:
         return os.pread(fd, length, offset)
 
     @staticmethod
-    def read_cached(fd: int, length: int, offset: int) -> bytes | None:
+    def read_cached(fd: int, length: int, offset: int) -> bytearray | None:
         """:meth:`read` if it cannot wait on the disk, else None (Linux ``RWF_NOWAIT``).
 
         The data comes from the page cache or not at all: a read the kernel
         would have to wait for fails at once, and so does a read only partly
         cached; a short read that reaches the end of the file is the answer.
         Raises :class:`CachedReadUnsupported` where the filesystem (tmpfs) or
-        the system cannot read so.
+        the system cannot read so. The buffer read into is the answer: a copy
+        to bytes would be one more pass over every byte a download sends.
         """
         if not _RWF_NOWAIT:
             raise CachedReadUnsupported
@@ -207,13 +208,12 @@ class LocalFileSystem:
                 raise CachedReadUnsupported from exc
             raise
         if got == length:
-            return bytes(buffer)
-        if got == 0:
-            return b""
+            return buffer
         # Short: the end of the file (the whole rest was cached: a small file's
         # only READ), or only a cached part of the range, to be read in full.
-        if offset + got >= os.fstat(fd).st_size:
-            return bytes(buffer[:got])
+        if got == 0 or offset + got >= os.fstat(fd).st_size:
+            del buffer[got:]
+            return buffer
         return None
 
     @staticmethod

@@ -163,7 +163,7 @@ class QuotaFileSystem:
     def read(self, file: QuotaFile, length: int, offset: int) -> bytes:
         return self.inner.read(file.file, length, offset)
 
-    def read_cached(self, file: QuotaFile, length: int, offset: int) -> bytes | None:
+    def read_cached(self, file: QuotaFile, length: int, offset: int) -> bytes | bytearray | None:
         return self.inner.read_cached(file.file, length, offset)
 
     def write(self, file: QuotaFile, data: memoryview | bytes, offset: int) -> None:

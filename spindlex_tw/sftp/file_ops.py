@@ -185,9 +185,10 @@ async def read(ctx: Context, rid: int, r: Reader) -> Reply:
         return replies.status(rid, SSH_FX_PERMISSION_DENIED)
     if not length:
         return replies.data(rid, b"")  # odd but allowed; OpenSSH answers the same
+    read: Callable[[], bytes | bytearray] = partial(ctx.fs.read, handle.fd, length, offset)
     with handle.use():
         chunk = await ctx.io(
-            partial(ctx.fs.read, handle.fd, length, offset),
+            read,
             # Data in the page cache is copied at once, without a thread hand-off.
             attempt=partial(_read_cached, ctx.fs, handle, length, offset),
         )
@@ -197,8 +198,13 @@ async def read(ctx: Context, rid: int, r: Reader) -> Reply:
     return replies.data(rid, chunk)
 
 
-def _read_cached(fs: FileSystem, handle: FileHandle, length: int, offset: int) -> bytes | None:
-    """A READ from the page cache, or None if it would wait (or cannot be tried here)."""
+def _read_cached(
+    fs: FileSystem, handle: FileHandle, length: int, offset: int
+) -> bytes | bytearray | None:
+    """A READ from the page cache, or None if it would wait (or cannot be tried here).
+
+    The data may be the bytearray it was read into: SFTPProtocol sends it as it is.
+    """
     if not handle.cached_reads:
         return None
     try:

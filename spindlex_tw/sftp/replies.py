@@ -23,7 +23,7 @@ from spindlex_tw.sftp.codes import (
 )
 from spindlex_tw.sftp.status import message_for
 
-Reply = list[bytes]
+Reply = list[bytes | bytearray]
 
 _HEADER = struct.Struct(">IBI")  # length, type, request id
 _DATA_HEADER = struct.Struct(">IBII")  # length, type, request id, data length
@@ -47,7 +47,7 @@ def handle(request_id: int, handle_id: bytes) -> Reply:
     return _packet(SSH_FXP_HANDLE, request_id, string(handle_id))
 
 
-def data(request_id: int, payload: bytes) -> Reply:
+def data(request_id: int, payload: bytes | bytearray) -> Reply:
     size = len(payload)
     header = _DATA_HEADER.pack(size + 9, SSH_FXP_DATA, request_id, size)
     return [header, payload] if size else [header]

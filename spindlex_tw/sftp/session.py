@@ -178,7 +178,7 @@ class SftpSession:
         self._buffer.feed(data)
         self._pump()
 
-    def data_to_send(self) -> list[bytes]:
+    def data_to_send(self) -> list[bytes | bytearray]:
         """Replies for the client, :data:`OUTPUT_BATCH` bytes of them at most, none
         while the client is not taking them (:meth:`set_output_blocked`).
 
@@ -187,7 +187,7 @@ class SftpSession:
         budget they free is spent by :meth:`take_jobs`, after the driver has
         written them: a transport that is full has paused the session by then.
         """
-        out: list[bytes] = []
+        out: list[bytes | bytearray] = []
         size = freed = 0
         while self._out and not self._output_blocked and size < OUTPUT_BATCH:
             reply, cost = self._out.popleft()

@@ -157,13 +157,17 @@ class SFTPProtocol(Protocol):
         # requests a client packs into one channel message arrive at once.
         self._input_held: Any = None
         self._output_held: Any = None
-        self._unpaid: list[bytes] = []  # replies charged to the download limit, sent when paid
+        # Replies charged to the download limit, sent once it has paid for them.
+        self._unpaid: list[bytes | bytearray] = []
         self._consumer_paused = False  # the transport asked us to hold replies
         self._ending = False
         self._lost = False
         self._finished: list[defer.Deferred[None]] = []
         # The transport, untyped: a channel or any ITransport with the producer methods.
         self._transport: Any = None
+        # A file's data may be in the bytearray it was read into (LocalFileSystem.read_cached):
+        # an SSH channel sends it as it is, Twisted's own transports (stdio) take only bytes.
+        self._bytes_only = True
         # For audit events: whose session, and when each open handle was opened.
         self._session_id: str | None = None
         self._username: str | None = None
@@ -173,6 +177,7 @@ class SFTPProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self._transport = self.transport
+        self._bytes_only = not getattr(self.transport, "takes_buffers", False)
         get_username = getattr(self.transport, "get_username", None)
         username = get_username() if callable(get_username) else None
         self._session_id = getattr(self.transport, "session_id", None)
@@ -293,6 +298,8 @@ class SFTPProtocol(Protocol):
             # requests, even while jobs run inline and finish on the spot.
             output = session.data_to_send()
             if output and not self._lost:
+                if self._bytes_only:
+                    output = [bytes(part) for part in output]
                 if self._download is None:
                     self._transport.writeSequence(output)
                 else:
@@ -325,7 +332,7 @@ class SFTPProtocol(Protocol):
         else:
             self._input_held = self._reactor.callLater(delay, self._release_input)
 
-    def _send_paid(self, output: list[bytes]) -> None:
+    def _send_paid(self, output: list[bytes | bytearray]) -> None:
         """Send replies once the download limit has paid for them.
 
         Charged now; while that puts the bucket in debt they wait, and the

@@ -43,6 +43,10 @@ class Channel:
     # so the data path tests nothing on its way there.
     data_received: Callable[[bytes, int], None]
 
+    #: ``write`` and ``writeSequence`` take any bytes-like buffer, not only bytes (Twisted's
+    #: own transports refuse others): a file's data goes out without a copy to bytes first.
+    takes_buffers = True
+
     # Session facts (see facts.py), written by tx/session.py when a request is granted.
     term = Fact[str | None]()
     term_size = Fact[tuple[int, int, int, int]]()
