@@ -508,9 +508,14 @@ class ServerTransport:
         if self._kex is not None or self.session_id is None or self.closed:
             return
         encoder, decoder, config = self._encoder, self._decoder, self.config
+        # Called for every packet each way: plain comparisons, no max() calls.
+        limit = config.rekey_bytes
+        packets = config.rekey_packets
         if (
-            max(encoder.bytes_since_kex, decoder.bytes_since_kex) > config.rekey_bytes
-            or max(encoder.packets_since_kex, decoder.packets_since_kex) >= config.rekey_packets
+            encoder.bytes_since_kex > limit
+            or decoder.bytes_since_kex > limit
+            or encoder.packets_since_kex >= packets
+            or decoder.packets_since_kex >= packets
         ):
             self._start_kex()
 
