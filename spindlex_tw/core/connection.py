@@ -62,7 +62,7 @@ class ConnectionService:
 
     # --- input ------------------------------------------------------------------------
 
-    def handle(self, msg: int, payload: bytes) -> list[Event]:
+    def handle(self, msg: int, payload: bytes | memoryview) -> list[Event]:
         handler = _HANDLERS.get(msg)
         if handler is None:
             if msg in (c.SSH_MSG_USERAUTH_REQUEST,):

@@ -23,6 +23,8 @@ Rng = Callable[[int], bytes]
 _U32 = struct.Struct(">I")
 _HEADER = struct.Struct(">IB")
 _MIN_PADDING = 4
+# CHANNEL_DATA and CHANNEL_EXTENDED_DATA: most of the bytes a connection receives.
+_DATA_MESSAGES = frozenset((94, 95))
 # Padding takes 4 to 19 bytes a packet: one rng call serves a few dozen packets, and
 # an idle connection holds 256 bytes of it, not the 4 KiB a bigger pool would keep.
 _RANDOM_POOL = 256
@@ -62,7 +64,7 @@ class PacketDecoder:
     def buffered(self) -> int:
         return len(self._buffer) - self._pos
 
-    def next_payload(self) -> bytes | None:
+    def next_payload(self) -> bytes | memoryview | None:
         """Return the next complete payload, or ``None`` until more bytes arrive.
 
         Raises :class:`ProtocolError` for lengths, padding or MACs that are wrong.
@@ -99,10 +101,17 @@ class PacketDecoder:
         padding = body[0]
         if padding < _MIN_PADDING or padding + 1 >= len(body):
             raise ProtocolError("bad packet padding")
-        payload = body[1 : len(body) - padding]
+        end = len(body) - padding
+        payload: bytes | memoryview
         if self._decompressor is not None:
-            payload = self._decompressor.decompress(payload, self._max_payload)
-        elif len(payload) > self._max_payload:
+            payload = self._decompressor.decompress(body[1:end], self._max_payload)
+        elif body[1] in _DATA_MESSAGES:
+            # Read in place, not sliced out: the connection layer copies out the
+            # data it keeps, and a copy here would be one more pass over every byte.
+            payload = memoryview(body)[1:end]
+        else:
+            payload = body[1:end]
+        if len(payload) > self._max_payload:
             raise ProtocolError("packet payload too long")
         if not payload:
             raise ProtocolError("empty packet payload")

@@ -16,7 +16,7 @@ from spindlex_tw.core.events import ConnectionFailed, Event
 class Service(Protocol):
     """A layer above the transport: user authentication or the connection protocol."""
 
-    def handle(self, msg: int, payload: bytes) -> list[Event]: ...
+    def handle(self, msg: int, payload: bytes | memoryview) -> list[Event]: ...
 
 
 class TransportLink(Protocol):

@@ -289,7 +289,7 @@ class ServerTransport:
 
     # --- dispatch -------------------------------------------------------------------
 
-    def _dispatch(self, payload: bytes) -> list[Event]:
+    def _dispatch(self, payload: bytes | memoryview) -> list[Event]:
         msg = payload[0]
         kex = self._kex
         if kex is not None and kex.skip_guess and msg in _KEX_METHOD_RANGE:
@@ -305,11 +305,13 @@ class ServerTransport:
             # RFC 4253 7.1: between the peer's KEXINIT and its NEWKEYS only
             # transport and key exchange messages may come.
             raise ProtocolError(f"unexpected message {msg} during key exchange")
+        # Only channel data comes as a view (PacketDecoder), and none of it is the
+        # transport's: bytes() below hands on the same object, no copy.
         handler = self._transport_handlers.get(msg)
         if handler is not None:
-            return handler(self, payload)
+            return handler(self, bytes(payload))
         if msg in _KEX_METHOD_RANGE:
-            return self._on_kex_method(payload)
+            return self._on_kex_method(bytes(payload))
         if msg < 50 or msg > 127:
             return self.unimplemented()
         if self.service is None:
