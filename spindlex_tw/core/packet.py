@@ -39,8 +39,11 @@ class PacketDecoder:
         self._max_payload = max_payload
         self._opener: Opener = make_opener("none", None, b"", b"", b"")
         self._decompressor: Decompressor | None = None
-        self._buffer = bytearray()
+        # Received bytes: the latest read, read in place from _pos, and the head of a
+        # packet that an earlier read ended inside, completed before anything else.
+        self._chunk = b""
         self._pos = 0
+        self._partial = bytearray()
         self._length: int | None = None  # packet_length of the packet being read
         self.sequence = 0
         self.bytes_since_kex = 0
@@ -59,10 +62,33 @@ class PacketDecoder:
         self.sequence = 0
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        """Take received bytes. They are read in place: only a packet cut by the end of
+        one read is copied, to be completed from the next (see :meth:`next_payload`)."""
+        if self._pos < len(self._chunk):
+            self._carry()  # bytes fed before the last were read out: keep them in order
+        self._chunk = data if type(data) is bytes else bytes(data)
+        self._pos = 0
 
     def buffered(self) -> int:
-        return len(self._buffer) - self._pos
+        return len(self._partial) + len(self._chunk) - self._pos
+
+    def _carry(self) -> None:
+        """Keep what is left of the current chunk: the head of a packet not all here yet."""
+        self._partial += memoryview(self._chunk)[self._pos :]
+        self._chunk = b""
+        self._pos = 0
+
+    def _top_up(self, size: int) -> bool:
+        """Complete the carried head to ``size`` bytes from the chunk; False if it cannot yet."""
+        missing = size - len(self._partial)
+        if missing <= 0:
+            return True
+        if len(self._chunk) - self._pos < missing:
+            self._carry()
+            return False
+        self._partial += memoryview(self._chunk)[self._pos : self._pos + missing]
+        self._pos += missing
+        return True
 
     def next_payload(self) -> bytes | memoryview | None:
         """Return the next complete payload, or ``None`` until more bytes arrive.
@@ -70,34 +96,44 @@ class PacketDecoder:
         Raises :class:`ProtocolError` for lengths, padding or MACs that are wrong.
         """
         opener = self._opener
-        view = memoryview(self._buffer)
-        try:
+        if self._partial:
+            # A packet begun in an earlier read: completed from this one, opened there.
             if self._length is None:
-                if len(self._buffer) - self._pos < opener.first_size:
+                if not self._top_up(opener.first_size):
                     return None
-                length = opener.length(
-                    self.sequence, view[self._pos : self._pos + opener.first_size]
-                )
+                head = memoryview(self._partial)[: opener.first_size]
+                self._length = opener.length(self.sequence, head)
+                head.release()  # the bytearray grows again below: no view may hold it
+                self._check_length(self._length)
+            total = 4 + self._length + opener.tag_size
+            if not self._top_up(total):
+                return None
+            body = opener.open(self.sequence, memoryview(self._partial))
+            self._partial = bytearray()
+        else:
+            pos = self._pos
+            available = len(self._chunk) - pos
+            view = memoryview(self._chunk)  # of bytes: nothing to release, nothing resizes it
+            if self._length is None:
+                if available < opener.first_size:
+                    self._carry()
+                    return None
+                length = opener.length(self.sequence, view[pos : pos + opener.first_size])
                 self._check_length(length)
                 self._length = length
             total = 4 + self._length + opener.tag_size
-            if len(self._buffer) - self._pos < total:
+            if available < total:
+                self._carry()
                 return None
-            body = opener.open(self.sequence, view[self._pos : self._pos + total])
-        finally:
-            view.release()
-        self._pos += total
+            body = opener.open(self.sequence, view[pos : pos + total])
+            self._pos = pos + total
+            if self._pos == len(self._chunk):
+                self._chunk = b""  # all read: an idle connection keeps no copy of its last read
+                self._pos = 0
         self._length = None
         self.sequence = (self.sequence + 1) & _SEQ_MASK
         self.bytes_since_kex += total
         self.packets_since_kex += 1
-        if self._pos == len(self._buffer):
-            # All read: an idle connection keeps no copy of its last packet.
-            self._buffer.clear()
-            self._pos = 0
-        elif self._pos > 65536:
-            del self._buffer[: self._pos]
-            self._pos = 0
         padding = body[0]
         if padding < _MIN_PADDING or padding + 1 >= len(body):
             raise ProtocolError("bad packet padding")
