@@ -231,15 +231,14 @@ class ServerTransport:
 
     def send(self, payload: bytes) -> None:
         """Send an upper-layer message, holding it back while keys change."""
-        if self.closed:
-            return
-        if self._holding():
-            self._held.append(payload)
-        else:
-            self._write_packet(payload)
+        self.send_parts((payload,))
 
     def send_parts(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
-        """:meth:`send` for a message in pieces, copied once: into its packet."""
+        """:meth:`send` for a message in pieces, copied once: into its packet.
+
+        (Held back during a key exchange, the pieces are joined; a single
+        ``bytes`` piece joins to itself, no copy.)
+        """
         if self.closed:
             return
         if self._holding():
