@@ -86,8 +86,9 @@ class UserAuthService:
     # --- input ------------------------------------------------------------------------
 
     def handle(self, msg: int, payload: bytes | memoryview) -> list[Event]:
-        # A view is channel data (see PacketDecoder), never ours; bytes(payload) of the
-        # bytes our messages come in is the same object, not a copy.
+        # Only channel data comes as a view (PacketDecoder), and none of it is ours:
+        # bytes() of the bytes our messages come in is the same object, no copy.
+        data = bytes(payload)
         if self.done:
             if msg == c.SSH_MSG_USERAUTH_REQUEST:
                 return []  # RFC 4252 5.1: requests after success are ignored
@@ -96,14 +97,14 @@ class UserAuthService:
             if self._pending is not None or self._queue:
                 if len(self._queue) >= self._limits.max_queued:
                     raise ProtocolError("too many authentication requests in flight")
-                self._queue.append(bytes(payload))
+                self._queue.append(data)
                 return []
-            return self._dispatch_request(bytes(payload))
+            return self._dispatch_request(data)
         if msg == c.SSH_MSG_USERAUTH_INFO_RESPONSE and self._info_pending:
             self._info_pending = False
-            return self._info_response(bytes(payload))
+            return self._info_response(data)
         if self._gssapi is not None and msg in gssapi_auth.CLIENT_MESSAGES:
-            return self._gssapi_step(self._gssapi.receive(msg, bytes(payload)))
+            return self._gssapi_step(self._gssapi.receive(msg, data))
         raise ProtocolError(f"unexpected message {msg} during user authentication")
 
     def _request(self, payload: bytes) -> list[Event]:
