@@ -11,9 +11,8 @@ reports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from spindlex_tw.core.errors import DecodeError
 from spindlex_tw.core.wire import Reader
@@ -134,7 +133,7 @@ def flag_names(pflags: int) -> tuple[str, ...]:
 
 def describe(
     kind: int, packet: memoryview | bytes, handles: HandleTable, symlink_target_first: bool = True
-) -> _Pending | None:
+) -> Pending | None:
     """What request ``packet`` (of type ``kind``) is about to do, or None if not audited.
 
     ``symlink_target_first`` is the session's SYMLINK order (Limits.symlink_target_first).
@@ -143,21 +142,21 @@ def describe(
     try:
         if kind == SSH_FXP_OPEN:
             path = _text(r.string())
-            return _Pending(Operation("open", path, flags=flag_names(r.uint32())))
+            return Pending("open", path, flags=flag_names(r.uint32()))
         if kind == SSH_FXP_CLOSE:
             handle = handles.file(r.string())
-            return None if handle is None else _Pending(Operation("close", ""), handle)
+            return None if handle is None else Pending("close", file=handle)
         if kind in _ONE_PATH:
-            return _Pending(Operation(_ONE_PATH[kind], _text(r.string())))
+            return Pending(_ONE_PATH[kind], _text(r.string()))
         if kind == SSH_FXP_FSETSTAT:
             handle = handles.file(r.string())
-            return None if handle is None else _Pending(Operation("setstat", _text(handle.path)))
+            return None if handle is None else Pending("setstat", _text(handle.path))
         if kind == SSH_FXP_RENAME:
-            return _Pending(Operation("rename", _text(r.string()), target=_text(r.string())))
+            return Pending("rename", _text(r.string()), target=_text(r.string()))
         if kind == SSH_FXP_SYMLINK:
             first, second = _text(r.string()), _text(r.string())
             target, link = (first, second) if symlink_target_first else (second, first)
-            return _Pending(Operation("symlink", link, target=target))
+            return Pending("symlink", link, target=target)
         if kind == SSH_FXP_EXTENDED:
             return _extended(r, handles)
     except DecodeError:
@@ -173,13 +172,13 @@ _ONE_PATH = {
 }
 
 
-def _extended(r: Reader, handles: HandleTable) -> _Pending | None:
+def _extended(r: Reader, handles: HandleTable) -> Pending | None:
     name = r.string()
     if name in _EXTENDED_PATHS:
         operation, paths = _EXTENDED_PATHS[name]
         path = _text(r.string())
         target = _text(r.string()) if paths == 2 else None
-        return _Pending(Operation(operation, path, target=target))
+        return Pending(operation, path, target=target)
     if name == b"copy-data":
         source = handles.file(r.string())
         r.uint64()  # read offset
@@ -187,40 +186,46 @@ def _extended(r: Reader, handles: HandleTable) -> _Pending | None:
         destination = handles.file(r.string())
         if source is None or destination is None:
             return None
-        return _Pending(
-            Operation("copy", _text(source.path), target=_text(destination.path), length=length)
-        )
+        return Pending("copy", _text(source.path), target=_text(destination.path), length=length)
     return None
 
 
-class _Pending:
-    """An operation under way; ``finish`` adds what only its outcome tells."""
+class Pending:
+    """An operation under way; ``finish`` makes its record once the outcome is known.
 
-    __slots__ = ("file", "operation")
+    Its record is built only then, field by field: building one here and a
+    copy with the outcome (``dataclasses.replace`` looks every field up by
+    name) cost more than the rest of an audited small-file OPEN's record.
+    """
 
-    def __init__(self, operation: Operation, file: FileHandle | None = None) -> None:
-        self.operation = operation
-        self.file = file
+    __slots__ = ("file", "flags", "length", "name", "path", "target")
 
-    def finish(self, status: str, reply: Reply | None) -> Operation:
+    def __init__(
+        self,
+        name: str,
+        path: str = "",
+        target: str | None = None,
+        flags: tuple[str, ...] = (),
+        length: int | None = None,
+        file: FileHandle | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.target = target
+        self.flags = flags
+        self.length = length
+        self.file = file  # CLOSE: the handle, whose path and byte counts the record reports
+
+    def finish(self, reply: Reply | None, error: BaseException | None) -> Operation:
+        """The record of this operation, which answered ``reply`` or raised ``error``."""
+        status = reply_status(reply) if error is None else error_status(error)
         if self.file is not None:
             return closed(self.file, status)
-        described = self.operation
-        handle = described.handle
-        if described.name == "open" and reply is not None and status == "ok":
-            handle = _handle_of(reply) or handle
-        # Built field by field: dataclasses.replace, which looks every field up by
-        # name, cost more than the rest of an audited small-file OPEN's record.
+        handle = None
+        if self.name == "open" and reply is not None and status == "ok":
+            handle = _handle_of(reply)
         return Operation(
-            described.name,
-            described.path,
-            status,
-            described.target,
-            described.flags,
-            handle,
-            described.bytes_read,
-            described.bytes_written,
-            described.length,
+            self.name, self.path, status, self.target, self.flags, handle, length=self.length
         )
 
 
@@ -266,16 +271,3 @@ def error_status(error: BaseException) -> str:
     else:
         code = SSH_FX_FAILURE
     return STATUS_NAMES.get(code, str(code))
-
-
-async def watched(
-    request: Coroutine[Any, Any, Reply | None], pending: _Pending, record: Record
-) -> Reply | None:
-    """Run ``request`` as the session would, then ``record`` what it did."""
-    try:
-        reply = await request
-    except BaseException as exc:
-        record(pending.finish(error_status(exc), None))
-        raise
-    record(pending.finish(reply_status(reply), reply))
-    return reply

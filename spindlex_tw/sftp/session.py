@@ -81,7 +81,7 @@ def _ignore(message: str, error: BaseException) -> None:
 class _Task:
     """One request in progress."""
 
-    __slots__ = ("coro", "cost", "done", "lane", "reply", "request_id", "room")
+    __slots__ = ("coro", "cost", "done", "lane", "pending", "reply", "request_id", "room")
 
     def __init__(
         self, coro: Coroutine[Any, Any, Reply | None], request_id: int, cost: int, room: int
@@ -93,6 +93,7 @@ class _Task:
         self.lane: bytes | None = None  # the handle whose replies must keep request order
         self.done = False
         self.reply: Reply | None = None
+        self.pending: audit.Pending | None = None  # what the audit trail will record of it
 
 
 # Requests whose first field is a handle. OpenSSH's clients take their replies
@@ -361,14 +362,11 @@ class SftpSession:
         if handler is None:
             self._out.append((replies.status(number, SSH_FX_OP_UNSUPPORTED), 0))
             return
-        request: Coroutine[Any, Any, Reply | None] = handler(self._ctx, number, Reader(packet, 5))
+        task = self._start(handler(self._ctx, number, Reader(packet, 5)), number, cost, room)
         if self._record is not None and kind in audit.AUDITED:
-            pending = audit.describe(
+            task.pending = audit.describe(
                 kind, packet, self._ctx.handles, self.limits.symlink_target_first
             )
-            if pending is not None:
-                request = audit.watched(request, pending, self._record)
-        task = self._start(request, number, cost, room)
         if kind in _HANDLE_REQUESTS and len(packet) >= 9:
             lane = bytes(packet[9 : 9 + int.from_bytes(packet[5:9], "big")])
             task.lane = lane
@@ -390,13 +388,24 @@ class SftpSession:
             else:
                 effect = task.coro.send(value)
         except StopIteration as stop:
+            if task.pending is not None:
+                self._audit(task.pending, stop.value, None)
             self._finish(task, stop.value)
         except BaseException as exc:
+            if task.pending is not None:
+                self._audit(task.pending, None, exc)
             self._finish(task, self._failure_reply(task.request_id, exc))
             if not isinstance(exc, Exception):
                 raise
         else:
             self._suspend(task, effect)
+
+    def _audit(
+        self, pending: audit.Pending, reply: Reply | None, error: BaseException | None
+    ) -> None:
+        # Recorded as the request finishes, before its reply waits for others on its handle.
+        assert self._record is not None
+        self._record(pending.finish(reply, error))
 
     def _suspend(self, task: _Task, effect: Effect[Any]) -> None:
         if isinstance(effect, Wait):
