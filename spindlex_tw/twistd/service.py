@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from twisted.application import service
 from twisted.internet import defer, endpoints
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 
 from spindlex_tw.crypto.pkey import KeyFileError, PKey
@@ -60,6 +60,9 @@ from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
 from spindlex_tw.twistd.reload import Rereader, reload
 from spindlex_tw.twistd.state import default_host_key, state_directory
 from spindlex_tw.twistd.storage_s3 import OPTIONS as S3_OPTIONS
+from spindlex_tw.twistd.text_log import FLAGS as LOG_FLAGS
+from spindlex_tw.twistd.text_log import OPTIONS as LOG_OPTIONS
+from spindlex_tw.twistd.text_log import TextLogChoice, TextLogFilter, for_twistd, text_log_choice
 from spindlex_tw.twistd.users import OPTIONS as USER_OPTIONS
 from spindlex_tw.twistd.users import UserHomes, UserPolicy
 from spindlex_tw.tx import proxied
@@ -93,6 +96,8 @@ class ServiceConfig:
     #: --audit-log's open file, and --metrics' (description, endpoint, --workers' directory).
     audit_log: IO[str] | None = None
     metrics: tuple[str, Any, str | None] | None = None
+    #: --log-level and --log-sftp: what twistd's text log shows.
+    text_log: TextLogChoice = field(default_factory=TextLogChoice)
 
 
 def _number(kind: Callable[[str], Any], minimum: float) -> Callable[[str, str], Any]:
@@ -175,6 +180,7 @@ class ServiceOptions(usage.Options):
             "users other than root).",
         ],
         *forwarding_options.FLAGS,
+        *LOG_FLAGS,
     ]
     optParameters = [
         ["sftp-root", None, None, "Directory served by SFTP [default: the current directory]."],
@@ -205,6 +211,7 @@ class ServiceOptions(usage.Options):
             "Append the audit events (logins, SFTP operations, commands, forwards, "
             "refusals) to FILE as JSON lines; see docs/audit.md.",
         ],
+        *LOG_OPTIONS,
         [
             "metrics",
             None,
@@ -283,6 +290,7 @@ class ServiceOptions(usage.Options):
 
     def postOptions(self) -> None:
         self._config = self._resolve()
+        self._config.text_log = text_log_choice(self)
         if self["audit-log"]:
             self._config.audit_log = open_audit_log(self["audit-log"])
         if self["metrics"]:
@@ -479,6 +487,8 @@ class SpindleService(service.MultiService):
         self.server = config.server
         #: twistd's pid file, removed if the start-up fails (twistd would leave it).
         self.pidfile: str | None = None
+        #: Under twistd: its text log, filtered; set on the application as its log observer.
+        self.text_log: TextLogFilter | None = None
         self.factory = PolicyFactory(self.server, config.host_keys, config.settings, reactor)
         self.lifecycle = Lifecycle(
             self.factory,
@@ -527,6 +537,12 @@ class SpindleService(service.MultiService):
             self.lifecycle.adopt_workers(workers)
             workers.setServiceParent(self)
 
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        if self.text_log is not None:
+            # twistd adds the service, then starts its log from this component if set.
+            parent.setComponent(ILogObserver, self.text_log)
+
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()
@@ -571,4 +587,5 @@ def makeService(options: ServiceOptions) -> service.MultiService:
     parent = getattr(options, "parent", None)
     if parent is not None:
         spindle.pidfile = parent.get("pidfile") or None
+    spindle.text_log = for_twistd(options, config.text_log)
     return spindle
