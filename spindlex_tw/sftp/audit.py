@@ -193,9 +193,9 @@ def _extended(r: Reader, handles: HandleTable) -> Pending | None:
 class Pending:
     """An operation under way; ``finish`` makes its record once the outcome is known.
 
-    Its record is built only then, field by field: building one here and a
-    copy with the outcome (``dataclasses.replace`` looks every field up by
-    name) cost more than the rest of an audited small-file OPEN's record.
+    Only the description is kept until then: the record (a frozen dataclass,
+    slow to build) is made once, with the outcome, not once here and again
+    with the outcome filled in.
     """
 
     __slots__ = ("file", "flags", "length", "name", "path", "target")
