@@ -587,5 +587,6 @@ def makeService(options: ServiceOptions) -> service.MultiService:
     parent = getattr(options, "parent", None)
     if parent is not None:
         spindle.pidfile = parent.get("pidfile") or None
-    spindle.text_log = for_twistd(options, config.text_log)
+    spindle.text_log, copies_log = for_twistd(options, config.text_log)
+    siblings.log_copies(spindle, copies_log)
     return spindle

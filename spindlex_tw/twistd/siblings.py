@@ -6,6 +6,8 @@ options, handing them its listening sockets; every process accepts from
 them, so a new connection goes to a process that is waiting for work (see
 :mod:`spindlex_tw.twistd.supervisor`). Each worker is a whole server: its own
 reactor, connections and limits (so ``--max-connections`` is per worker).
+The copies log where the twistd process does (see
+:class:`spindlex_tw.twistd.text_log.CopiesLog`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from spindlex_tw.twistd.supervisor import (
     Supervisor,
     listening_socket,
 )
+from spindlex_tw.twistd.text_log import CopiesLog
 
 log = Logger(namespace="spindlex_tw.workers")
 
@@ -137,7 +140,7 @@ class SiblingProcesses(Supervisor):
     """Starts ``count`` copies of this ``twistd spindlex`` and stops them with itself.
 
     The copies get the listening sockets of ``listeners`` (bound before any
-    service starts) as descriptors 3, 4, ...
+    service starts) as descriptors 3, 4, ...; they log as :attr:`copies_log` says.
     """
 
     def __init__(
@@ -149,12 +152,16 @@ class SiblingProcesses(Supervisor):
         listeners: list[SharedListener],
     ) -> None:
         super().__init__(count, reactor)
+        #: Set by :func:`log_copies` before the start: where the copies' log goes.
+        self.copies_log = CopiesLog()
         self.arguments = arguments
         self.password = password
         self.listeners = listeners
 
     def startService(self) -> None:
         super().startService()
+        if self.copies_log.file is not None:
+            self.output = self.copies_log.file.write
         env = dict(os.environ)
         env[WORKER_ENV] = "1"
         if self.password is not None:
@@ -169,5 +176,13 @@ class SiblingProcesses(Supervisor):
         sockets.append(process_shares())
         # twistd's own entry point, run by this interpreter: no console script needed.
         twistd = "from twisted.scripts.twistd import run; run()"
-        command = [sys.executable, "-c", twistd, "-n", "--pidfile=", "spindlex", *self.arguments]
+        command = [sys.executable, "-c", twistd, "-n", "--pidfile=", *self.copies_log.arguments]
+        command += ["spindlex", *self.arguments]
         self.spawn(command, sockets, env, path=os.getcwd())
+
+
+def log_copies(spindle: service.MultiService, log: CopiesLog) -> None:
+    """The copies ``spindle`` starts (if any) log as ``log`` says: where twistd logs."""
+    for child in spindle:
+        if isinstance(child, SiblingProcesses):
+            child.copies_log = log

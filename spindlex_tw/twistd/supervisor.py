@@ -16,6 +16,10 @@ reactor's epoll descriptor). Standard input is a pipe the worker watches
 even by SIGKILL, stops too. A worker that dies while the supervisor runs is
 logged, not restarted: a crash loop should be seen, not hidden.
 
+A worker's standard output is this process's, a pipe read for a ``READY``
+line (``reports_ready``), or a pipe whose lines this process writes on
+(``output``: into the one log file, see :mod:`spindlex_tw.twistd.output_lines`).
+
 Two products use it: ``twistd spindlex --workers N``
 (:mod:`spindlex_tw.twistd.siblings`, copies of the same twistd command) and
 :class:`spindlex_tw.twistd.workers.WorkerPool` (bench/ and programs of users).
@@ -26,12 +30,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
+
+from spindlex_tw.twistd.output_lines import OutputLines
 
 log = Logger(namespace="spindlex_tw.workers")
 
@@ -81,9 +87,15 @@ class _Worker(protocol.ProcessProtocol):
 
     transport: Any  # IProcessTransport; zope interfaces are opaque to mypy
 
-    def __init__(self, supervisor: Supervisor, reports_ready: bool) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        reports_ready: bool,
+        output: Callable[[bytes], None] | None,
+    ) -> None:
         self._supervisor = supervisor
         self._line = b""
+        self._output = OutputLines(output) if output is not None else None
         self.pid: int | None = None
         self.ready: defer.Deferred[int | None] = defer.Deferred()
         self.ended: defer.Deferred[None] = defer.Deferred()
@@ -96,6 +108,8 @@ class _Worker(protocol.ProcessProtocol):
 
     def outReceived(self, data: bytes) -> None:
         if self.ready.called:
+            if self._output is not None:
+                self._output.feed(data)
             return
         self._line += data
         if b"\n" in self._line:
@@ -106,6 +120,9 @@ class _Worker(protocol.ProcessProtocol):
                 self.ready.errback(RuntimeError(f"worker did not start: {line!r}"))
 
     def processEnded(self, reason: Any) -> None:
+        # Called once the worker's pipes are closed too: all it wrote has been read.
+        if self._output is not None:
+            self._output.close()
         self.running = False
         if not self.ready.called:
             self.ready.errback(RuntimeError("worker exited before it was ready"))
@@ -118,16 +135,24 @@ class Supervisor(service.Service):
 
     With ``reports_ready`` a worker's standard output is read for a
     ``READY <port>`` line and :attr:`ready` fires once every worker wrote one
-    (or fails if one cannot start); otherwise workers share this process's
-    standard output and :attr:`ready` fires once they are spawned.
+    (or fails if one cannot start); otherwise :attr:`ready` fires once they
+    are spawned. The workers' standard output (after a READY line) goes to
+    ``output`` in whole lines if it is given, else it is this process's own.
     """
 
-    def __init__(self, count: int, reactor: Any, reports_ready: bool = False) -> None:
+    def __init__(
+        self,
+        count: int,
+        reactor: Any,
+        reports_ready: bool = False,
+        output: Callable[[bytes], None] | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError("at least one worker is needed")
         self.count = count
         self.reactor = reactor
         self.reports_ready = reports_ready
+        self.output = output
         self.ready: defer.Deferred[list[int | None]] = defer.Deferred()
         self._workers: list[_Worker] = []
         #: Seconds the workers get to exit on SIGTERM (a draining server needs its drain).
@@ -141,11 +166,12 @@ class Supervisor(service.Service):
         path: str | None = None,
     ) -> None:
         """Start the workers; called from the owner's ``startService``."""
-        fds: dict[int, Any] = {0: "w", 1: "r" if self.reports_ready else 1, 2: 2}
+        piped = self.reports_ready or self.output is not None
+        fds: dict[int, Any] = {0: "w", 1: "r" if piped else 1, 2: 2}
         for number, sock in enumerate(sockets, FIRST_FD):
             fds[number] = sock.fileno()
         for _ in range(self.count):
-            worker = _Worker(self, self.reports_ready)
+            worker = _Worker(self, self.reports_ready, self.output)
             self.reactor.spawnProcess(
                 worker, argv[0], list(argv), env=env, path=path, childFDs=fds
             )

@@ -15,6 +15,13 @@ an ``ILogObserver`` component of the application instead when one is set
 service sets one: twistd's own destination, worked out from twistd's
 options as twistd does it (``--syslog``, ``--logfile``, ``-n``, the
 daemon's ``twistd.log``), behind :class:`TextLogFilter`.
+
+The ``--workers`` copies run ``twistd -n`` with the same spindlex options,
+filtering alike, and reach the same destination (:class:`CopiesLog`): to
+syslog or a ``--logger`` by themselves, given the same twistd options; to a
+log file through this process, which writes the lines they print into its
+own :class:`LogFile`, so that the file has one writer, one rotation and whole
+lines; to standard output by sharing it.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from twisted.logger import (
 )
 from twisted.python import usage
 from twisted.python.logfile import LogFile
+from twisted.python.reflect import fullyQualifiedName, namedAny
 from zope.interface import implementer
 
 from spindlex_tw.twistd import startup
@@ -105,8 +113,23 @@ class TextLogFilter:
         self.observer(event)
 
 
-def twistd_destination(twistd: Mapping[str, Any]) -> Any:
-    """The observer twistd itself would log to, from twistd's own options ``twistd``.
+@dataclass(frozen=True)
+class CopiesLog:
+    """How the ``--workers`` copies log where this process does.
+
+    They are started with the twistd options ``arguments`` (``--syslog``,
+    ``--logger``) and log there themselves; or, with ``file``, their standard
+    output is a pipe whose lines this process writes into ``file``; with
+    neither, they share its standard output.
+    """
+
+    arguments: tuple[str, ...] = ()
+    file: LogFile | None = None
+
+
+def twistd_destination(twistd: Mapping[str, Any]) -> tuple[Any, CopiesLog]:
+    """The observer twistd itself would log to, from twistd's own options ``twistd``,
+    and how the ``--workers`` copies get there.
 
     The same choices as twistd's Unix logger: ``--syslog`` (with
     ``--prefix``); ``--logfile -``, or ``-n`` without ``--logfile``, to
@@ -117,14 +140,15 @@ def twistd_destination(twistd: Mapping[str, Any]) -> Any:
     if twistd.get("syslog"):
         from twisted.python import syslog
 
-        legacy: Any = syslog.SyslogObserver(twistd.get("prefix", "")).emit
-        return LegacyLogObserverWrapper(legacy)
+        prefix = twistd.get("prefix", "")
+        legacy: Any = syslog.SyslogObserver(prefix).emit
+        return LegacyLogObserverWrapper(legacy), CopiesLog(("--syslog", "--prefix", prefix))
     path = twistd.get("logfile") or ""
     foreground = bool(twistd.get("nodaemon"))
     if path == "-" and not foreground:
         raise usage.UsageError("--logfile -: a daemon cannot log to standard output; add -n")
     if path == "-" or (foreground and not path):
-        return textFileLogObserver(sys.stdout)
+        return textFileLogObserver(sys.stdout), CopiesLog()
     path = path or "twistd.log"
     try:
         log_file = LogFile.fromFullPath(path)
@@ -132,7 +156,7 @@ def twistd_destination(twistd: Mapping[str, Any]) -> Any:
         raise usage.UsageError(f"--logfile {path}: {exc.strerror or exc}") from exc
     if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGUSR1, _rotate_on_signal(log_file))
-    return textFileLogObserver(log_file)
+    return textFileLogObserver(log_file), CopiesLog(file=log_file)
 
 
 def _rotate_on_signal(log_file: LogFile) -> Any:
@@ -145,15 +169,29 @@ def _rotate_on_signal(log_file: LogFile) -> Any:
     return rotate
 
 
-def for_twistd(options: Any, wanted: TextLogChoice) -> TextLogFilter | None:
+def for_twistd(options: Any, wanted: TextLogChoice) -> tuple[TextLogFilter | None, CopiesLog]:
     """The filtered text log for ``options`` parsed by twistd, or None to leave logging alone:
-    options not from twistd (a .tac's own), or twistd's ``--logger`` (the user's observer wins).
+    options not from twistd (a .tac's own), or twistd's ``--logger`` (the user's observer wins);
+    and how the ``--workers`` copies log there.
     """
     twistd = getattr(options, "parent", None)
-    if twistd is None or twistd.get("logger"):
-        return None
+    if twistd is None:
+        return None, CopiesLog()
+    if twistd.get("logger"):
+        return None, _same_logger(twistd["logger"])
     try:
-        destination = twistd_destination(twistd)
+        destination, copies = twistd_destination(twistd)
     except usage.UsageError as exc:
         startup.fail(str(exc))
-    return TextLogFilter(destination, wanted.level, wanted.sftp)
+    return TextLogFilter(destination, wanted.level, wanted.sftp), copies
+
+
+def _same_logger(factory: Any) -> CopiesLog:
+    """The copies use ``--logger``'s factory too, named again from the object twistd imported;
+    one that cannot be named so (not a module's attribute) leaves them on standard output."""
+    try:
+        name = fullyQualifiedName(factory)
+        found = namedAny(name)
+    except Exception:  # any import error of the user's module means: no name to pass on
+        return CopiesLog()
+    return CopiesLog(("--logger", name)) if found is factory else CopiesLog()
