@@ -262,6 +262,8 @@ def _check_small(server: Server, ctx: Context, target: Path, what: str) -> None:
     """Every small file arrived whole; then ``target`` is removed for the next server."""
     sizes = [entry.stat().st_size for entry in os.scandir(target)]
     shutil.rmtree(target)
+    # The next run starts on a settled disk, not behind this one's deletions.
+    os.sync()
     whole = sizes.count(ctx.sizes.small_file_size)
     if whole != ctx.sizes.small_files:
         raise RuntimeError(f"{server.name}: {what}: {whole} of {ctx.sizes.small_files} arrived")
