@@ -25,7 +25,7 @@ from twisted.logger import textFileLogObserver
 from spindlex_tw.twistd.output_lines import MAX_HELD, OutputLines
 from spindlex_tw.twistd.text_log import CopiesLog, TextLogChoice, for_twistd
 from tests.support.harness import ROOT, OpenSSH
-from tests.support.twistd import TWISTD, Twistd, isolated_home
+from tests.support.twistd import TWISTD, Twistd, isolated_home, user_logger
 from tests.support.waiting import free_port, poll
 
 pytestmark = pytest.mark.interop
@@ -155,14 +155,10 @@ def test_a_daemons_copies_log_into_its_logfile(tmp_path: Path, daemon_pids: set[
 
 def test_copies_use_twistds_logger_too(tmp_path: Path) -> None:
     mine = tmp_path / "mine.log"
-    (tmp_path / "my_observer.py").write_text(
-        "from twisted.logger import textFileLogObserver\n\n\n"
-        "def observer():\n"
-        f"    return textFileLogObserver(open({str(mine)!r}, 'a', buffering=1))\n"
-    )
+    logger = user_logger(tmp_path, mine)
     port = free_port()
     server = Twistd(
-        ["--logger", "my_observer.observer", *_spindlex(tmp_path, port)],
+        ["--logger", logger, *_spindlex(tmp_path, port)],
         cwd=tmp_path,
         env={**isolated_home(tmp_path), "PYTHONPATH": f"{ROOT}:{tmp_path}"},
     )

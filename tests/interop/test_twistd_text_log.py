@@ -23,7 +23,7 @@ from twisted.logger import LogLevel
 
 from spindlex_tw.twistd.text_log import TextLogFilter
 from tests.support.harness import ROOT, OpenSSH
-from tests.support.twistd import TWISTD, Twistd, isolated_home
+from tests.support.twistd import TWISTD, Twistd, isolated_home, user_logger
 from tests.support.waiting import free_port, poll
 
 pytestmark = pytest.mark.interop
@@ -235,15 +235,11 @@ def test_a_bad_log_level_is_one_line_and_status_2(tmp_path: Path) -> None:
 def test_twistd_logger_option_wins(tmp_path: Path) -> None:
     """twistd --logger: the user's own observer gets every event, unfiltered."""
     mine = tmp_path / "mine.log"
-    (tmp_path / "my_observer.py").write_text(
-        "from twisted.logger import textFileLogObserver\n\n\n"
-        "def observer():\n"
-        f"    return textFileLogObserver(open({str(mine)!r}, 'a', buffering=1))\n"
-    )
+    logger = user_logger(tmp_path, mine)
     served = tmp_path / "served"
     served.mkdir()
     server = Twistd(
-        ["--logger", "my_observer.observer", "spindlex", "--sftp-root", str(served), *LOCAL,
+        ["--logger", logger, "spindlex", "--sftp-root", str(served), *LOCAL,
          *_listen()],
         cwd=tmp_path,
         env={**isolated_home(tmp_path), "PYTHONPATH": f"{ROOT}:{tmp_path}"},

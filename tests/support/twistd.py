@@ -54,6 +54,17 @@ def isolated_home(tmp: Path) -> dict[str, str]:
     return {"HOME": str(home), "XDG_STATE_HOME": str(home / ".local" / "state")}
 
 
+def user_logger(directory: Path, log: Path) -> str:
+    """Write a module to ``directory`` whose observer appends every event to ``log`` as
+    text; returns its name for ``twistd --logger`` (twistd imports it from its cwd)."""
+    (directory / "my_observer.py").write_text(
+        "from twisted.logger import textFileLogObserver\n\n\n"
+        "def observer():\n"
+        f"    return textFileLogObserver(open({str(log)!r}, 'a', buffering=1))\n"
+    )
+    return "my_observer.observer"
+
+
 class Twistd:
     """A twistd process whose log (stdout) is read line by line as it comes."""
 
