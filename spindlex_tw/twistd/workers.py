@@ -26,13 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    textFileLogObserver,
-)
+from twisted.logger import Logger, LogLevel, textFileLogObserver
 
 from spindlex_tw.twistd import balance
 from spindlex_tw.twistd.parent_watch import stop_when_parent_leaves
@@ -41,10 +35,10 @@ from spindlex_tw.twistd.supervisor import (
     Supervisor,
     listening_socket,
 )
+from spindlex_tw.twistd.text_log import TextLogFilter
 from spindlex_tw.tx.settings import ServerSettings
 
 log = Logger(namespace="spindlex_tw.workers")
-
 
 
 @dataclass(frozen=True)
@@ -91,9 +85,9 @@ def stderr_observer(level: str) -> Any:
     Formatting is most of the cost of an event: filtering before it keeps
     debug events (several per login) from costing anything but their creation.
     """
-    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    observer: Any = textFileLogObserver(sys.stderr)
-    return FilteringLogObserver(observer, [predicate])
+    # The text log's own filter, SFTP operations included: a worker's log shows
+    # every event at its level, as a WorkerConfig asks.
+    return TextLogFilter(textFileLogObserver(sys.stderr), LogLevel.levelWithName(level), True)
 
 
 def build_factory(config: WorkerConfig, reactor: Any = None) -> Any:
